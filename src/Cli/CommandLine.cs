@@ -1,0 +1,55 @@
+using PosteriorGpu.Kernels.Device;
+
+namespace PosteriorGpu.Cli;
+
+/// <summary>The `posteriorgpu` command: dispatches subcommands, turns failures into one-line errors.</summary>
+public static class CommandLine
+{
+    private const string Usage = """
+        usage: posteriorgpu <command> [options]
+
+        commands:
+          devices              list the accelerators ILGPU finds, in the order they are chosen
+
+        options:
+          --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
+          --verbose                  print stack traces on errors
+        """;
+
+    /// <summary>Runs the command; returns the process exit code.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        bool verbose = args.Contains("--verbose");
+        try
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                stdout.WriteLine(Usage);
+                return args.Length == 0 ? 2 : 0;
+            }
+            return args[0] switch
+            {
+                "devices" => Devices(stdout),
+                _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
+            };
+        }
+        catch (Exception e) when (!verbose)
+        {
+            stderr.WriteLine($"posteriorgpu: error: {e.Message}");
+            return e is UsageException ? 2 : 1;
+        }
+    }
+
+    private static int Devices(TextWriter stdout)
+    {
+        var list = GpuDevice.List();
+        foreach (var d in list) stdout.WriteLine(d);
+        string? env = Environment.GetEnvironmentVariable(DeviceKinds.EnvironmentVariable);
+        using var chosen = GpuDevice.Open();
+        stdout.WriteLine($"chosen: {chosen.Description}" + (string.IsNullOrEmpty(env) ? "" : $" ({DeviceKinds.EnvironmentVariable}={env})"));
+        return 0;
+    }
+}
+
+/// <summary>A mistake in the command line; exit code 2.</summary>
+public sealed class UsageException(string message) : Exception(message);

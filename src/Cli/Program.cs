@@ -1,0 +1,3 @@
+using PosteriorGpu.Cli;
+
+return CommandLine.Run(args, Console.Out, Console.Error);

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace PosteriorGpu.Kernels.Device;
+
+/// <summary>
+/// Owns an ILGPU context and one accelerator, caches loaded kernels and counts live device buffers.
+/// Choice order: CUDA, then OpenCL, then the CPU accelerator, unless a kind is requested (argument,
+/// or the POSTERIORGPU_DEVICE environment variable); a requested kind that is missing is an error.
+/// </summary>
+/// <remarks>
+/// Kernel launches on one device go to one stream: use a device from one thread at a time (or lock
+/// around its use). Disposing the device frees the accelerator; tensors must be disposed first.
+/// </remarks>
+public sealed class GpuDevice : IDisposable
+{
+    private readonly ConcurrentDictionary<string, object> kernels = new();
+    private long liveBuffers;
+    private long liveBytes;
+
+    private GpuDevice(Context context, Accelerator accelerator, DeviceKind kind)
+    {
+        Context = context;
+        Accelerator = accelerator;
+        Kind = kind;
+    }
+
+    /// <summary>The ILGPU context that owns <see cref="Accelerator"/>.</summary>
+    public Context Context { get; }
+
+    /// <summary>The accelerator kernels run on.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>Which backend this device is.</summary>
+    public DeviceKind Kind { get; }
+
+    /// <summary>True for ILGPU's CPU accelerator (kernels pick their barrier-free variants).</summary>
+    public bool IsCpu => Kind == DeviceKind.Cpu;
+
+    /// <summary>A one-line description: kind, name and memory.</summary>
+    public string Description =>
+        $"{Kind.Name()}: {Accelerator.Name} ({Accelerator.MemorySize / (1024 * 1024)} MiB)";
+
+    /// <summary>Device buffers currently allocated through this device (tensors, pools).</summary>
+    public long LiveBuffers => Interlocked.Read(ref liveBuffers);
+
+    /// <summary>Bytes currently allocated through this device.</summary>
+    public long LiveBytes => Interlocked.Read(ref liveBytes);
+
+    /// <summary>
+    /// Opens a device. <paramref name="requested"/> null means: the POSTERIORGPU_DEVICE variable if
+    /// set, else the first of CUDA, OpenCL, CPU that is present.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The requested kind is not present.</exception>
+    public static GpuDevice Open(DeviceKind? requested = null)
+    {
+        requested ??= DeviceKinds.Parse(
+            Environment.GetEnvironmentVariable(DeviceKinds.EnvironmentVariable),
+            DeviceKinds.EnvironmentVariable);
+        var context = CreateContext();
+        try
+        {
+            foreach (var kind in requested is { } k ? [k] : new[] { DeviceKind.Cuda, DeviceKind.OpenCL, DeviceKind.Cpu })
+            {
+                var device = FindDevice(context, kind);
+                if (device is not null)
+                    return new GpuDevice(context, CreateAccelerator(context, device, kind), kind);
+                if (requested is not null)
+                    throw new InvalidOperationException(
+                        $"device '{kind.Name()}' was requested but none was found; " +
+                        $"available: {string.Join(", ", List().Select(d => d.Kind.Name()))}. " +
+                        $"Pick another with --device or {DeviceKinds.EnvironmentVariable}.");
+            }
+            throw new InvalidOperationException("no accelerator found (not even the CPU accelerator)");
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Opens ILGPU's CPU accelerator; the device all tests can rely on.</summary>
+    public static GpuDevice OpenCpu() => Open(DeviceKind.Cpu);
+
+    /// <summary>Lists the devices ILGPU can see, in choice order.</summary>
+    public static IReadOnlyList<DeviceInfo> List()
+    {
+        using var context = CreateContext();
+        var list = new List<DeviceInfo>();
+        foreach (var kind in new[] { DeviceKind.Cuda, DeviceKind.OpenCL, DeviceKind.Cpu })
+            foreach (var d in DevicesOf(context, kind))
+                list.Add(new DeviceInfo(kind, d.Name, d.MemorySize, d.MaxNumThreadsPerGroup));
+        return list;
+    }
+
+    private static Context CreateContext() =>
+        Context.Create(b => b.Default().EnableAlgorithms().Math(MathMode.Fast32BitOnly));
+
+    private static List<ILGPU.Runtime.Device> DevicesOf(Context context, DeviceKind kind)
+    {
+        // DeviceCollection is enumerable by foreach only (no LINQ).
+        var list = new List<ILGPU.Runtime.Device>();
+        switch (kind)
+        {
+            case DeviceKind.Cuda:
+                foreach (var d in context.GetCudaDevices()) list.Add(d);
+                break;
+            case DeviceKind.OpenCL:
+                // OpenCL CPU drivers are skipped: the CPU accelerator is the CPU path.
+                foreach (var d in context.GetCLDevices())
+                    if (d.DeviceType != CLDeviceType.CL_DEVICE_TYPE_CPU) list.Add(d);
+                break;
+            default:
+                foreach (var d in context.GetCPUDevices()) list.Add(d);
+                break;
+        }
+        return list;
+    }
+
+    private static ILGPU.Runtime.Device? FindDevice(Context context, DeviceKind kind) =>
+        DevicesOf(context, kind).FirstOrDefault();
+
+    private static Accelerator CreateAccelerator(Context context, ILGPU.Runtime.Device device, DeviceKind kind) =>
+        kind == DeviceKind.Cpu
+            // Parallel mode: ILGPU threads run on the host's cores.
+            ? ((CPUDevice)device).CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel)
+            : device.CreateAccelerator(context);
+
+    /// <summary>Returns the cached kernel named <paramref name="key"/>, loading it on first use.</summary>
+    public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class =>
+        (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+
+    /// <summary>Allocates a dense float buffer and counts it; <see cref="Free"/> releases it.</summary>
+    /// <exception cref="InsufficientDeviceMemoryException">The device cannot hold the buffer.</exception>
+    public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length)
+    {
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0");
+        MemoryBuffer1D<float, Stride1D.Dense> buffer;
+        try
+        {
+            buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
+        }
+        catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
+        {
+            throw new InsufficientDeviceMemoryException(length * sizeof(float), Accelerator.MemorySize, Description, e);
+        }
+        Interlocked.Increment(ref liveBuffers);
+        Interlocked.Add(ref liveBytes, buffer.LengthInBytes);
+        return buffer;
+    }
+
+    /// <summary>Frees a buffer from <see cref="Allocate"/>.</summary>
+    public void Free(MemoryBuffer1D<float, Stride1D.Dense> buffer)
+    {
+        Interlocked.Decrement(ref liveBuffers);
+        Interlocked.Add(ref liveBytes, -buffer.LengthInBytes);
+        buffer.Dispose();
+    }
+
+    private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
+
+    /// <summary>
+    /// A device scratch area of at least <paramref name="length"/> floats, reused by every call (it
+    /// grows, never shrinks). Only leaf launchers (that call no other launcher while they use it)
+    /// may take it; its contents are undefined on entry.
+    /// </summary>
+    public ArrayView<float> Scratch(int length)
+    {
+        if (scratch is null || scratch.Length < length)
+        {
+            if (scratch is not null) Free(scratch);
+            scratch = null;
+            scratch = Allocate(Math.Max(length, 1024));
+        }
+        return scratch.View.SubView(0, length);
+    }
+
+    /// <summary>Waits until every launched kernel has finished.</summary>
+    public void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>A launch plan for <paramref name="total"/> independent elements on this device.</summary>
+    public ElementRange Plan(long total) => ElementRange.For(total, IsCpu);
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        kernels.Clear();
+        if (scratch is not null) Free(scratch);
+        scratch = null;
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+}
+
+/// <summary>What <see cref="GpuDevice.List"/> reports about one device.</summary>
+public sealed record DeviceInfo(DeviceKind Kind, string Name, long MemoryBytes, int MaxThreadsPerGroup)
+{
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Kind.Name(),-7} {Name}  memory {MemoryBytes / (1024 * 1024)} MiB  max threads/group {MaxThreadsPerGroup}";
+}
+
+/// <summary>Thrown when a device allocation does not fit; says how much was asked and how much exists.</summary>
+public sealed class InsufficientDeviceMemoryException(long requestedBytes, long deviceBytes, string device, Exception inner)
+    : Exception($"out of device memory on {device}: asked for {requestedBytes / (1024.0 * 1024):F1} MiB, " +
+                $"the device has {deviceBytes / (1024.0 * 1024):F1} MiB in all; use a smaller batch", inner)
+{
+    /// <summary>Bytes requested by the failing allocation.</summary>
+    public long RequestedBytes { get; } = requestedBytes;
+}

@@ -1,0 +1,38 @@
+using ILGPU;
+using ILGPU.Runtime;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Kernels.Elementwise;
+
+/// <summary>y = a * x + b * y, elementwise (BLAS axpby).</summary>
+public static class Axpby
+{
+    /// <summary>The specification: a plain loop.</summary>
+    public static void Reference(float a, ReadOnlySpan<float> x, float b, Span<float> y)
+    {
+        if (x.Length != y.Length) throw new ArgumentException("x and y differ in length");
+        for (int i = 0; i < y.Length; i++) y[i] = a * x[i] + b * y[i];
+    }
+
+    internal static void Kernel(Index1D tid, ElementRange r, float a, ArrayView<float> x, float b, ArrayView<float> y)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int i = r.Index(tid, k);
+            if (i >= r.Total) return;
+            y[i] = a * x[i] + b * y[i];
+        }
+    }
+
+    /// <summary>y = a * x + b * y on the device of <paramref name="y"/>.</summary>
+    /// <exception cref="ArgumentException">x and y differ in shape.</exception>
+    public static void Run(float a, Tensor x, float b, Tensor y)
+    {
+        Shape.RequireSame("axpby", x, "x", y, "y");
+        var plan = y.Device.Plan(y.Length);
+        var k = y.Device.Kernel("axpby", acc =>
+            acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, float, ArrayView<float>, float, ArrayView<float>>(Kernel));
+        k(plan.Threads, plan, a, x.View, b, y.View);
+    }
+}

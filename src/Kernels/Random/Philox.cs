@@ -1,0 +1,86 @@
+namespace PosteriorGpu.Kernels.Random;
+
+/// <summary>
+/// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011): a
+/// counter-based generator, i.e. a pure function from (key, counter) to four 32-bit words. Kernels
+/// call it with key = seed and counter = (element / 4, stream, step), so every random number is a
+/// function of (seed, stream, step, element index) alone: the same on every device and for every
+/// launch configuration, and never written to memory just to be read once.
+/// </summary>
+public static class Philox
+{
+    private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57;
+    private const uint W0 = 0x9E3779B9, W1 = 0xBB67AE85;
+
+    /// <summary>The four output words for one (counter, key); the 10-round bijection.</summary>
+    public static void Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1,
+        out uint r0, out uint r1, out uint r2, out uint r3)
+    {
+        for (int round = 0; round < 10; round++)
+        {
+            if (round > 0)
+            {
+                k0 += W0;
+                k1 += W1;
+            }
+            ulong p0 = (ulong)M0 * c0;
+            ulong p1 = (ulong)M1 * c2;
+            uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+            uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+            uint n0 = hi1 ^ c1 ^ k0;
+            uint n2 = hi0 ^ c3 ^ k1;
+            c0 = n0;
+            c1 = lo1;
+            c2 = n2;
+            c3 = lo0;
+        }
+        r0 = c0;
+        r1 = c1;
+        r2 = c2;
+        r3 = c3;
+    }
+
+    /// <summary>Maps a word to a float in (0, 1]: 24 random bits, never 0 (safe for log).</summary>
+    public static float ToUnitOpenZero(uint u) => ((u >> 8) + 1) * (1.0f / 16777216.0f);
+
+    /// <summary>Maps a word to a float in [0, 1).</summary>
+    public static float ToUnit(uint u) => (u >> 8) * (1.0f / 16777216.0f);
+
+    /// <summary>A standard normal number for element <paramref name="index"/> of draw
+    /// (<paramref name="seed"/>, <paramref name="stream"/>, <paramref name="step"/>): Box-Muller on
+    /// the block of index / 4, taking cos or sin of one of its two pairs by index % 4.</summary>
+    public static float Normal(ulong seed, uint stream, ulong step, long index)
+    {
+        Block((uint)(index >> 2), (uint)((ulong)index >> 34) ^ stream, (uint)step, (uint)(step >> 32),
+            (uint)seed, (uint)(seed >> 32), out uint r0, out uint r1, out uint r2, out uint r3);
+        int j = (int)(index & 3);
+        uint a = j < 2 ? r0 : r2;
+        uint b = j < 2 ? r1 : r3;
+        float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(a)));
+        float angle = 6.28318530717958647692f * ToUnit(b);
+        return (j & 1) == 0 ? radius * MathF.Cos(angle) : radius * MathF.Sin(angle);
+    }
+
+    /// <summary>A uniform number in [0, 1) for element <paramref name="index"/> of draw
+    /// (<paramref name="seed"/>, <paramref name="stream"/>, <paramref name="step"/>).</summary>
+    public static float Uniform(ulong seed, uint stream, ulong step, long index)
+    {
+        // A different stream tag than Normal's so uniforms and normals of one draw are independent.
+        Block((uint)(index >> 2), (uint)((ulong)index >> 34) ^ stream ^ 0x55555555u, (uint)step, (uint)(step >> 32),
+            (uint)seed, (uint)(seed >> 32), out uint r0, out uint r1, out uint r2, out uint r3);
+        int j = (int)(index & 3);
+        uint u = j == 0 ? r0 : j == 1 ? r1 : j == 2 ? r2 : r3;
+        return ToUnit(u);
+    }
+}
+
+/// <summary>Identifies one draw of random numbers: a seed, a stream (what the numbers are for) and a
+/// step counter. Passed by value into kernels.</summary>
+public readonly record struct RandomDraw(ulong Seed, uint Stream, ulong Step)
+{
+    /// <summary>The standard normal number of element <paramref name="index"/>.</summary>
+    public float Normal(long index) => Philox.Normal(Seed, Stream, Step, index);
+
+    /// <summary>The uniform [0, 1) number of element <paramref name="index"/>.</summary>
+    public float Uniform(long index) => Philox.Uniform(Seed, Stream, Step, index);
+}

@@ -1,0 +1,74 @@
+using PosteriorGpu.Kernels.Device;
+
+namespace PosteriorGpu.Kernels.Tensors;
+
+/// <summary>
+/// Reuses device buffers across the steps of a sampler run: <see cref="Rent"/> returns a tensor
+/// whose Dispose gives it back, so a loop that rents and disposes the same shapes allocates device
+/// memory only in its first step. Disposing the pool frees every buffer it made. Not thread-safe:
+/// one pool per run.
+/// </summary>
+public sealed class TensorPool(GpuDevice device) : IDisposable
+{
+    private readonly Dictionary<int, Stack<Tensor>> free = new();
+    private readonly List<Tensor> all = new();
+    private bool disposed;
+
+    /// <summary>The device the buffers live on.</summary>
+    public GpuDevice Device { get; } = device;
+
+    /// <summary>Device buffers this pool has allocated so far (grows only when a rent finds none free).</summary>
+    public int Allocations => all.Count;
+
+    /// <summary>Tensors rented and not yet returned.</summary>
+    public int Outstanding { get; private set; }
+
+    /// <summary>Rents a tensor of this shape (contents undefined); dispose it to give it back.</summary>
+    public Tensor Rent(params int[] shape)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        int n = Shape.Elements(shape);
+        Outstanding++;
+        if (free.TryGetValue(n, out var stack) && stack.Count > 0)
+        {
+            var t = stack.Pop();
+            t.ReshapeInPlace(t.Shape.AsSpan().SequenceEqual(shape) ? t.Shape : (int[])shape.Clone());
+            return t;
+        }
+        var buffer = Device.Allocate(n);
+        var tensor = new Tensor(Device, buffer, buffer.View.SubView(0, n), (int[])shape.Clone(), this);
+        all.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>Rents a tensor of this shape filled with zeros.</summary>
+    public Tensor RentZeros(params int[] shape)
+    {
+        var t = Rent(shape);
+        t.Clear();
+        return t;
+    }
+
+    internal void Return(Tensor t)
+    {
+        Outstanding--;
+        if (disposed)
+        {
+            t.ReleaseBuffer();
+            return;
+        }
+        if (!free.TryGetValue(t.Length, out var stack))
+            free[t.Length] = stack = new Stack<Tensor>();
+        stack.Push(t);
+    }
+
+    /// <summary>Frees every buffer the pool allocated, rented or not.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        foreach (var t in all) t.ReleaseBuffer();
+        all.Clear();
+        free.Clear();
+    }
+}

@@ -1,0 +1,34 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Device;
+
+namespace PosteriorGpu.Tests;
+
+/// <summary>One CPU accelerator for the whole run (creating one costs about a second), and the GPU
+/// when the machine has one. Tests take the device lock because a device is single-threaded.</summary>
+public static class TestDevices
+{
+    private static readonly Lazy<GpuDevice> cpu = new(GpuDevice.OpenCpu);
+    private static readonly Lazy<GpuDevice?> gpu = new(() =>
+    {
+        foreach (var kind in new[] { DeviceKind.Cuda, DeviceKind.OpenCL })
+        {
+            try { return GpuDevice.Open(kind); }
+            catch (InvalidOperationException) { }
+        }
+        return null;
+    });
+
+    /// <summary>ILGPU's CPU accelerator.</summary>
+    public static GpuDevice Cpu => cpu.Value;
+
+    /// <summary>The CUDA or OpenCL device; ignores (skips) the test when there is none.</summary>
+    public static GpuDevice Gpu
+    {
+        get
+        {
+            var g = gpu.Value;
+            if (g is null) Assert.Ignore("no CUDA or OpenCL device on this machine");
+            return g!;
+        }
+    }
+}
