@@ -1,0 +1,61 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Embedding;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Tests.Kernels;
+
+public class SmallKernelTests
+{
+    [TestCase(1, 1, 1, true)]
+    [TestCase(3, 5, 7 * 9, true)]
+    [TestCase(2, 4, 33, false)]
+    public void ChannelScaleShift_MatchesReference(int n, int c, int spatial, bool silu)
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(n * c * spatial, 1, 3f);
+        var t = TestData.Random(n * 2 * c, 2);
+        using var tx = Tensor.FromHost(dev, x, n, c, spatial);
+        using var tt = Tensor.FromHost(dev, t, n, 2 * c);
+        ChannelScaleShift.Run(tx, tt, tx, silu);
+        var expected = new float[x.Length];
+        ChannelScaleShift.Reference(x, t, n, c, spatial, silu, expected);
+        TestData.AssertClose(tx.ToHost(), expected, 1e-6, "scale-shift");
+        using var wrong = Tensor.Zeros(dev, n, c);
+        Assert.That(Assert.Throws<ArgumentException>(() => ChannelScaleShift.Run(tx, wrong, tx, silu))!.Message,
+            Does.Contain($"[{n}, {2 * c}]").And.Contain($"[{n}, {c}]"));
+    }
+
+    [TestCase(1, 1)]
+    [TestCase(4, 37)]
+    [TestCase(3, 2 * 16 * 16 + 1)]
+    public void ScalePerItem_MatchesReference(int n, int len)
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(n * len, 3);
+        var s = TestData.Random(n, 4, 5f);
+        using var tx = Tensor.FromHost(dev, x, n, len);
+        using var ts = Tensor.FromHost(dev, s, n);
+        using var ty = Tensor.Empty(dev, n, len);
+        ScalePerItem.Run(tx, ts, ty);
+        var expected = new float[x.Length];
+        ScalePerItem.Reference(x, s, expected);
+        TestData.AssertClose(ty.ToHost(), expected, 1e-7, "scale per item");
+    }
+
+    [TestCase(1, 1, 1)]
+    [TestCase(5, 10, 33)]
+    public void EmbeddingAdd_MatchesReference(int n, int classes, int dim)
+    {
+        var dev = TestDevices.Cpu;
+        var table = TestData.Random(classes * dim, 5);
+        var y = TestData.Random(n * dim, 6);
+        var labels = Enumerable.Range(0, n).Select(i => (i * 7) % classes).ToArray();
+        using var tt = Tensor.FromHost(dev, table, classes, dim);
+        using var tl = Tensor.FromHost(dev, labels.Select(l => (float)l).ToArray(), n);
+        using var ty = Tensor.FromHost(dev, y, n, dim);
+        EmbeddingAdd.Run(tt, tl, ty);
+        EmbeddingAdd.Reference(table, labels, dim, y);
+        TestData.AssertClose(ty.ToHost(), y, 1e-7, "embedding add");
+    }
+}
