@@ -1,0 +1,216 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Tests.Kernels;
+
+public class GemmTests
+{
+    /// <summary>Test cases name the variant by a bool: the enum is internal.</summary>
+    internal static GemmVariant Variant(bool tiled) => tiled ? GemmVariant.Tiled : GemmVariant.RegisterTile;
+
+    // (batch, m, n, k, transA, transB, bias, beta, A shared by the batch, B shared by the batch)
+    private static readonly object[][] Problems =
+    [
+        [1, 1, 1, 1, false, false, false, 0f, false, false],
+        [1, 7, 33, 65, true, false, false, 0f, false, false],
+        [3, 33, 7, 130, false, true, true, 0.5f, false, false],
+        [3, 65, 130, 33, true, true, false, 0f, true, false],
+        [1, 130, 65, 7, false, false, true, -1.25f, false, false],
+        [3, 7, 65, 33, false, true, true, 0f, false, true],
+        [2, 1, 130, 1, true, true, false, 1f, false, false],
+    ];
+
+    private static IEnumerable<TestCaseData> Cases() =>
+        from tiled in new[] { false, true }
+        from p in Problems
+        select new TestCaseData(p.Prepend(tiled).ToArray()).SetArgDisplayNames(
+            tiled ? "Tiled" : "RegisterTile", $"b{p[0]} {p[1]}x{p[2]}x{p[3]}", $"tA={p[4]} tB={p[5]}", $"bias={p[6]} beta={p[7]}", $"sharedA={p[8]} sharedB={p[9]}");
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesReference(bool tiled, int batch, int m, int n, int k, bool transA, bool transB,
+        bool bias, float beta, bool sharedA, bool sharedB)
+    {
+        var dev = TestDevices.Cpu;
+        var variant = Variant(tiled);
+        var a = TestData.Random((sharedA ? 1 : batch) * m * k, 1);
+        var b = TestData.Random((sharedB ? 1 : batch) * k * n, 2);
+        var c = TestData.Random(batch * m * n, 3);
+        var bi = bias ? TestData.Random(n, 4) : [];
+        int[] aShape = transA ? [k, m] : [m, k], bShape = transB ? [n, k] : [k, n];
+        using var ta = Tensor.FromHost(dev, a, sharedA ? aShape : [batch, .. aShape]);
+        using var tb = Tensor.FromHost(dev, b, sharedB ? bShape : [batch, .. bShape]);
+        using var tc = Tensor.FromHost(dev, c, batch, m, n);
+        using var tbias = bias ? Tensor.FromHost(dev, bi, n) : null;
+        Gemm.Run(ta, transA, tb, transB, tc, 0.75f, beta, tbias, variant);
+        Gemm.Reference(a, transA, b, transB, c, batch, m, n, k, 0.75f, beta, bi);
+        TestData.AssertClose(tc.ToHost(), c, 1e-5, $"gemm {variant}");
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void RankTwo_BetaZeroIgnoresNaNInC(bool tiled)
+    {
+        var variant = Variant(tiled);
+        var dev = TestDevices.Cpu;
+        var a = TestData.Random(5 * 9, 5);
+        var b = TestData.Random(9 * 6, 6);
+        using var ta = Tensor.FromHost(dev, a, 5, 9);
+        using var tb = Tensor.FromHost(dev, b, 9, 6);
+        using var tc = Tensor.FromHost(dev, Enumerable.Repeat(float.NaN, 30).ToArray(), 5, 6);
+        Gemm.Run(ta, false, tb, false, tc, 1f, 0f, null, variant);
+        var expected = new float[30];
+        Gemm.Reference(a, false, b, false, expected, 1, 5, 6, 9);
+        TestData.AssertClose(tc.ToHost(), expected, 1e-5, "gemm rank 2");
+    }
+
+    [Test]
+    public void Rejects_MismatchedInnerDimension()
+    {
+        var dev = TestDevices.Cpu;
+        using var a = Tensor.Zeros(dev, 4, 5);
+        using var b = Tensor.Zeros(dev, 6, 3);
+        using var c = Tensor.Zeros(dev, 4, 3);
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Run(a, false, b, false, c));
+        Assert.That(ex!.Message, Does.Contain("[4, 5]").And.Contain("[6, 3]"));
+    }
+
+    [Test]
+    public void Rejects_WrongOutputShape()
+    {
+        var dev = TestDevices.Cpu;
+        using var a = Tensor.Zeros(dev, 2, 4, 5);
+        using var b = Tensor.Zeros(dev, 3, 5);
+        using var c = Tensor.Zeros(dev, 2, 4, 5);
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Run(a, false, b, true, c));
+        Assert.That(ex!.Message, Does.Contain("expected C of shape [2, 4, 3] but got [2, 4, 5]"));
+    }
+
+    [Test]
+    public void Rejects_BatchedOperandWithRankTwoOutput()
+    {
+        var dev = TestDevices.Cpu;
+        using var a = Tensor.Zeros(dev, 2, 4, 5);
+        using var b = Tensor.Zeros(dev, 5, 3);
+        using var c = Tensor.Zeros(dev, 4, 3);
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Run(a, false, b, false, c));
+        Assert.That(ex!.Message, Does.Contain("[2, 4, 5]").And.Contain("[4, 3]"));
+    }
+
+    [Test]
+    public void Rejects_WrongBiasShape()
+    {
+        var dev = TestDevices.Cpu;
+        using var a = Tensor.Zeros(dev, 4, 5);
+        using var b = Tensor.Zeros(dev, 5, 3);
+        using var c = Tensor.Zeros(dev, 4, 3);
+        using var bias = Tensor.Zeros(dev, 4);
+        var ex = Assert.Throws<ArgumentException>(() => Gemm.Run(a, false, b, false, c, biasPerColumn: bias));
+        Assert.That(ex!.Message, Does.Contain("expected bias of shape [3] but got [4]"));
+    }
+
+    [TestCase(false, false, true)]
+    [TestCase(false, true, false)]
+    [TestCase(true, false, false)]
+    [TestCase(true, true, true)]
+    public void Linear_MatchesReference(bool tiled, bool sequence, bool bias)
+    {
+        var variant = Variant(tiled);
+        var dev = TestDevices.Cpu;
+        const int n = 3, t = 5, inF = 33, outF = 17;
+        int rows = sequence ? n * t : n;
+        var x = TestData.Random(rows * inF, 7);
+        var w = TestData.Random(outF * inF, 8);
+        var bi = bias ? TestData.Random(outF, 9) : [];
+        using var tx = Tensor.FromHost(dev, x, sequence ? [n, t, inF] : [n, inF]);
+        using var tw = Tensor.FromHost(dev, w, outF, inF);
+        using var tbias = bias ? Tensor.FromHost(dev, bi, outF) : null;
+        using var ty = Tensor.Empty(dev, sequence ? [n, t, outF] : [n, outF]);
+        Linear.Run(tx, tw, tbias, ty, variant);
+        var expected = new float[rows * outF];
+        Linear.Reference(x, w, bi, expected, rows, inF, outF);
+        TestData.AssertClose(ty.ToHost(), expected, 1e-5, $"linear {variant}");
+    }
+
+    [Test]
+    public void Linear_PublicRunUsesDeviceVariant()
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(2 * 7, 10);
+        var w = TestData.Random(3 * 7, 11);
+        using var tx = Tensor.FromHost(dev, x, 2, 7);
+        using var tw = Tensor.FromHost(dev, w, 3, 7);
+        using var ty = Tensor.Empty(dev, 2, 3);
+        Linear.Run(tx, tw, null, ty);
+        var expected = new float[6];
+        Linear.Reference(x, w, [], expected, 2, 7, 3);
+        TestData.AssertClose(ty.ToHost(), expected, 1e-5, "linear");
+    }
+
+    [Test]
+    public void Linear_RejectsWrongShapes()
+    {
+        var dev = TestDevices.Cpu;
+        using var x = Tensor.Zeros(dev, 2, 7);
+        using var w = Tensor.Zeros(dev, 3, 8);
+        using var y = Tensor.Zeros(dev, 2, 3);
+        var ex = Assert.Throws<ArgumentException>(() => Linear.Run(x, w, null, y));
+        Assert.That(ex!.Message, Does.Contain("[3, 8]").And.Contain("[2, 7]"));
+        using var w2 = Tensor.Zeros(dev, 4, 7);
+        ex = Assert.Throws<ArgumentException>(() => Linear.Run(x, w2, null, y));
+        Assert.That(ex!.Message, Does.Contain("expected y of shape [2, 4] but got [2, 3]"));
+    }
+
+    [Test, Category("Gpu")]
+    public void Gpu_Gemm512_MatchesReference()
+    {
+        var dev = TestDevices.Gpu;
+        const int s = 512;
+        var a = TestData.Random(s * s, 21);
+        var b = TestData.Random(s * s, 22);
+        var bias = TestData.Random(s, 23);
+        using var ta = Tensor.FromHost(dev, a, s, s);
+        using var tb = Tensor.FromHost(dev, b, s, s);
+        using var tbias = Tensor.FromHost(dev, bias, s);
+        using var tc = Tensor.Empty(dev, s, s);
+        Gemm.Run(ta, false, tb, true, tc, 1f, 0f, tbias);
+        dev.Synchronize();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        const int reps = 20;
+        for (int i = 0; i < reps; i++) Gemm.Run(ta, false, tb, true, tc, 1f, 0f, tbias);
+        dev.Synchronize();
+        double ms = sw.Elapsed.TotalMilliseconds / reps;
+        var expected = new float[s * s];
+        Gemm.Reference(a, false, b, true, expected, 1, s, s, s, 1f, 0f, bias);
+        var got = tc.ToHost();
+        TestContext.Out.WriteLine($"gemm 512^3 on {dev.Description}: {ms:F3} ms ({2.0 * s * s * s / ms / 1e6:F0} GFLOP/s), " +
+            $"max abs error {TestData.MaxAbsError(got, expected):E3}, relative L2 {TestData.RelativeError(got, expected):E3}");
+        TestData.AssertClose(got, expected, 1e-4, "gemm 512 on GPU");
+    }
+
+    [Test, Category("Gpu")]
+    public void Gpu_AwkwardShapes_MatchReference()
+    {
+        var dev = TestDevices.Gpu;
+        foreach (var p in Problems)
+        {
+            int batch = (int)p[0], m = (int)p[1], n = (int)p[2], k = (int)p[3];
+            bool transA = (bool)p[4], transB = (bool)p[5], bias = (bool)p[6], sharedA = (bool)p[8], sharedB = (bool)p[9];
+            float beta = (float)p[7];
+            var a = TestData.Random((sharedA ? 1 : batch) * m * k, 1);
+            var b = TestData.Random((sharedB ? 1 : batch) * k * n, 2);
+            var c = TestData.Random(batch * m * n, 3);
+            var bi = bias ? TestData.Random(n, 4) : [];
+            int[] aShape = transA ? [k, m] : [m, k], bShape = transB ? [n, k] : [k, n];
+            using var ta = Tensor.FromHost(dev, a, sharedA ? aShape : [batch, .. aShape]);
+            using var tb = Tensor.FromHost(dev, b, sharedB ? bShape : [batch, .. bShape]);
+            using var tc = Tensor.FromHost(dev, c, batch, m, n);
+            using var tbias = bias ? Tensor.FromHost(dev, bi, n) : null;
+            Gemm.Run(ta, transA, tb, transB, tc, 0.75f, beta, tbias);
+            Gemm.Reference(a, transA, b, transB, c, batch, m, n, k, 0.75f, beta, bi);
+            var got = tc.ToHost();
+            TestContext.Out.WriteLine($"b{batch} {m}x{n}x{k} tA={transA} tB={transB}: max abs {TestData.MaxAbsError(got, c):E3}, rel L2 {TestData.RelativeError(got, c):E3}");
+            TestData.AssertClose(got, c, 1e-5, $"gemm on GPU b{batch} {m}x{n}x{k}");
+        }
+    }
+}
