@@ -10,6 +10,8 @@ public static class CommandLine
 
         commands:
           devices              list the accelerators ILGPU finds, in the order they are chosen
+          eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
+                                 --model DIR --x x.npy --t t.npy --out eps.npy
 
         options:
           --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
@@ -30,6 +32,7 @@ public static class CommandLine
             return args[0] switch
             {
                 "devices" => Devices(stdout),
+                "eps" => EpsCommand.Run(new Options(args.Skip(1), "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
         }
