@@ -74,13 +74,19 @@ public static class Philox
     }
 }
 
-/// <summary>Identifies one draw of random numbers: a seed, a stream (what the numbers are for) and a
-/// step counter. Passed by value into kernels.</summary>
-public readonly record struct RandomDraw(ulong Seed, uint Stream, ulong Step)
+/// <summary>Identifies one draw of random numbers: a seed, a stream (what the numbers are for), a
+/// step counter, and an element offset. Passed by value into kernels. The offset makes noise a
+/// function of a sample's global index rather than its position in a batch: a batch that starts at
+/// sample s of a run uses Offset = s * (elements per sample), so sample i gets the same noise
+/// whether it is drawn alone or among 64.</summary>
+public readonly record struct RandomDraw(ulong Seed, uint Stream, ulong Step, long Offset = 0)
 {
-    /// <summary>The standard normal number of element <paramref name="index"/>.</summary>
-    public float Normal(long index) => Philox.Normal(Seed, Stream, Step, index);
+    /// <summary>The standard normal number of element <paramref name="index"/> (plus <see cref="Offset"/>).</summary>
+    public float Normal(long index) => Philox.Normal(Seed, Stream, Step, index + Offset);
 
-    /// <summary>The uniform [0, 1) number of element <paramref name="index"/>.</summary>
-    public float Uniform(long index) => Philox.Uniform(Seed, Stream, Step, index);
+    /// <summary>The uniform [0, 1) number of element <paramref name="index"/> (plus <see cref="Offset"/>).</summary>
+    public float Uniform(long index) => Philox.Uniform(Seed, Stream, Step, index + Offset);
+
+    /// <summary>This draw for a batch whose first item is sample <paramref name="firstSample"/> of the run.</summary>
+    public RandomDraw ForBatch(long firstSample, int elementsPerSample) => this with { Offset = firstSample * elementsPerSample };
 }

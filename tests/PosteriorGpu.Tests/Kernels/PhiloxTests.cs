@@ -83,3 +83,16 @@ public class PhiloxTests
         }
     }
 }
+
+public class RandomDrawOffsetTests
+{
+    [Test]
+    public void ASampleGetsTheSameNoiseAloneOrInABatch()
+    {
+        var draw = new RandomDraw(7, 3, 11);
+        const int perSample = 50;
+        // Sample 5 drawn inside a batch starting at sample 0, and alone as a batch starting at 5.
+        for (int j = 0; j < perSample; j++)
+            Assert.That(draw.ForBatch(5, perSample).Normal(j), Is.EqualTo(draw.Normal(5 * perSample + j)));
+    }
+}
