@@ -12,6 +12,7 @@ public static class CommandLine
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy
+          bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
 
         options:
           --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
@@ -33,6 +34,7 @@ public static class CommandLine
             {
                 "devices" => Devices(stdout),
                 "eps" => EpsCommand.Run(new Options(args.Skip(1), "verbose"), stdout),
+                "bench" => BenchCommand.Run(new Options(args.Skip(1), "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
         }
