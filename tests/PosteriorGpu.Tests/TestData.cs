@@ -45,6 +45,8 @@ public static class TestData
     public static void AssertClose(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double tolerance, string what)
     {
         double e = RelativeError(actual, expected);
+        // Printed so GPU runs (--output detailed) report the error of every comparison.
+        TestContext.Out.WriteLine($"{what}: relative L2 error {e:E3}, max abs {MaxAbsError(actual, expected):E3}");
         Assert.That(e, Is.LessThan(tolerance), $"{what}: relative L2 error {e:E3} (max abs {MaxAbsError(actual, expected):E3})");
     }
 }
