@@ -9,6 +9,9 @@ namespace PosteriorGpu.Cli;
 /// (warm-up first, then the median of timed passes, each ended by a device synchronisation).</summary>
 public static class BenchCommand
 {
+    /// <summary>The options this command takes (besides --verbose).</summary>
+    public static readonly string[] Known = ["model", "batch", "iters", "device"];
+
     /// <summary>Runs the command; returns the exit code.</summary>
     public static int Run(Options o, TextWriter stdout)
     {
@@ -18,8 +21,6 @@ public static class BenchCommand
         int iters = o.Int("iters", 10);
         if (iters < 1) throw new UsageException("--iters must be at least 1");
         var device = DeviceKinds.Parse(o.Get("device"), "--device");
-        o.Flag("verbose");
-        o.ThrowIfUnknown("bench");
 
         using var dev = GpuDevice.Open(device);
         using var unet = UNet2DModel.Load(dev, model);

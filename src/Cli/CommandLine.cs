@@ -33,8 +33,8 @@ public static class CommandLine
             return args[0] switch
             {
                 "devices" => Devices(stdout),
-                "eps" => EpsCommand.Run(new Options(args.Skip(1), "verbose"), stdout),
-                "bench" => BenchCommand.Run(new Options(args.Skip(1), "verbose"), stdout),
+                "eps" => EpsCommand.Run(new Options("eps", args.Skip(1), EpsCommand.Known, "verbose"), stdout),
+                "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
         }

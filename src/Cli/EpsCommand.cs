@@ -9,6 +9,9 @@ namespace PosteriorGpu.Cli;
 /// so a converted model can be checked against PyTorch's output in one line.</summary>
 public static class EpsCommand
 {
+    /// <summary>The options this command takes (besides --verbose).</summary>
+    public static readonly string[] Known = ["model", "x", "t", "out", "device"];
+
     /// <summary>Runs the command; returns the exit code.</summary>
     public static int Run(Options o, TextWriter stdout)
     {
@@ -17,8 +20,6 @@ public static class EpsCommand
         string tPath = o.Required("t", "the timesteps as an [N] .npy (int64 or float)");
         string outPath = o.Required("out", "where to write epsilon (.npy)");
         var device = DeviceKinds.Parse(o.Get("device"), "--device");
-        o.Flag("verbose");
-        o.ThrowIfUnknown("eps");
 
         var x = Npy.Read(xPath);
         if (x.Shape.Length != 4)

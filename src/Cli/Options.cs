@@ -5,10 +5,10 @@ namespace PosteriorGpu.Cli;
 public sealed class Options
 {
     private readonly Dictionary<string, string?> values = new();
-    private readonly HashSet<string> read = new();
 
-    /// <summary>Parses args after the command name; <paramref name="flags"/> take no value.</summary>
-    public Options(IEnumerable<string> args, params string[] flags)
+    /// <summary>Parses args after <paramref name="command"/>'s name: <paramref name="known"/> options
+    /// take a value, <paramref name="flags"/> take none; any other option is a usage error.</summary>
+    public Options(string command, IEnumerable<string> args, string[] known, params string[] flags)
     {
         using var e = args.GetEnumerator();
         while (e.MoveNext())
@@ -17,6 +17,8 @@ public sealed class Options
             if (!a.StartsWith("--", StringComparison.Ordinal) || a.Length == 2)
                 throw new UsageException($"unexpected argument '{a}'; options look like --name value");
             string name = a[2..];
+            if (!known.Contains(name) && !flags.Contains(name))
+                throw new UsageException($"{command}: unknown option --{name}; it takes {string.Join(", ", known.Concat(flags).Select(k => "--" + k))}");
             if (flags.Contains(name)) values[name] = null;
             else if (e.MoveNext()) values[name] = e.Current;
             else throw new UsageException($"option --{name} needs a value");
@@ -26,7 +28,6 @@ public sealed class Options
     /// <summary>The value of --name, or null.</summary>
     public string? Get(string name)
     {
-        read.Add(name);
         return values.TryGetValue(name, out var v) ? v : null;
     }
 
@@ -37,7 +38,6 @@ public sealed class Options
     /// <summary>True when --name was given.</summary>
     public bool Flag(string name)
     {
-        read.Add(name);
         return values.ContainsKey(name);
     }
 
@@ -58,11 +58,4 @@ public sealed class Options
             ? v : throw new UsageException($"--{name} must be a number but got '{s}'");
     }
 
-    /// <summary>Throws for options that were given but never read by the command.</summary>
-    public void ThrowIfUnknown(string command)
-    {
-        var unknown = values.Keys.Where(k => !read.Contains(k)).ToList();
-        if (unknown.Count > 0)
-            throw new UsageException($"{command}: unknown option(s) {string.Join(", ", unknown.Select(u => "--" + u))}; run 'posteriorgpu --help'");
-    }
 }

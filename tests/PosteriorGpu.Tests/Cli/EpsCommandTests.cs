@@ -1,0 +1,57 @@
+using NUnit.Framework;
+using PosteriorGpu.Cli;
+using PosteriorGpu.Models.IO;
+
+namespace PosteriorGpu.Tests.Cli;
+
+public class EpsCommandTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Test]
+    public void Eps_OnTheFixture_WritesDiffusersOutput()
+    {
+        string folder = Fixtures.Path("diffusers-unet-tiny");
+        string output = Path.Combine(Path.GetTempPath(), $"posteriorgpu-eps-{Guid.NewGuid():N}.npy");
+        try
+        {
+            var (code, stdout, stderr) = Run("eps", "--model", folder, "--x", Path.Combine(folder, "x.npy"),
+                "--t", Path.Combine(folder, "t.npy"), "--out", output, "--device", "cpu");
+            Assert.That(code, Is.EqualTo(0), stderr);
+            Assert.That(stdout, Does.Contain("wrote"));
+            var expected = Npy.Read(Path.Combine(folder, "eps.npy")).ToFloat32();
+            TestData.AssertClose(Npy.Read(output).ToFloat32(), expected, 1e-4, "posteriorgpu eps vs diffusers");
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void Errors_AreOneLineWithExitCodes()
+    {
+        var (code, _, stderr) = Run("eps", "--model", "/nonexistent/model", "--x", "x.npy", "--t", "t.npy", "--out", "o.npy", "--device", "cpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.StartWith("posteriorgpu: error: "));
+        Assert.That(stderr.TrimEnd().Split('\n'), Has.Length.EqualTo(1), "one line, no stack trace");
+
+        (code, _, stderr) = Run("eps", "--modle", "m");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(stderr, Does.Contain("--modle"));
+
+        (code, _, stderr) = Run("frobnicate");
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(stderr, Does.Contain("frobnicate"));
+
+        (code, _, stderr) = Run("eps", "--model", "m", "--x", "x", "--t", "t", "--out", "o", "--device", "tpu");
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr, Does.Contain("tpu"));
+    }
+}
