@@ -1,0 +1,115 @@
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Reductions;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Schedules;
+
+namespace PosteriorGpu.Samplers.Unconditional;
+
+/// <summary>
+/// The loop every unconditional sampler shares (k-diffusion style: the subclass supplies one
+/// update): for each timestep, one network call, the conversion of its output to epsilon, the
+/// sampler's fused update, a finiteness check, progress and cancellation. Work buffers come from a
+/// pool owned by the run, so no device memory is allocated after the first step. Not thread-safe.
+/// </summary>
+public abstract class DiffusionSampler
+{
+    /// <summary>Random stream of the samplers' in-loop noise (distinct from other users of a seed).</summary>
+    public const uint NoiseStream = 0x5A4D504C;
+
+    private readonly float[] timestepScratch = new float[1];
+    private float[] norms = [];
+
+    /// <summary>Sets the model, its schedule and the walk options.</summary>
+    protected DiffusionSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options)
+    {
+        Model = model;
+        Schedule = schedule;
+        Options = options ?? new SamplerOptions();
+    }
+
+    /// <summary>The sampler's name as the command line writes it.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>The noise-prediction network.</summary>
+    public IScoreModel Model { get; }
+
+    /// <summary>The training noise schedule.</summary>
+    public NoiseSchedule Schedule { get; }
+
+    /// <summary>Timestep spacing and the other diffusers options.</summary>
+    public SamplerOptions Options { get; }
+
+    /// <summary>One step: the current and target timesteps and their alpha_bar values.</summary>
+    protected readonly record struct StepInfo(int Index, int Steps, int Timestep, double AlphaT, double AlphaPrev);
+
+    /// <summary>
+    /// Runs <paramref name="steps"/> steps in place on x ([N, C, H, W], holding x_T on entry and the
+    /// sample on return). Noise is a function of (seed, step, global sample index): batch item n is
+    /// sample <paramref name="firstSample"/> + n of the run.
+    /// </summary>
+    /// <exception cref="SamplerDivergedException">x stopped being finite; names the step.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled (x holds the last finished step).</exception>
+    public void Sample(Tensor x, int steps, ulong seed, long firstSample = 0,
+        IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Shape.RequireRank(Name, x, "x", 4);
+        if (x.C != Model.Channels || (Model.Height > 0 && x.H != Model.Height) || (Model.Width > 0 && x.W != Model.Width))
+            throw new ArgumentException($"{Name}: the model takes [N, {Model.Channels}, {Model.Height}, {Model.Width}] but x has shape {Shape.Format(x.Shape)}");
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{Name}: steps must be at least 1");
+        var timesteps = Schedule.Timesteps(steps, Options.TimestepSpacing, Options.StepsOffset);
+        using var pool = new TensorPool(x.Device);
+        using var eps = pool.Rent(x.Shape);
+        using var norm = pool.Rent(x.N);
+        Begin(x, pool);
+        try
+        {
+            for (int i = 0; i < timesteps.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int t = timesteps[i];
+                int prev = Schedule.PreviousTimestep(t, steps);
+                var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
+                    Schedule.AlphaCumprodPrev(prev, Options.SetAlphaToOne));
+                timestepScratch[0] = t;
+                Model.PredictEpsilon(x, timestepScratch, eps);
+                ToEpsilon(x, eps, info.AlphaT);
+                var draw = new RandomDraw(seed, NoiseStream, (ulong)i).ForBatch(firstSample, x.ItemLength);
+                Step(x, eps, info, draw);
+                CheckFinite(x, norm, info);
+                progress?.Report(new SamplerProgress(i + 1, timesteps.Length));
+            }
+        }
+        finally
+        {
+            End();
+        }
+    }
+
+    /// <summary>Called before the first step (multistep samplers rent their history here).</summary>
+    protected virtual void Begin(Tensor x, TensorPool pool) { }
+
+    /// <summary>Called after the last step or on failure; history buffers return to the pool.</summary>
+    protected virtual void End() { }
+
+    /// <summary>One fused update of x from the epsilon at <paramref name="info"/>'s timestep.</summary>
+    protected abstract void Step(Tensor x, Tensor eps, StepInfo info, RandomDraw draw);
+
+    /// <summary>v- and x0-predicting networks: eps = EpsFromOut out + EpsFromX x, in place.</summary>
+    private void ToEpsilon(Tensor x, Tensor output, double alphaT)
+    {
+        if (Options.Prediction == PredictionType.Epsilon) return;
+        var c = ModelOutput.Coefficients(Options.Prediction, alphaT);
+        Axpby.Run((float)c.EpsFromX, x, (float)c.EpsFromOut, output);
+    }
+
+    private void CheckFinite(Tensor x, Tensor norm, StepInfo info)
+    {
+        BatchReduce.SquaredNorm(x, norm);
+        if (norms.Length != x.N) norms = new float[x.N];
+        norm.CopyTo(norms);
+        foreach (float v in norms)
+            if (!float.IsFinite(v)) throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, info.Timestep);
+    }
+}
