@@ -13,6 +13,7 @@ public static class CommandLine
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy
           bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
+          convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
 
         options:
           --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
@@ -35,6 +36,7 @@ public static class CommandLine
                 "devices" => Devices(stdout),
                 "eps" => EpsCommand.Run(new Options("eps", args.Skip(1), EpsCommand.Known, "verbose"), stdout),
                 "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
+                "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
         }

@@ -43,8 +43,9 @@ public sealed class GpuDevice : IDisposable
     public bool IsCpu => Kind == DeviceKind.Cpu;
 
     /// <summary>A one-line description: kind, name and memory.</summary>
-    public string Description =>
-        $"{Kind.Name()}: {Accelerator.Name} ({Accelerator.MemorySize / (1024 * 1024)} MiB)";
+    public string Description => IsCpu
+        ? $"{Kind.Name()}: {Accelerator.Name} ({Environment.ProcessorCount} cores)"
+        : $"{Kind.Name()}: {Accelerator.Name} ({Accelerator.MemorySize / (1024 * 1024)} MiB)";
 
     /// <summary>Device buffers currently allocated through this device (tensors, pools).</summary>
     public long LiveBuffers => Interlocked.Read(ref liveBuffers);

@@ -33,7 +33,8 @@ public static class GaussianEpsilon
             if (i >= r.Total) return;
             int n = i / d, j = i - n * d;
             float a = levels[3 * n], sa = levels[3 * n + 1], s1a = levels[3 * n + 2];
-            eps[i] = s1a * (x[i] - sa * mu[j]) / (a * variance[j] + (1 - a));
+            // 1 - a as sqrt(1 - a)^2: with a near 1, 1 - a in float would keep only a few digits.
+            eps[i] = s1a * (x[i] - sa * mu[j]) / (a * variance[j] + s1a * s1a);
         }
     }
 

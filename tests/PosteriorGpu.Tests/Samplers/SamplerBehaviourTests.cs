@@ -1,0 +1,164 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Models.Priors;
+using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Tests.Samplers;
+
+/// <summary>Determinism, batch invariance, NaN detection and cancellation, for every sampler.</summary>
+public class SamplerBehaviourTests
+{
+    private static readonly string[] AllSamplers = [.. SamplerFactory.Names, "ddpm-large"];
+    private static readonly NoiseSchedule Schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
+
+    private static GaussianDiagonalPrior Prior(GpuDevice dev)
+    {
+        var mean = TestData.Random(3 * 4 * 5, 1);
+        var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3f + Math.Abs(v)).ToArray();
+        return new GaussianDiagonalPrior(dev, 3, 4, 5, mean, variance, Schedule.AlphasCumprodDouble);
+    }
+
+    private static float[] Run(GpuDevice dev, string sampler, float[] xT, int batch, ulong seed, long firstSample = 0, double eta = 1)
+    {
+        using var prior = Prior(dev);
+        using var x = Tensor.FromHost(dev, xT, batch, 3, 4, 5);
+        SamplerFactory.Create(sampler, prior, Schedule, eta: eta).Sample(x, 12, seed, firstSample);
+        return x.ToHost();
+    }
+
+    [TestCaseSource(nameof(AllSamplers))]
+    public void SameSeed_GivesBitwiseIdenticalSamples(string sampler)
+    {
+        var xT = TestData.Random(4 * 60, 3, 2f);
+        var a = Run(TestDevices.Cpu, sampler, xT, 4, seed: 11);
+        var b = Run(TestDevices.Cpu, sampler, xT, 4, seed: 11);
+        Assert.That(b, Is.EqualTo(a));
+        Assert.That(a.All(float.IsFinite));
+        if (sampler is "ddpm" or "ddpm-large" or "ddim")
+            Assert.That(Run(TestDevices.Cpu, sampler, xT, 4, seed: 12), Is.Not.EqualTo(a), "a stochastic sampler's noise depends on the seed");
+    }
+
+    [TestCase("ddpm")]
+    [TestCase("ddim")]
+    [TestCase("dpmsolver++2m")]
+    public void SampleI_IsTheSameAloneOrInABatch(string sampler)
+    {
+        var xT = TestData.Random(4 * 60, 4, 2f);
+        var batch = Run(TestDevices.Cpu, sampler, xT, 4, seed: 5);
+        // Sample 2 of the run drawn on its own: it must get the noise of global sample index 2.
+        var alone = Run(TestDevices.Cpu, sampler, xT[120..180], 1, seed: 5, firstSample: 2);
+        Assert.That(alone, Is.EqualTo(batch[120..180]));
+    }
+
+    [Test]
+    public void UNetSample_IsTheSameAloneOrInABatch()
+    {
+        var dev = TestDevices.Cpu;
+        using var model = PosteriorGpu.Models.UNet.UNet2DModel.Load(dev, Fixtures.Path("diffusers-unet-tiny"));
+        var xT = TestData.Random(3 * 256, 6);
+        float[] Sample(float[] start, int n, long first)
+        {
+            using var x = Tensor.FromHost(dev, start, n, 1, 16, 16);
+            new DdpmSampler(model, Schedule).Sample(x, 3, seed: 9, firstSample: first);
+            return x.ToHost();
+        }
+        var batch = Sample(xT, 3, 0);
+        var alone = Sample(xT[256..512], 1, 1);
+        // The network computes each item independently, so the match is exact up to float rounding.
+        TestData.AssertClose(alone, batch[256..512], 1e-6, "sample 1 alone vs in a batch of 3");
+    }
+
+    private sealed class NaNAtStep(IScoreModel inner, int badCall) : IScoreModel
+    {
+        private int calls;
+        public GpuDevice Device => inner.Device;
+        public int Channels => inner.Channels;
+        public int Height => inner.Height;
+        public int Width => inner.Width;
+
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+        {
+            inner.PredictEpsilon(x, timesteps, epsilon);
+            if (++calls == badCall) epsilon.CopyFrom(Enumerable.Repeat(float.NaN, epsilon.Length).ToArray());
+        }
+    }
+
+    [TestCaseSource(nameof(AllSamplers))]
+    public void NaNFromTheModel_StopsWithTheStep(string sampler)
+    {
+        var dev = TestDevices.Cpu;
+        using var prior = Prior(dev);
+        using var x = Tensor.FromHost(dev, TestData.Random(60, 7), 1, 3, 4, 5);
+        var s = SamplerFactory.Create(sampler, new NaNAtStep(prior, 3), Schedule);
+        var ex = Assert.Throws<SamplerDivergedException>(() => s.Sample(x, 10, 1));
+        Assert.That(ex!.Step, Is.EqualTo(3));
+        Assert.That(ex.Message, Does.Contain("step 3 of 10").And.Contain(s.Name));
+    }
+
+    [Test]
+    public void Cancellation_StopsBetweenStepsAndReturnsEveryBuffer()
+    {
+        var dev = TestDevices.Cpu;
+        using var prior = Prior(dev);
+        using var x = Tensor.FromHost(dev, TestData.Random(60, 8), 1, 3, 4, 5);
+        // A first run fills the caches that outlive runs (the prior's pool, the device's scratch area).
+        new LiAcceleratedSampler(prior, Schedule).Sample(x, 3, 1);
+        long live = dev.LiveBuffers;
+        using var cts = new CancellationTokenSource();
+        int last = 0;
+        var progress = SyncProgress.Of(p =>
+        {
+            last = p.Step;
+            if (p.Step == 2) cts.Cancel();
+        });
+        Assert.Throws<OperationCanceledException>(() => new LiAcceleratedSampler(prior, Schedule).Sample(x, 10, 1, 0, progress, cts.Token));
+        Assert.That(last, Is.EqualTo(2));
+        Assert.That(dev.LiveBuffers, Is.EqualTo(live), "the run's pool freed everything");
+    }
+
+    [Test]
+    public void UnknownSamplerAndWrongShapes_AreClearErrors()
+    {
+        var dev = TestDevices.Cpu;
+        using var prior = Prior(dev);
+        Assert.That(Assert.Throws<ArgumentException>(() => SamplerFactory.Create("euler-maruyama", prior, Schedule))!.Message,
+            Does.Contain("euler-maruyama").And.Contain("ddim"));
+        using var x = Tensor.Zeros(dev, 1, 1, 4, 5);
+        Assert.That(Assert.Throws<ArgumentException>(() => new DdimSampler(prior, Schedule).Sample(x, 5, 1))!.Message,
+            Does.Contain("[1, 1, 4, 5]"));
+        using var ok = Tensor.Zeros(dev, 1, 3, 4, 5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DdimSampler(prior, Schedule).Sample(ok, 0, 1));
+    }
+
+    [Test]
+    public void Ddpm_ManySteps_ReachesThePrior()
+    {
+        // Ancestral sampling with the exact score: sample moments approach N(mu, var) (statistical tolerance).
+        var dev = TestDevices.Cpu;
+        using var prior = Prior(dev);
+        const int n = 400;
+        var xT = new float[n * 60];
+        var draw = new PosteriorGpu.Kernels.Random.RandomDraw(77, 0, 0);
+        for (int i = 0; i < xT.Length; i++) xT[i] = draw.Normal(i);
+        using var x = Tensor.FromHost(dev, xT, n, 3, 4, 5);
+        new DdpmSampler(prior, Schedule).Sample(x, 200, seed: 3);
+        var s = x.ToHost();
+        double meanErr = 0, varErr = 0;
+        for (int j = 0; j < 60; j++)
+        {
+            double m = 0, v = 0;
+            for (int k = 0; k < n; k++) m += s[k * 60 + j];
+            m /= n;
+            for (int k = 0; k < n; k++) v += Math.Pow(s[k * 60 + j] - m, 2);
+            v /= n - 1;
+            meanErr += Math.Pow((m - prior.Mean[j]) / Math.Sqrt(prior.Variance[j] / n), 2);
+            varErr += Math.Pow((v - prior.Variance[j]) / (prior.Variance[j] * Math.Sqrt(2.0 / n)), 2);
+        }
+        // Sums of 60 squared z-scores: chi-square with 60 degrees of freedom, 99.9% quantile about 100.
+        Assert.That(meanErr, Is.LessThan(100), "means");
+        Assert.That(varErr, Is.LessThan(100), "variances");
+    }
+}
