@@ -12,6 +12,8 @@ public static class CommandLine
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy
+          sample               unconditional samples: --model DIR --sampler ddpm|ddim|pf-ode|li-accelerated|dpmsolver++2m
+                                 --steps N [--scheduler-config FILE] [--xT x.npy] [--seed S] [--batch B] [--eta E] --out x0.npy
           bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
 
@@ -36,6 +38,7 @@ public static class CommandLine
                 "devices" => Devices(stdout),
                 "eps" => EpsCommand.Run(new Options("eps", args.Skip(1), EpsCommand.Known, "verbose"), stdout),
                 "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
+                "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };

@@ -55,3 +55,37 @@ public class EpsCommandTests
         Assert.That(stderr, Does.Contain("tpu"));
     }
 }
+
+public class SampleCommandTests
+{
+    [Test]
+    public void Sample_Ddim10_FromTheFixtureNoise_MatchesDiffusers()
+    {
+        string folder = Fixtures.Path("diffusers-unet-tiny");
+        string output = Path.Combine(Path.GetTempPath(), $"posteriorgpu-sample-{Guid.NewGuid():N}.npy");
+        try
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            int code = CommandLine.Run(["sample", "--model", folder, "--sampler", "ddim", "--steps", "10",
+                "--xT", Path.Combine(folder, "ddim_xT.npy"), "--out", output, "--device", "cpu"], stdout, stderr);
+            Assert.That(code, Is.EqualTo(0), stderr.ToString());
+            Assert.That(stderr.ToString(), Does.Contain("step 10/10"));
+            var expected = Npy.Read(Path.Combine(folder, "ddim_x0.npy")).ToFloat32();
+            TestData.AssertClose(Npy.Read(output).ToFloat32(), expected, 1e-4, "posteriorgpu sample (ddim) vs diffusers");
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }
+
+    [Test]
+    public void Sample_UnknownSampler_IsAUsageError()
+    {
+        var stderr = new StringWriter();
+        int code = CommandLine.Run(["sample", "--model", Fixtures.Path("diffusers-unet-tiny"), "--sampler", "heun", "--out", "x.npy", "--device", "cpu"], new StringWriter(), stderr);
+        Assert.That(code, Is.EqualTo(1));
+        Assert.That(stderr.ToString(), Does.Contain("heun").And.Contain("ddim"));
+    }
+}

@@ -71,6 +71,28 @@ public class SamplerBehaviourTests
         TestData.AssertClose(alone, batch[256..512], 1e-6, "sample 1 alone vs in a batch of 3");
     }
 
+    [Test, Category("Gpu")]
+    public void SameSeed_OnCpuAndGpu_AgreesToFloatRounding()
+    {
+        var xT = TestData.Random(4 * 60, 10, 2f);
+        foreach (var sampler in AllSamplers)
+        {
+            var cpu = Run(TestDevices.Cpu, sampler, xT, 4, seed: 21);
+            var gpu = Run(TestDevices.Gpu, sampler, xT, 4, seed: 21);
+            TestData.AssertClose(gpu, cpu, 1e-5, $"{sampler}: cuda vs cpu, same seed");
+        }
+        using var cpuModel = PosteriorGpu.Models.UNet.UNet2DModel.Load(TestDevices.Cpu, Fixtures.Path("diffusers-unet-tiny"));
+        using var gpuModel = PosteriorGpu.Models.UNet.UNet2DModel.Load(TestDevices.Gpu, Fixtures.Path("diffusers-unet-tiny"));
+        var start = TestData.Random(2 * 256, 11);
+        float[] Ddpm(PosteriorGpu.Models.UNet.UNet2DModel m)
+        {
+            using var x = Tensor.FromHost(m.Device, start, 2, 1, 16, 16);
+            new DdpmSampler(m, Schedule).Sample(x, 20, seed: 4);
+            return x.ToHost();
+        }
+        TestData.AssertClose(Ddpm(gpuModel), Ddpm(cpuModel), 1e-4, "ddpm with the fixture U-Net: cuda vs cpu, same seed");
+    }
+
     private sealed class NaNAtStep(IScoreModel inner, int badCall) : IScoreModel
     {
         private int calls;
