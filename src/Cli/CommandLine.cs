@@ -13,7 +13,7 @@ public static class CommandLine
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy
           sample               unconditional samples: --model DIR --sampler ddpm|ddim|pf-ode|li-accelerated|dpmsolver++2m
-                                 --steps N [--scheduler-config FILE] [--xT x.npy] [--seed S] [--batch B] [--eta E] --out x0.npy
+                                 --steps N [--scheduler-config FILE] [--xT x.npy] [--seed S] [--batch B] [--eta E] --out x0.npy [--png grid.png]
           bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
 

@@ -15,7 +15,7 @@ namespace PosteriorGpu.Cli;
 public static class SampleCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["model", "sampler", "steps", "scheduler-config", "xT", "seed", "batch", "eta", "out", "device"];
+    public static readonly string[] Known = ["model", "sampler", "steps", "scheduler-config", "xT", "seed", "batch", "eta", "out", "png", "device"];
 
     /// <summary>Runs the command; returns the exit code.</summary>
     public static int Run(Options o, TextWriter stdout, TextWriter stderr)
@@ -66,6 +66,7 @@ public static class SampleCommand
         var result = x.ToHost();
         watch.Stop();
         Npy.Write(outPath, result, shape);
+        if (o.Get("png") is { } png) PngGrid.Write(png, result, shape);
         stdout.WriteLine($"wrote {outPath} {Shape.Format(shape)}: {sampler.Name}, {steps} steps, seed {seed}, on {dev.Description} in {watch.Elapsed.TotalSeconds:F1} s");
         return 0;
     }

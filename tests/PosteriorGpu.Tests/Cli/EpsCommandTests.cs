@@ -89,3 +89,31 @@ public class SampleCommandTests
         Assert.That(stderr.ToString(), Does.Contain("heun").And.Contain("ddim"));
     }
 }
+
+public class PngGridTests
+{
+    [Test]
+    public void Grid_HasTheLayoutAndValues()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"posteriorgpu-grid-{Guid.NewGuid():N}.png");
+        try
+        {
+            // 3 grey 4x5 images, 2 per row: 2 * 5 + 3 * 2 = 16 wide, 2 * 4 + 3 * 2 = 14 high.
+            var images = new float[3 * 4 * 5];
+            images[0] = 1f;           // image 0, pixel (0, 0): white
+            images[20] = -1f;         // image 1, pixel (0, 0): black
+            images[40 + 6] = 0f;      // image 2, pixel (1, 1): mid grey
+            PngGrid.Write(path, images, [3, 1, 4, 5], columns: 2);
+            using var png = SkiaSharp.SKBitmap.Decode(path);
+            Assert.That((png.Width, png.Height), Is.EqualTo((16, 14)));
+            Assert.That(png.GetPixel(2, 2).Red, Is.EqualTo(255));
+            Assert.That(png.GetPixel(2 + 5 + 2, 2).Red, Is.EqualTo(0));
+            Assert.That(png.GetPixel(2 + 1, 2 + 4 + 2 + 1).Red, Is.EqualTo(128));
+            Assert.That(png.GetPixel(0, 0).Red, Is.EqualTo(32), "gap colour");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
