@@ -1,0 +1,161 @@
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Reductions;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Samplers.Posterior;
+
+/// <summary>The annealing schedule of <see cref="AnnealedLangevinSampler"/>, with defaults that work for
+/// data scaled to about unit variance.</summary>
+public sealed record AnnealedLangevinOptions
+{
+    /// <summary>Number of measurement noise levels K (eta_1 > ... > eta_K = sigma_y, geometric).</summary>
+    public int Levels { get; init; } = 20;
+
+    /// <summary>Langevin steps at each level.</summary>
+    public int StepsPerLevel { get; init; } = 50;
+
+    /// <summary>The first level eta_1 (at least sigma_y); measurements at this level barely constrain x.</summary>
+    public double EtaMax { get; init; } = 1.0;
+
+    /// <summary>Step size h_k = StepScale / (1 + ||A||^2 / eta_k^2): a fraction of the inverse curvature
+    /// of the level's potential for a prior with unit-scale score Lipschitz constant.</summary>
+    public double StepScale { get; init; } = 0.1;
+
+    /// <summary>The diffusion timestep whose score serves as the prior score (the smallest: 0).</summary>
+    public int PriorTimestep { get; init; }
+
+    /// <summary>The unconditional sampler that draws the starting prior samples (unless a warm start is given).</summary>
+    public string PriorSampler { get; init; } = "ddpm";
+
+    /// <summary>Steps of that sampler.</summary>
+    public int PriorSteps { get; init; } = 50;
+}
+
+/// <summary>
+/// Posterior sampling with a diffusion prior and annealed Langevin dynamics (Xun, Gupta, Price 2025):
+/// from a prior sample (drawn with the diffusion model, or a caller's warm start), run Langevin on
+/// grad log p(x) + A^T (y_k - A x) / eta_k^2 for a decreasing sequence eta_1 > ... > eta_K = sigma_y,
+/// with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k (so y_k is a valid
+/// measurement at level eta_k; each chain has its own z). The prior score is the network's at the
+/// smallest diffusion time. Linear operators only (the likelihood gradient is exact for them).
+/// </summary>
+public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule schedule, AnnealedLangevinOptions? options = null)
+{
+    /// <summary>Random stream of the Langevin noise.</summary>
+    public const uint LangevinStream = 0x414C4E47;
+
+    /// <summary>Random stream of the nested measurement noise.</summary>
+    public const uint MeasurementStream = 0x414C4D53;
+
+    /// <summary>The schedule in use.</summary>
+    public AnnealedLangevinOptions Options { get; } = options ?? new AnnealedLangevinOptions();
+
+    /// <summary>The measurement noise levels eta_1 ... eta_K.</summary>
+    public double[] Levels(double sigmaY)
+    {
+        int k = Options.Levels;
+        double top = Math.Max(Options.EtaMax, sigmaY);
+        return Enumerable.Range(0, k).Select(i => k == 1 ? sigmaY : top * Math.Pow(sigmaY / top, (double)i / (k - 1))).ToArray();
+    }
+
+    /// <summary>
+    /// Draws x.N posterior samples of p(x | y) into x ([N, C, H, W]). y is one measurement ([1, ...])
+    /// shared by all chains, or one per chain ([N, ...]). <paramref name="warmStart"/> replaces the
+    /// prior draw (the paper's local variant refines any sampler's output this way).
+    /// </summary>
+    public void Sample(Tensor x, Tensor y, ILinearOperator op, float sigmaY, ulong seed, long firstSample = 0,
+        Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "annealed langevin: sigma_y must be positive");
+        if (y.N != 1 && y.N != x.N)
+            throw new ArgumentException($"annealed langevin: y {Shape.Format(y.Shape)} must hold one measurement or one per chain ({x.N})");
+        int n = x.N;
+        using var pool = new TensorPool(x.Device);
+        if (warmStart is not null) x.CopyFrom(warmStart);
+        else DrawPrior(x, seed, firstSample, cancellationToken);
+
+        var measurementShape = new[] { n }.Concat(op.MeasurementShape).ToArray();
+        using var yk = pool.Rent(measurementShape);
+        if (y.N == n) yk.CopyFrom(y);
+        else
+        {
+            yk.Clear();                   // pooled memory may hold NaN, and 0 * NaN is NaN
+            Affine.Run(yk, 0f, 1f, yk);   // ones
+            BroadcastMultiply.Run(yk, y, yk);
+        }
+        var eta = Levels(sigmaY);
+        int levels = eta.Length;
+        var increments = new float[levels];
+        for (int k = 0; k < levels - 1; k++) increments[k] = (float)Math.Sqrt(eta[k] * eta[k] - eta[k + 1] * eta[k + 1]);
+        RandomDraw Nested(int k) => new RandomDraw(seed, MeasurementStream, (ulong)k).ForBatch(firstSample, yk.ItemLength);
+        // y_1 = y + sum_k increments_k z_k; each level then removes its own z_k again.
+        for (int k = 0; k < levels - 1; k++) AddNoise.Run(yk, increments[k], Nested(k));
+
+        double norm2 = OperatorNormSquared(op, x, pool);
+        using var eps = pool.Rent(x.Shape);
+        using var grad = pool.Rent(x.Shape);
+        using var check = pool.Rent(n);
+        var t = new[] { (float)Options.PriorTimestep };
+        float scoreFactor = ScoreConversion.EpsilonToScoreFactor(schedule.AlphaCumprod(Options.PriorTimestep));
+        ulong step = 0;
+        var norms = new float[n];
+        for (int k = 0; k < levels; k++)
+        {
+            float h = (float)(Options.StepScale / (1 + norm2 / (eta[k] * eta[k])));
+            for (int s = 0; s < Options.StepsPerLevel; s++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                model.PredictEpsilon(x, t, eps);
+                Axpby.Run(scoreFactor, eps, 0f, eps);   // the prior score, in place
+                op.LogLikelihoodGradient(x, yk, (float)eta[k], grad);
+                LangevinStep.Run(x, eps, grad, h, new RandomDraw(seed, LangevinStream, step++).ForBatch(firstSample, x.ItemLength));
+            }
+            BatchReduce.SquaredNorm(x, check);
+            check.CopyTo(norms);
+            if (norms.Any(v => !float.IsFinite(v)))
+                throw new SamplerDivergedException("annealed-langevin", k + 1, levels, Options.PriorTimestep);
+            if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
+            progress?.Report(new SamplerProgress(k + 1, levels));
+        }
+    }
+
+    private void DrawPrior(Tensor x, ulong seed, long firstSample, CancellationToken ct)
+    {
+        x.Clear();
+        AddNoise.Run(x, 1f, new RandomDraw(seed, 0x78545354, 0).ForBatch(firstSample, x.ItemLength));
+        SamplerFactory.Create(Options.PriorSampler, model, schedule).Sample(x, Options.PriorSteps, seed, firstSample, null, ct);
+    }
+
+    /// <summary>||A||^2 by 30 power iterations on A^T A (deterministic start).</summary>
+    private static double OperatorNormSquared(ILinearOperator op, Tensor like, TensorPool pool)
+    {
+        var itemShape = new[] { 1 }.Concat(op.InputShape).ToArray();
+        using var v = pool.Rent(itemShape);
+        using var av = pool.Rent(new[] { 1 }.Concat(op.MeasurementShape).ToArray());
+        using var norm = pool.Rent(1);
+        var draw = new RandomDraw(1, 0x504F5745, 0);
+        var start = new float[v.Length];
+        for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
+        v.CopyFrom(start);
+        double lambda = 0;
+        var host = new float[1];
+        for (int it = 0; it < 30; it++)
+        {
+            BatchReduce.SquaredNorm(v, norm);
+            norm.CopyTo(host);
+            if (!(host[0] > 0)) return 0;
+            Axpby.Run(0f, v, 1f / MathF.Sqrt(host[0]), v);
+            op.Forward(v, av);
+            op.Adjoint(av, v);
+            BatchReduce.SquaredNorm(v, norm);
+            norm.CopyTo(host);
+            lambda = Math.Sqrt(host[0]);   // ||A^T A u|| for a unit u
+        }
+        return lambda;
+    }
+}

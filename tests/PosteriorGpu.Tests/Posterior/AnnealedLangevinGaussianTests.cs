@@ -1,0 +1,62 @@
+using MathNet.Numerics.LinearAlgebra;
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models.Priors;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
+using PosteriorGpu.Samplers.Schedules;
+
+namespace PosteriorGpu.Tests.Posterior;
+
+/// <summary>
+/// Annealed Langevin against the exact posterior: Gaussian prior in d = 64, a random 16 x 64 Gaussian
+/// A, sigma_y = 0.1, 4096 chains. The metric is W2 between the Gaussian fitted to the samples and the
+/// exact posterior; the tolerance is set from the W2 of 4096 exact posterior samples (the
+/// finite-sample floor) and is checked to reject prior samples and the posterior mean.
+/// </summary>
+public class AnnealedLangevinGaussianTests
+{
+    [Test]
+    public void MatchesTheExactPosterior()
+    {
+        var dev = TestDevices.Cpu;
+        const int side = 8, d = side * side, m = 16, chains = 4096;
+        const float sigmaY = 0.1f;
+        var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
+        var rng = new System.Random(3);
+        var mean = Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var variance = Enumerable.Range(0, d).Select(_ => (float)(0.3 + rng.NextDouble())).ToArray();
+        using var prior = new GaussianDiagonalPrior(dev, 1, side, side, mean, variance, schedule.AlphasCumprodDouble);
+        using var op = CompressedSensingOperator.Gaussian(dev, [1, side, side], m, seed: 5);
+
+        // A ground truth drawn from the prior and its noisy measurement.
+        var draw = new RandomDraw(9, 1, 0);
+        var truth = Enumerable.Range(0, d).Select(j => mean[j] + MathF.Sqrt(variance[j]) * draw.Normal(j)).ToArray();
+        var a = op.Matrix.Select(v => (double)v).ToArray();
+        var y = Enumerable.Range(0, m).Select(i => Enumerable.Range(0, d).Sum(j => a[i * d + j] * truth[j]) + sigmaY * draw.Normal(1000 + i)).ToArray();
+        var exact = GaussianPosterior.ForDiagonalPrior(mean, variance, a, m, sigmaY, y);
+
+        using var ty = Tensor.FromHost(dev, y.Select(v => (float)v).ToArray(), 1, m);
+        using var x = Tensor.Empty(dev, chains, 1, side, side);
+        // A short schedule keeps the test at a few seconds on 2 cores (the defaults are 20 x 50 steps).
+        var options = new AnnealedLangevinOptions { Levels = 12, StepsPerLevel = 25, StepScale = 0.3, PriorSteps = 25 };
+        new AnnealedLangevinSampler(prior, schedule, options).Sample(x, ty, op, sigmaY, seed: 17);
+        var flat = x.ToHost();
+        var samples = Enumerable.Range(0, chains).Select(c => flat.AsSpan(c * d, d).ToArray().Select(v => (double)v).ToArray()).ToList();
+        var (sm, sc) = Wasserstein.Moments(samples);
+        double w2 = Wasserstein.Gaussian(sm, sc, exact.Mean, exact.Covariance);
+
+        var (em, ec) = Wasserstein.Moments(exact.Sample(chains, 4));
+        double floor = Wasserstein.Gaussian(em, ec, exact.Mean, exact.Covariance);
+        var priorCov = Matrix<double>.Build.DenseOfDiagonalArray(variance.Select(v => (double)v).ToArray());
+        double priorW2 = Wasserstein.Gaussian(mean.Select(v => (double)v).ToArray(), priorCov, exact.Mean, exact.Covariance);
+        double meanW2 = Math.Sqrt(exact.Covariance.Trace());
+        double tolerance = 2 * floor + 0.1;
+        TestContext.Out.WriteLine($"W2(annealed Langevin, exact posterior) = {w2:F4}; 4096 exact samples: {floor:F4}; " +
+                                  $"tolerance {tolerance:F4}; prior: {priorW2:F4}; posterior mean: {meanW2:F4}");
+        Assert.That(priorW2, Is.GreaterThan(tolerance), "the tolerance must reject prior samples");
+        Assert.That(meanW2, Is.GreaterThan(tolerance), "the tolerance must reject the posterior mean");
+        Assert.That(w2, Is.LessThan(tolerance));
+    }
+}
