@@ -59,3 +59,79 @@ public class SmallKernelTests
         TestData.AssertClose(ty.ToHost(), y, 1e-7, "embedding add");
     }
 }
+
+public class SamplerKernelTests
+{
+    [TestCase(1, 1)]
+    [TestCase(3, 37)]
+    public void BroadcastMultiply_MatchesReference(int n, int item)
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(n * item, 1);
+        var m = TestData.Random(item, 2);
+        using var tx = Tensor.FromHost(dev, x, n, item);
+        using var tm = Tensor.FromHost(dev, m, item);
+        using var ty = Tensor.Empty(dev, n, item);
+        BroadcastMultiply.Run(tx, tm, ty);
+        var expected = new float[x.Length];
+        BroadcastMultiply.Reference(x, m, expected);
+        Assert.That(ty.ToHost(), Is.EqualTo(expected));
+        using var wrong = Tensor.Empty(dev, item + 1);
+        Assert.Throws<ArgumentException>(() => BroadcastMultiply.Run(tx, wrong, ty));
+    }
+
+    [Test]
+    public void AddNoise_MatchesReference_AndNegativeScaleUndoesIt()
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(5001, 3);
+        var draw = new PosteriorGpu.Kernels.Random.RandomDraw(4, 2, 7);
+        using var tx = Tensor.FromHost(dev, x, 5001);
+        AddNoise.Run(tx, 0.3f, draw);
+        var expected = (float[])x.Clone();
+        AddNoise.Reference(expected, 0.3f, draw);
+        TestData.AssertClose(tx.ToHost(), expected, 1e-6, "add noise");
+        AddNoise.Run(tx, -0.3f, draw);
+        TestData.AssertClose(tx.ToHost(), x, 1e-6, "add then subtract the same noise");
+    }
+
+    [TestCase(1, 5)]
+    [TestCase(4, 64)]
+    public void GaussianEpsilon_MatchesReference(int n, int d)
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(n * d, 5, 2f);
+        var mu = TestData.Random(d, 6);
+        var variance = TestData.Random(d, 7).Select(v => 0.1f + Math.Abs(v)).ToArray();
+        var levels = Enumerable.Range(0, n).Select(i => 0.05 + 0.9 * i / Math.Max(1, n - 1)).ToArray();
+        var packed = levels.SelectMany(a => new[] { (float)a, (float)Math.Sqrt(a), (float)Math.Sqrt(1 - a) }).ToArray();
+        using var tx = Tensor.FromHost(dev, x, n, d);
+        using var tm = Tensor.FromHost(dev, mu, d);
+        using var tv = Tensor.FromHost(dev, variance, d);
+        using var tl = Tensor.FromHost(dev, packed, n, 3);
+        using var te = Tensor.Empty(dev, n, d);
+        GaussianEpsilon.Run(tx, tm, tv, tl, te);
+        var expected = new float[x.Length];
+        GaussianEpsilon.Reference(x, mu, variance, levels, expected);
+        TestData.AssertClose(te.ToHost(), expected, 1e-5, "gaussian epsilon");
+    }
+
+    [TestCase(0f)]
+    [TestCase(-0.4f)]
+    public void MultistepUpdate_MatchesReference(float c2)
+    {
+        var dev = TestDevices.Cpu;
+        const int n = 3 * 1001;
+        var x = TestData.Random(n, 8);
+        var eps = TestData.Random(n, 9);
+        var prev = TestData.Random(n, 10);
+        var c = new MultistepUpdate.Coefficients(0.5f, -1.5f, 1.1f, 0.3f, c2);
+        using var tx = Tensor.FromHost(dev, x, 3, 1001);
+        using var te = Tensor.FromHost(dev, eps, 3, 1001);
+        using var tp = Tensor.FromHost(dev, prev, 3, 1001);
+        MultistepUpdate.Run(tx, te, tp, c);
+        MultistepUpdate.Reference(x, eps, prev, c);
+        TestData.AssertClose(tx.ToHost(), x, 1e-6, "multistep x");
+        TestData.AssertClose(tp.ToHost(), prev, 1e-6, "multistep prediction kept");
+    }
+}
