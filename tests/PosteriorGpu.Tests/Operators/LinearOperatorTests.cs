@@ -62,6 +62,28 @@ public class LinearOperatorTests
         TestData.AssertClose(grad.ToHost(), expected.ToHost(), 1e-5, $"{op.Name}: grad log p(y|x)");
     }
 
+    [Test, Category("Gpu")]
+    public void Gpu_OperatorsMatchTheCpu()
+    {
+        foreach (var data in Operators())
+        {
+            var make = (Func<GpuDevice, ILinearOperator>)data.Arguments[0]!;
+            int batch = (int)data.Arguments[1]!;
+            float[] Run(GpuDevice dev, bool adjoint)
+            {
+                using var op = make(dev);
+                int[] xs = Batched(batch, op.InputShape), ys = Batched(batch, op.MeasurementShape);
+                using var tx = Tensor.FromHost(dev, TestData.Random(Shape.Elements(xs), 1), xs);
+                using var ty = Tensor.FromHost(dev, TestData.Random(Shape.Elements(ys), 2), ys);
+                if (adjoint) { op.Adjoint(ty, tx); return tx.ToHost(); }
+                op.Forward(tx, ty);
+                return ty.ToHost();
+            }
+            foreach (bool adjoint in new[] { false, true })
+                TestData.AssertClose(Run(TestDevices.Gpu, adjoint), Run(TestDevices.Cpu, adjoint), 1e-5, $"{data.TestName} {(adjoint ? "adjoint" : "forward")} cuda vs cpu");
+        }
+    }
+
     [Test]
     public void ShapeMismatch_NamesTheExpectedShape()
     {

@@ -18,9 +18,13 @@ namespace PosteriorGpu.Tests.Posterior;
 public class AnnealedLangevinGaussianTests
 {
     [Test]
-    public void MatchesTheExactPosterior()
+    public void MatchesTheExactPosterior() => Check(TestDevices.Cpu);
+
+    [Test, Category("Gpu")]
+    public void MatchesTheExactPosterior_OnGpu() => Check(TestDevices.Gpu);
+
+    private static void Check(PosteriorGpu.Kernels.Device.GpuDevice dev)
     {
-        var dev = TestDevices.Cpu;
         const int side = 8, d = side * side, m = 16, chains = 4096;
         const float sigmaY = 0.1f;
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
@@ -53,7 +57,7 @@ public class AnnealedLangevinGaussianTests
         double priorW2 = Wasserstein.Gaussian(mean.Select(v => (double)v).ToArray(), priorCov, exact.Mean, exact.Covariance);
         double meanW2 = Math.Sqrt(exact.Covariance.Trace());
         double tolerance = 2 * floor + 0.1;
-        TestContext.Out.WriteLine($"W2(annealed Langevin, exact posterior) = {w2:F4}; 4096 exact samples: {floor:F4}; " +
+        TestContext.Out.WriteLine($"{dev.Description}: W2(annealed Langevin, exact posterior) = {w2:F4}; 4096 exact samples: {floor:F4}; " +
                                   $"tolerance {tolerance:F4}; prior: {priorW2:F4}; posterior mean: {meanW2:F4}");
         Assert.That(priorW2, Is.GreaterThan(tolerance), "the tolerance must reject prior samples");
         Assert.That(meanW2, Is.GreaterThan(tolerance), "the tolerance must reject the posterior mean");
