@@ -1,0 +1,175 @@
+using ILGPU;
+using ILGPU.Runtime;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Samplers.Operators;
+
+/// <summary>What a blur reads outside the image.</summary>
+public enum BlurBoundary
+{
+    /// <summary>Zeros (the image is padded with zeros).</summary>
+    Zero,
+    /// <summary>The image repeats periodically (circular convolution).</summary>
+    Circular,
+}
+
+/// <summary>
+/// Blur (deconvolution problems): every channel correlated with one kh x kw filter k (odd sizes,
+/// centred): y[i, j] = sum_{u, v} k[u, v] x[i + u - kh/2, j + v - kw/2], reading zeros or wrapping
+/// around outside the image. The adjoint is the correlation with the flipped filter under the same
+/// boundary rule, x[a, b] = sum_{u, v} k[u, v] y[a - u + kh/2, b - v + kw/2], which is the exact
+/// transpose for both rules. y has the image's shape.
+/// </summary>
+public sealed class BlurOperator : LinearOperator
+{
+    private readonly float[] filter;
+    private readonly Tensor filterTensor;
+
+    /// <summary>A blur by the given filter (row-major kh x kw, odd sizes).</summary>
+    /// <exception cref="ArgumentException">A filter size is even or the values do not fill it.</exception>
+    public BlurOperator(GpuDevice device, int channels, int height, int width, float[] filter, int kh, int kw, BlurBoundary boundary)
+        : base(device, "blur", [channels, height, width], [channels, height, width])
+    {
+        if (kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0 || filter.Length != kh * kw)
+            throw new ArgumentException($"operator blur: the filter must be kh x kw with odd sizes; got {kh} x {kw} and {filter.Length} values");
+        this.filter = (float[])filter.Clone();
+        KernelHeight = kh;
+        KernelWidth = kw;
+        Boundary = boundary;
+        filterTensor = Tensor.FromHost(device, filter, kh * kw);
+    }
+
+    /// <summary>A Gaussian blur: a size x size filter with weights exp(-(u^2 + v^2) / (2 sigma^2)) about
+    /// the centre, normalised to sum 1.</summary>
+    public static BlurOperator Gaussian(GpuDevice device, int channels, int height, int width, int size, float sigma,
+        BlurBoundary boundary = BlurBoundary.Zero)
+    {
+        if (!(sigma > 0)) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "operator blur: sigma must be positive");
+        return new BlurOperator(device, channels, height, width, GaussianFilter(size, sigma), size, size, boundary);
+    }
+
+    /// <summary>A uniform (box) blur: a size x size filter of 1 / size^2.</summary>
+    public static BlurOperator Uniform(GpuDevice device, int channels, int height, int width, int size,
+        BlurBoundary boundary = BlurBoundary.Zero)
+    {
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), size, "operator blur: size must be >= 1");
+        return new BlurOperator(device, channels, height, width, Enumerable.Repeat(1f / (size * size), size * size).ToArray(), size, size, boundary);
+    }
+
+    /// <summary>The normalised size x size Gaussian filter of <see cref="Gaussian"/>.</summary>
+    public static float[] GaussianFilter(int size, float sigma)
+    {
+        if (size < 1) throw new ArgumentOutOfRangeException(nameof(size), size, "operator blur: size must be >= 1");
+        var f = new double[size * size];
+        int r = size / 2;
+        for (int u = 0; u < size; u++)
+            for (int v = 0; v < size; v++)
+                f[u * size + v] = Math.Exp(-((u - r) * (u - r) + (v - r) * (v - r)) / (2.0 * sigma * sigma));
+        double sum = f.Sum();
+        return f.Select(v => (float)(v / sum)).ToArray();
+    }
+
+    /// <summary>A copy of the filter (row-major kh x kw).</summary>
+    public float[] Filter => (float[])filter.Clone();
+
+    /// <summary>Filter height kh.</summary>
+    public int KernelHeight { get; }
+
+    /// <summary>Filter width kw.</summary>
+    public int KernelWidth { get; }
+
+    /// <summary>What the blur reads outside the image.</summary>
+    public BlurBoundary Boundary { get; }
+
+    /// <summary>The specification: for each of <paramref name="planes"/> h x w planes, out[i, j] =
+    /// sum k[u, v] in[i + s (u - kh/2), j + s (v - kw/2)] with s = +1 (forward) or -1 (adjoint),
+    /// outside indices zero or wrapped.</summary>
+    public static void Reference(ReadOnlySpan<float> input, Span<float> output, int planes, int h, int w,
+        ReadOnlySpan<float> k, int kh, int kw, BlurBoundary boundary, bool adjoint)
+    {
+        int s = adjoint ? -1 : 1, rh = kh / 2, rw = kw / 2;
+        for (int p = 0; p < planes; p++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                {
+                    double acc = 0;
+                    for (int u = 0; u < kh; u++)
+                    {
+                        int a = i + s * (u - rh);
+                        if (boundary == BlurBoundary.Circular) a = ((a % h) + h) % h;
+                        else if (a < 0 || a >= h) continue;
+                        for (int v = 0; v < kw; v++)
+                        {
+                            int b = j + s * (v - rw);
+                            if (boundary == BlurBoundary.Circular) b = ((b % w) + w) % w;
+                            else if (b < 0 || b >= w) continue;
+                            acc += (double)k[u * kw + v] * input[(p * h + a) * w + b];
+                        }
+                    }
+                    output[(p * h + i) * w + j] = (float)acc;
+                }
+    }
+
+    internal static void Kernel(Index1D tid, ElementRange r, int h, int w, int kh, int kw, int sign, int circular,
+        ArrayView<float> k, ArrayView<float> input, ArrayView<float> output)
+    {
+        int rh = kh / 2, rw = kw / 2;
+        for (int it = 0; it < r.Count; it++)
+        {
+            int o = r.Index(tid, it);
+            if (o >= r.Total) return;
+            int p = o / (h * w), q = o - p * h * w;
+            int i = q / w, j = q - i * w;
+            int plane = p * h * w;
+            float acc = 0;
+            for (int u = 0; u < kh; u++)
+            {
+                int a = i + sign * (u - rh);
+                if (circular != 0) a = ((a % h) + h) % h;
+                else if (a < 0 || a >= h) continue;
+                for (int v = 0; v < kw; v++)
+                {
+                    int b = j + sign * (v - rw);
+                    if (circular != 0) b = ((b % w) + w) % w;
+                    else if (b < 0 || b >= w) continue;
+                    acc += k[u * kw + v] * input[plane + a * w + b];
+                }
+            }
+            output[o] = acc;
+        }
+    }
+
+    private void Launch(Tensor input, Tensor output, bool adjoint)
+    {
+        var plan = Device.Plan(output.Length);
+        if (plan.Total == 0) return;
+        var k = Device.Kernel("blur", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int, int,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
+        k(plan.Threads, plan, InputShape[1], InputShape[2], KernelHeight, KernelWidth, adjoint ? -1 : 1,
+            Boundary == BlurBoundary.Circular ? 1 : 0, filterTensor.View, input.View, output.View);
+    }
+
+    /// <inheritdoc/>
+    protected override void ForwardCore(Tensor x, Tensor y) => Launch(x, y, adjoint: false);
+
+    /// <inheritdoc/>
+    protected override void AdjointCore(Tensor y, Tensor x) => Launch(y, x, adjoint: true);
+
+    private float[] RunReference(ReadOnlySpan<float> input, bool adjoint)
+    {
+        int n = ItemsOf(input, InputLength, adjoint ? "measurement" : "input");
+        var output = new float[input.Length];
+        Reference(input, output, n * InputShape[0], InputShape[1], InputShape[2], filter, KernelHeight, KernelWidth, Boundary, adjoint);
+        return output;
+    }
+
+    /// <inheritdoc/>
+    public override float[] ForwardReference(ReadOnlySpan<float> x) => RunReference(x, adjoint: false);
+
+    /// <inheritdoc/>
+    public override float[] AdjointReference(ReadOnlySpan<float> y) => RunReference(y, adjoint: true);
+
+    /// <inheritdoc/>
+    protected override void DisposeDeviceData() => filterTensor.Dispose();
+}

@@ -1,0 +1,199 @@
+using ILGPU;
+using ILGPU.Runtime;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Samplers.Operators;
+
+/// <summary>
+/// One-bit dithered quantized sensing: y = sign(A vec(x) + tau) in {-1, +1}^m (sign(0) = +1), with an
+/// m x d Gaussian matrix A and a dither tau uniform in [-lambda, lambda], both seeded. Nonlinear.
+/// With Gaussian noise before the quantizer, y = sign(A x + tau + sigma e), the likelihood is probit:
+/// p(y_i | x) = Phi(u_i), u_i = y_i (a_i^T x + tau_i) / sigma, so
+/// grad log p(y | x) = A^T [y_i R(u_i) / sigma] with R = phi / Phi (<see cref="Probit"/>), evaluated
+/// stably for very negative u (no NaN).
+/// </summary>
+public sealed class OneBitOperator : ForwardOperator
+{
+    private readonly float[] matrix;
+    private readonly float[] dither;
+    private readonly Tensor matrixTensor;
+    private readonly Tensor ditherTensor;
+
+    /// <summary>An operator with a seeded Gaussian matrix (entries N(0, 1/m), or N(0, <paramref name="entryStd"/>^2))
+    /// and a seeded dither uniform in [-<paramref name="ditherRange"/>, <paramref name="ditherRange"/>].</summary>
+    public OneBitOperator(GpuDevice device, int[] inputShape, int m, float ditherRange, ulong seed, float? entryStd = null)
+        : this(device, inputShape, m,
+            GaussianMatrix.CreateOnStream(m, Shape.Elements(inputShape), seed, OperatorStreams.OneBitMatrix, entryStd ?? 1f / MathF.Sqrt(m)),
+            UniformDither(m, ditherRange, seed)) { }
+
+    /// <summary>An operator with the given row-major m x d matrix and m dither values.</summary>
+    /// <exception cref="ArgumentException">The matrix or dither does not fit m and the input shape.</exception>
+    public OneBitOperator(GpuDevice device, int[] inputShape, int m, float[] matrix, float[] dither)
+        : base(device, "one-bit", inputShape, [m])
+    {
+        int d = Shape.Elements(inputShape);
+        if (m < 1 || matrix.Length != (long)m * d)
+            throw new ArgumentException(
+                $"operator one-bit: expected a {m} x {d} matrix ({(long)m * d} values) for input shape {Shape.Format(inputShape)} but got {matrix.Length} values");
+        if (dither.Length != m)
+            throw new ArgumentException($"operator one-bit: expected {m} dither values but got {dither.Length}");
+        this.matrix = (float[])matrix.Clone();
+        this.dither = (float[])dither.Clone();
+        matrixTensor = Tensor.FromHost(device, matrix, m, d);
+        ditherTensor = Tensor.FromHost(device, dither, m);
+    }
+
+    /// <summary>m dither values uniform in [-range, range] from Philox with <paramref name="seed"/>.</summary>
+    public static float[] UniformDither(int m, float range, ulong seed)
+    {
+        if (!(range >= 0) || float.IsInfinity(range))
+            throw new ArgumentOutOfRangeException(nameof(range), range, "operator one-bit: the dither range must be >= 0 and finite");
+        var draw = new RandomDraw(seed, OperatorStreams.OneBitDither, 0);
+        var t = new float[m];
+        for (int i = 0; i < m; i++) t[i] = range * (2f * draw.Uniform(i) - 1f);
+        return t;
+    }
+
+    /// <inheritdoc/>
+    public override bool IsLinear => false;
+
+    /// <summary>Rows m of A (bits per measurement).</summary>
+    public int Rows => MeasurementShape[0];
+
+    /// <summary>Columns d of A.</summary>
+    public int Columns => InputLength;
+
+    /// <summary>A copy of A (row-major m x d).</summary>
+    public float[] Matrix => (float[])matrix.Clone();
+
+    /// <summary>A copy of the dither tau.</summary>
+    public float[] Dither => (float[])dither.Clone();
+
+    // ---- references -------------------------------------------------------------------------
+
+    /// <summary>The specification of the quantizer: +1 where v &gt;= 0, else -1.</summary>
+    public static float Sign(float v) => v >= 0f ? 1f : -1f;
+
+    /// <summary>The specification of <see cref="Measure"/>: sign(A x + tau + sigma z), z from <paramref name="draw"/>.</summary>
+    public float[] MeasureReference(ReadOnlySpan<float> x, float sigma, RandomDraw draw)
+    {
+        ItemsOf(x, InputLength, "input");
+        var u = GaussianMatrix.MultiplyReference(matrix, Rows, Columns, x, dither);
+        for (int i = 0; i < u.Length; i++) u[i] = Sign(sigma == 0 ? u[i] : u[i] + sigma * draw.Normal(i));
+        return u;
+    }
+
+    /// <inheritdoc/>
+    public override float[] ForwardReference(ReadOnlySpan<float> x) => MeasureReference(x, 0f, default);
+
+    /// <summary>The probit log-likelihood sum_i log Phi(y_i (a_i^T x + tau_i) / sigma) per item, all in
+    /// double (x too, so tests can take finite differences of it).</summary>
+    public double[] LogLikelihoodReference(ReadOnlySpan<double> x, ReadOnlySpan<float> y, double sigma)
+    {
+        if (x.Length % InputLength != 0) throw new ArgumentException($"operator one-bit: {x.Length} input values are not whole items of {InputLength}");
+        int n = x.Length / InputLength;
+        var ll = new double[n];
+        for (int item = 0; item < n; item++)
+            for (int i = 0; i < Rows; i++)
+            {
+                double acc = dither[i];
+                for (int j = 0; j < Columns; j++) acc += matrix[(long)i * Columns + j] * x[item * Columns + j];
+                ll[item] += Probit.LogCdfReference(y[item * Rows + i] * acc / sigma);
+            }
+        return ll;
+    }
+
+    /// <inheritdoc/>
+    public override float[] LogLikelihoodGradientReference(ReadOnlySpan<float> x, ReadOnlySpan<float> y, float sigma)
+    {
+        ItemsOf(x, InputLength, "input");
+        var t = GaussianMatrix.MultiplyReference(matrix, Rows, Columns, x, dither);
+        if (t.Length != y.Length)
+            throw new ArgumentException($"operator one-bit: {y.Length} measurement values but A x has {t.Length}");
+        for (int i = 0; i < t.Length; i++)
+            t[i] = (float)(y[i] * Probit.InverseMillsRatioReference((double)y[i] * t[i] / sigma) / sigma);
+        return GaussianMatrix.TransposeMultiplyReference(matrix, Rows, Columns, t);
+    }
+
+    // ---- kernels ----------------------------------------------------------------------------
+
+    /// <summary>u = sign(u + sigma z) in place (z from the draw when sigma &gt; 0).</summary>
+    internal static void SignKernel(Index1D tid, ElementRange r, ArrayView<float> u, float sigma, RandomDraw draw)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int i = r.Index(tid, k);
+            if (i >= r.Total) return;
+            float v = u[i];
+            if (sigma > 0f) v += sigma * draw.Normal(i);
+            u[i] = v >= 0f ? 1f : -1f;
+        }
+    }
+
+    /// <summary>t = y R(y t / sigma) / sigma in place: the probit weights A^T maps to the gradient.</summary>
+    internal static void ProbitWeightKernel(Index1D tid, ElementRange r, ArrayView<float> y, ArrayView<float> t, float invSigma)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int i = r.Index(tid, k);
+            if (i >= r.Total) return;
+            float yi = y[i];
+            t[i] = yi * Probit.InverseMillsRatio(yi * t[i] * invSigma) * invSigma;
+        }
+    }
+
+    private void Affine(Tensor x, Tensor u)
+    {
+        using var flat = x.Reshape(x.N, Columns);
+        Kernels.Gemm.Gemm.Run(flat, false, matrixTensor, true, u, 1f, 0f, ditherTensor);
+    }
+
+    private void Quantize(Tensor u, float sigma, RandomDraw draw)
+    {
+        var plan = Device.Plan(u.Length);
+        var k = Device.Kernel("one-bit-sign", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            ArrayView<float>, float, RandomDraw>(SignKernel));
+        if (plan.Total > 0) k(plan.Threads, plan, u.View, sigma, draw);
+    }
+
+    /// <inheritdoc/>
+    protected override void ForwardCore(Tensor x, Tensor y)
+    {
+        Affine(x, y);
+        Quantize(y, 0f, default);
+    }
+
+    /// <summary>A noisy measurement y = sign(A x + tau + sigma z), z ~ N(0, I) drawn from <paramref name="draw"/>:
+    /// the model whose likelihood <see cref="IForwardOperator.LogLikelihoodGradient"/> differentiates.</summary>
+    public void Measure(Tensor x, float sigma, RandomDraw draw, Tensor y)
+    {
+        int n = ValidateInput(x);
+        ValidateMeasurement(y, n);
+        if (!(sigma >= 0) || float.IsInfinity(sigma))
+            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "operator one-bit: sigma must be >= 0 and finite");
+        Affine(x, y);
+        Quantize(y, sigma, draw);
+    }
+
+    /// <inheritdoc/>
+    protected override void LogLikelihoodGradientCore(Tensor x, Tensor y, float sigma, Tensor grad)
+    {
+        using var t = Pool.Rent(y.Shape);
+        Affine(x, t);
+        var plan = Device.Plan(t.Length);
+        var k = Device.Kernel("one-bit-probit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            ArrayView<float>, ArrayView<float>, float>(ProbitWeightKernel));
+        if (plan.Total > 0) k(plan.Threads, plan, y.View, t.View, 1f / sigma);
+        using var flat = grad.Reshape(grad.N, Columns);
+        Kernels.Gemm.Gemm.Run(t, false, matrixTensor, false, flat);
+    }
+
+    /// <inheritdoc/>
+    protected override void DisposeDeviceData()
+    {
+        matrixTensor.Dispose();
+        ditherTensor.Dispose();
+    }
+}

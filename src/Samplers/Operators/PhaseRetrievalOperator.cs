@@ -1,0 +1,295 @@
+using ILGPU;
+using ILGPU.Runtime;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Fft;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Samplers.Operators;
+
+/// <summary>The random modulation of <see cref="PhaseRetrievalOperator"/>.</summary>
+public enum PhaseMaskKind
+{
+    /// <summary>Random signs: each pixel multiplied by +1 or -1.</summary>
+    RandomSigns,
+    /// <summary>Uniform phases: each pixel multiplied by e^{i theta}, theta uniform in [0, 2 pi).</summary>
+    UniformPhase,
+}
+
+/// <summary>
+/// Coded-diffraction phase retrieval: y = |F Z (P ⊙ x)| per channel, where P is a complex modulation
+/// [C, H, W] (random signs or phases, seeded), Z zero-pads each H x W plane to (s H) x (s W) (s the
+/// oversampling factor) and F is the orthonormal 2-D DFT; y is [C, s H, s W] magnitudes.
+/// Nonlinear. The log-likelihood is the amplitude-based one, log p(y | x) = -|| |B x| - y ||^2 / (2 sigma^2)
+/// with B = F Z diag(P), whose gradient in real x is (Wirtinger calculus, e.g. Candès, Li and
+/// Soltanolkotabi 2015; the amplitude flow of Wang, Giannakis and Eldar 2018)
+/// Re B^H (y ⊙ z / |z| - z) / sigma^2 with z = B x, and z / |z| := 0 where z = 0.
+/// </summary>
+public sealed class PhaseRetrievalOperator : ForwardOperator
+{
+    private readonly float[] modulation;
+    private readonly Tensor modulationTensor;
+
+    /// <summary>An operator with a seeded random modulation of the given kind.</summary>
+    public PhaseRetrievalOperator(GpuDevice device, int channels, int height, int width, int oversampling,
+        PhaseMaskKind kind, ulong seed)
+        : this(device, channels, height, width, oversampling, RandomModulation(channels * height * width, kind, seed)) { }
+
+    /// <summary>An operator with the given complex modulation ([C, H, W, 2] interleaved real, imaginary).</summary>
+    /// <exception cref="ArgumentException">s H or s W is not a power of two, or the modulation does not hold 2 C H W values.</exception>
+    public PhaseRetrievalOperator(GpuDevice device, int channels, int height, int width, int oversampling, float[] modulation)
+        : base(device, "phase-retrieval", [channels, height, width], [channels, Padded(height, oversampling), Padded(width, oversampling)])
+    {
+        if (modulation.Length != 2 * channels * height * width)
+            throw new ArgumentException(
+                $"operator phase-retrieval: expected a modulation of shape [{channels}, {height}, {width}, 2] ({2 * channels * height * width} values) but got {modulation.Length}");
+        Oversampling = oversampling;
+        this.modulation = (float[])modulation.Clone();
+        modulationTensor = Tensor.FromHost(device, modulation, modulation.Length);
+    }
+
+    private static int Padded(int size, int oversampling)
+    {
+        long p = (long)size * oversampling;
+        if (oversampling < 1 || p > int.MaxValue || !IsPowerOfTwo((int)p))
+            throw new ArgumentException(
+                $"operator phase-retrieval: the padded size {size} x {oversampling} must be a power of two (oversampling >= 1)");
+        return (int)p;
+    }
+
+    private static bool IsPowerOfTwo(int n) => n > 0 && (n & (n - 1)) == 0;
+
+    /// <summary>The modulation of the seeded constructor: [count, 2] interleaved unit complex numbers.</summary>
+    public static float[] RandomModulation(int count, PhaseMaskKind kind, ulong seed)
+    {
+        var draw = new RandomDraw(seed, OperatorStreams.PhaseMask, 0);
+        var m = new float[2 * count];
+        for (int i = 0; i < count; i++)
+        {
+            double u = draw.Uniform(i);
+            if (kind == PhaseMaskKind.RandomSigns)
+                m[2 * i] = u < 0.5 ? 1f : -1f;
+            else
+            {
+                var (s, c) = Math.SinCos(2 * Math.PI * u);
+                m[2 * i] = (float)c;
+                m[2 * i + 1] = (float)s;
+            }
+        }
+        return m;
+    }
+
+    /// <inheritdoc/>
+    public override bool IsLinear => false;
+
+    /// <summary>The oversampling (zero-padding) factor s.</summary>
+    public int Oversampling { get; }
+
+    /// <summary>A copy of the modulation ([C, H, W, 2]).</summary>
+    public float[] Modulation => (float[])modulation.Clone();
+
+    private int H => InputShape[1];
+    private int W => InputShape[2];
+    private int Hp => MeasurementShape[1];
+    private int Wp => MeasurementShape[2];
+
+    // ---- references -------------------------------------------------------------------------
+
+    /// <summary>The specification of z = F Z (P ⊙ x): padded complex planes [planes, Hp, Wp, 2]
+    /// (naive DFT, <see cref="Fft2d.Reference"/>).</summary>
+    public float[] TransformReference(ReadOnlySpan<float> x)
+    {
+        int n = ItemsOf(x, InputLength, "input");
+        int planes = n * InputShape[0];
+        var z = new float[2 * planes * Hp * Wp];
+        for (int p = 0; p < planes; p++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++)
+                {
+                    int xi = (p * H + i) * W + j, m = xi % InputLength, zi = (p * Hp + i) * Wp + j;
+                    z[2 * zi] = x[xi] * modulation[2 * m];
+                    z[2 * zi + 1] = x[xi] * modulation[2 * m + 1];
+                }
+        Fft2d.Reference(z, z, [planes, Hp, Wp, 2], inverse: false, FftNorm.Ortho);
+        return z;
+    }
+
+    /// <inheritdoc/>
+    public override float[] ForwardReference(ReadOnlySpan<float> x)
+    {
+        var z = TransformReference(x);
+        var y = new float[z.Length / 2];
+        ComplexOps.MagnitudeReference(z, y);
+        return y;
+    }
+
+    /// <inheritdoc/>
+    public override float[] LogLikelihoodGradientReference(ReadOnlySpan<float> x, ReadOnlySpan<float> y, float sigma)
+    {
+        var z = TransformReference(x);
+        if (y.Length != z.Length / 2)
+            throw new ArgumentException($"operator phase-retrieval: {y.Length} measurement values but |B x| has {z.Length / 2}");
+        double scale = 1.0 / ((double)sigma * sigma);
+        for (int k = 0; k < y.Length; k++)
+        {
+            double zr = z[2 * k], zi = z[2 * k + 1], mag = Math.Sqrt(zr * zr + zi * zi);
+            double f = mag > 0 ? y[k] / mag - 1 : -1;
+            z[2 * k] = (float)(scale * f * zr);
+            z[2 * k + 1] = (float)(scale * f * zi);
+        }
+        int planes = y.Length / (Hp * Wp);
+        Fft2d.Reference(z, z, [planes, Hp, Wp, 2], inverse: true, FftNorm.Ortho);
+        var grad = new float[x.Length];
+        for (int p = 0; p < planes; p++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++)
+                {
+                    int xi = (p * H + i) * W + j, m = xi % InputLength, zi = (p * Hp + i) * Wp + j;
+                    grad[xi] = modulation[2 * m] * z[2 * zi] + modulation[2 * m + 1] * z[2 * zi + 1];
+                }
+        return grad;
+    }
+
+    /// <summary>
+    /// The log-likelihood -|| |B x| - y ||^2 / (2 sigma^2) per item, all in double with B x summed
+    /// directly from the DFT's definition (O(H W s^2 H W) per plane: for small test sizes), so tests
+    /// can take finite differences of it independently of the FFT.
+    /// </summary>
+    public double[] LogLikelihoodReference(ReadOnlySpan<double> x, ReadOnlySpan<float> y, double sigma)
+    {
+        if (x.Length % InputLength != 0) throw new ArgumentException($"operator phase-retrieval: {x.Length} input values are not whole items of {InputLength}");
+        int n = x.Length / InputLength, c = InputShape[0];
+        var ll = new double[n];
+        double norm = 1 / Math.Sqrt((double)Hp * Wp);
+        var re = new double[H * W];
+        var im = new double[H * W];
+        for (int item = 0; item < n; item++)
+            for (int ch = 0; ch < c; ch++)
+            {
+                int plane = item * c + ch;
+                for (int i = 0; i < H * W; i++)
+                {
+                    int m = ch * H * W + i;
+                    double v = x[plane * H * W + i];
+                    re[i] = v * modulation[2 * m];
+                    im[i] = v * modulation[2 * m + 1];
+                }
+                for (int k = 0; k < Hp; k++)
+                    for (int l = 0; l < Wp; l++)
+                    {
+                        double zr = 0, zi = 0;
+                        for (int i = 0; i < H; i++)
+                            for (int j = 0; j < W; j++)
+                            {
+                                var (sn, cs) = Math.SinCos(-2 * Math.PI * ((double)(k * i % Hp) / Hp + (double)(l * j % Wp) / Wp));
+                                double a = re[i * W + j], b = im[i * W + j];
+                                zr += a * cs - b * sn;
+                                zi += a * sn + b * cs;
+                            }
+                        double d = norm * Math.Sqrt(zr * zr + zi * zi) - y[(plane * Hp + k) * Wp + l];
+                        ll[item] -= d * d / (2 * sigma * sigma);
+                    }
+            }
+        return ll;
+    }
+
+    // ---- kernels ----------------------------------------------------------------------------
+
+    /// <summary>z = Z (P ⊙ x): over padded complex elements, the modulated pixel or zero.</summary>
+    internal static void PadModulateKernel(Index1D tid, ElementRange r, int h, int w, int hp, int wp, int itemLength,
+        ArrayView<float> modulation, ArrayView<float> x, ArrayView<float> z)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int o = r.Index(tid, k);
+            if (o >= r.Total) return;
+            int p = o / (hp * wp), q = o - p * hp * wp;
+            int i = q / wp, j = q - i * wp;
+            float re = 0f, im = 0f;
+            if (i < h && j < w)
+            {
+                int xi = (p * h + i) * w + j;
+                int m = xi % itemLength;
+                float v = x[xi];
+                re = v * modulation[2 * m];
+                im = v * modulation[2 * m + 1];
+            }
+            z[2 * o] = re;
+            z[2 * o + 1] = im;
+        }
+    }
+
+    /// <summary>z = scale (y z / |z| - z) in place (0 where z = 0): the amplitude residual.</summary>
+    internal static void AmplitudeResidualKernel(Index1D tid, ElementRange r, float scale, ArrayView<float> y, ArrayView<float> z)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int o = r.Index(tid, k);
+            if (o >= r.Total) return;
+            float zr = z[2 * o], zi = z[2 * o + 1];
+            float ar = MathF.Abs(zr), ai = MathF.Abs(zi);
+            float big = MathF.Max(ar, ai), small = MathF.Min(ar, ai);
+            float q = big > 0f ? small / big : 0f;
+            float mag = big * MathF.Sqrt(1f + q * q);
+            // y z / |z| stays bounded however small |z| is; at z = 0 the residual is -z = 0.
+            float ur = mag > 0f ? y[o] * (zr / mag) : 0f;
+            float ui = mag > 0f ? y[o] * (zi / mag) : 0f;
+            z[2 * o] = scale * (ur - zr);
+            z[2 * o + 1] = scale * (ui - zi);
+        }
+    }
+
+    /// <summary>grad = Re(conj(P) ⊙ Z^T u): over image pixels, the top-left H x W corner of each padded plane.</summary>
+    internal static void CropDemodulateKernel(Index1D tid, ElementRange r, int h, int w, int hp, int wp, int itemLength,
+        ArrayView<float> modulation, ArrayView<float> u, ArrayView<float> grad)
+    {
+        for (int k = 0; k < r.Count; k++)
+        {
+            int o = r.Index(tid, k);
+            if (o >= r.Total) return;
+            int p = o / (h * w), q = o - p * h * w;
+            int i = q / w, j = q - i * w;
+            int zi = (p * hp + i) * wp + j;
+            int m = o % itemLength;
+            grad[o] = modulation[2 * m] * u[2 * zi] + modulation[2 * m + 1] * u[2 * zi + 1];
+        }
+    }
+
+    private void Transform(Tensor x, Tensor z)
+    {
+        var plan = Device.Plan(z.Length / 2);
+        var k = Device.Kernel("phase-retrieval-pad", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(PadModulateKernel));
+        if (plan.Total > 0) k(plan.Threads, plan, H, W, Hp, Wp, InputLength, modulationTensor.View, x.View, z.View);
+        Fft2d.Forward(z, z, FftNorm.Ortho);
+    }
+
+    private int[] PaddedShape(int n) => [n, InputShape[0], Hp, Wp, 2];
+
+    /// <inheritdoc/>
+    protected override void ForwardCore(Tensor x, Tensor y)
+    {
+        using var z = Pool.Rent(PaddedShape(x.N));
+        Transform(x, z);
+        ComplexOps.Magnitude(z, y);
+    }
+
+    /// <inheritdoc/>
+    protected override void LogLikelihoodGradientCore(Tensor x, Tensor y, float sigma, Tensor grad)
+    {
+        using var z = Pool.Rent(PaddedShape(x.N));
+        Transform(x, z);
+        var plan = Device.Plan(y.Length);
+        var residual = Device.Kernel("phase-retrieval-residual", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            float, ArrayView<float>, ArrayView<float>>(AmplitudeResidualKernel));
+        if (plan.Total > 0) residual(plan.Threads, plan, 1f / (sigma * sigma), y.View, z.View);
+        Fft2d.Inverse(z, z, FftNorm.Ortho);
+        var crop = Device.Kernel("phase-retrieval-crop", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CropDemodulateKernel));
+        var cropPlan = Device.Plan(grad.Length);
+        if (cropPlan.Total > 0) crop(cropPlan.Threads, cropPlan, H, W, Hp, Wp, InputLength, modulationTensor.View, z.View, grad.View);
+    }
+
+    /// <inheritdoc/>
+    protected override void DisposeDeviceData() => modulationTensor.Dispose();
+}
