@@ -32,7 +32,7 @@ public class AnnealedLangevinGaussianTests
         var mean = Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var variance = Enumerable.Range(0, d).Select(_ => (float)(0.3 + rng.NextDouble())).ToArray();
         using var prior = new GaussianDiagonalPrior(dev, 1, side, side, mean, variance, schedule.AlphasCumprodDouble);
-        using var op = CompressedSensingOperator.Gaussian(dev, [1, side, side], m, seed: 5);
+        using var op = new CompressedSensingOperator(dev, [1, side, side], m, seed: 5);
 
         // A ground truth drawn from the prior and its noisy measurement.
         var draw = new RandomDraw(9, 1, 0);
