@@ -54,11 +54,36 @@ public abstract class DiffusionSampler
     public void Sample(Tensor x, int steps, ulong seed, long firstSample = 0,
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{Name}: steps must be at least 1");
+        var timesteps = Schedule.Timesteps(steps, Options.TimestepSpacing, Options.StepsOffset);
+        // diffusers' convention: the step from t lands on t - T/n, whatever the spacing.
+        var previous = timesteps.Select(t => Schedule.PreviousTimestep(t, steps)).ToArray();
+        Run(x, timesteps, previous, seed, firstSample, 0, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs from x at <paramref name="timesteps"/>[0] down the given (descending) timesteps, each step
+    /// landing on the next one and the last on alpha_bar = 1 (or alphas_cumprod[0] without
+    /// set_alpha_to_one): sampling p(x_0 | x_t) from an intermediate level, as plug-and-play samplers
+    /// need. <paramref name="drawOffset"/> shifts the noise counter so repeated calls draw fresh noise.
+    /// </summary>
+    public void SampleFrom(Tensor x, int[] timesteps, ulong seed, long firstSample = 0, ulong drawOffset = 0,
+        IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (timesteps.Length == 0) throw new ArgumentException($"{Name}: no timesteps to walk");
+        for (int i = 1; i < timesteps.Length; i++)
+            if (timesteps[i] >= timesteps[i - 1])
+                throw new ArgumentException($"{Name}: timesteps must decrease, got {timesteps[i - 1]} then {timesteps[i]}");
+        var previous = timesteps.Skip(1).Append(-1).ToArray();
+        Run(x, timesteps, previous, seed, firstSample, drawOffset, progress, cancellationToken);
+    }
+
+    private void Run(Tensor x, int[] timesteps, int[] previous, ulong seed, long firstSample, ulong drawOffset,
+        IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
+    {
         Shape.RequireRank(Name, x, "x", 4);
         if (x.C != Model.Channels || (Model.Height > 0 && x.H != Model.Height) || (Model.Width > 0 && x.W != Model.Width))
             throw new ArgumentException($"{Name}: the model takes [N, {Model.Channels}, {Model.Height}, {Model.Width}] but x has shape {Shape.Format(x.Shape)}");
-        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), steps, $"{Name}: steps must be at least 1");
-        var timesteps = Schedule.Timesteps(steps, Options.TimestepSpacing, Options.StepsOffset);
         using var pool = new TensorPool(x.Device);
         using var eps = pool.Rent(x.Shape);
         using var norm = pool.Rent(x.N);
@@ -69,13 +94,12 @@ public abstract class DiffusionSampler
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int t = timesteps[i];
-                int prev = Schedule.PreviousTimestep(t, steps);
                 var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
-                    Schedule.AlphaCumprodPrev(prev, Options.SetAlphaToOne));
+                    Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne));
                 timestepScratch[0] = t;
                 Model.PredictEpsilon(x, timestepScratch, eps);
                 ToEpsilon(x, eps, info.AlphaT);
-                var draw = new RandomDraw(seed, NoiseStream, (ulong)i).ForBatch(firstSample, x.ItemLength);
+                var draw = new RandomDraw(seed, NoiseStream, drawOffset + (ulong)i).ForBatch(firstSample, x.ItemLength);
                 Step(x, eps, info, draw);
                 CheckFinite(x, norm, info);
                 progress?.Report(new SamplerProgress(i + 1, timesteps.Length));

@@ -141,6 +141,22 @@ public class SamplerBehaviourTests
         Assert.That(dev.LiveBuffers, Is.EqualTo(live), "the run's pool freed everything");
     }
 
+    [TestCase("ddim")]
+    [TestCase("ddpm")]
+    [TestCase("li-accelerated")]
+    public void SampleFrom_TheFullTimestepList_EqualsSample(string sampler)
+    {
+        // With leading spacing each step of Sample lands on the next timestep, as SampleFrom's do.
+        var xT = TestData.Random(2 * 60, 12, 2f);
+        var whole = Run(TestDevices.Cpu, sampler, xT, 2, seed: 8);
+        using var prior = Prior(TestDevices.Cpu);
+        using var x = Tensor.FromHost(TestDevices.Cpu, xT, 2, 3, 4, 5);
+        var s = SamplerFactory.Create(sampler, prior, Schedule, eta: 1);
+        s.SampleFrom(x, Schedule.Timesteps(12), seed: 8);
+        Assert.That(x.ToHost(), Is.EqualTo(whole));
+        Assert.That(Assert.Throws<ArgumentException>(() => s.SampleFrom(x, [10, 20], 1))!.Message, Does.Contain("decrease"));
+    }
+
     [Test]
     public void UnknownSamplerAndWrongShapes_AreClearErrors()
     {
