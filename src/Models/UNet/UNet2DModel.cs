@@ -106,7 +106,17 @@ public sealed class UNet2DModel : IScoreModel, IDisposable
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"{folder}: no {WeightsFileName} in the model folder", weightsPath);
         var config = UNet2DConfig.Load(configPath);
         var weights = SafeTensorsFile.Read(weightsPath);
-        return new UNet2DModel(device, config, new WeightLoader(weights, device, weightsPath));
+        var loader = new WeightLoader(weights, device, weightsPath);
+        try
+        {
+            return new UNet2DModel(device, config, loader);
+        }
+        catch
+        {
+            // A missing, misshapen or unused tensor found halfway must not leak what was already on the device.
+            loader.DisposeLoaded();
+            throw;
+        }
     }
 
     /// <inheritdoc/>

@@ -9,16 +9,48 @@ namespace PosteriorGpu.Models.UNet;
 internal sealed class WeightLoader(SafeTensorsFile file, GpuDevice device, string path)
 {
     private readonly HashSet<string> used = new();
+    private readonly List<Tensor> loaded = new();
 
     public GpuDevice Device { get; } = device;
 
+    /// <summary>Attention parameter names before diffusers 0.14 (query, key, value, proj_attn). diffusers
+    /// still renames them on load (ModelMixin._fix_state_dict_keys_on_load for its
+    /// _from_deprecated_attn_block attentions, which are all the attentions of UNet2DModel), and hub
+    /// checkpoints such as google/ddpm-cifar10-32 use them.</summary>
+    private static readonly (string Current, string Legacy)[] LegacyAttentionNames =
+        [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")];
+
     public Tensor Load(string name, params int[] shape)
     {
+        name = Resolve(name);
         used.Add(name);
-        return Tensor.FromHost(Device, file.GetFloat32(name, shape), shape);
+        var tensor = Tensor.FromHost(Device, file.GetFloat32(name, shape), shape);
+        loaded.Add(tensor);
+        return tensor;
     }
 
-    public bool Has(string name) => file.Names.Contains(name);
+    /// <summary>Frees every tensor loaded so far: the model could not be built and owns none of them.</summary>
+    public void DisposeLoaded()
+    {
+        foreach (var t in loaded) t.Dispose();
+        loaded.Clear();
+    }
+
+    public bool Has(string name) => file.ContainsKey(Resolve(name));
+
+    /// <summary>The name in the file: the current one, else its legacy attention name when only that is present.</summary>
+    private string Resolve(string name)
+    {
+        if (file.ContainsKey(name)) return name;
+        foreach (var (current, legacy) in LegacyAttentionNames)
+        {
+            int at = name.IndexOf(".attentions.", StringComparison.Ordinal) >= 0 ? name.LastIndexOf(current, StringComparison.Ordinal) : -1;
+            if (at < 0) continue;
+            string old = name[..at] + legacy + name[(at + current.Length)..];
+            if (file.ContainsKey(old)) return old;
+        }
+        return name;
+    }
 
     public void ThrowIfUnused()
     {

@@ -144,6 +144,54 @@ public class UNetConfigurationsTests
     }
 
     [Test]
+    public void FailedLoad_FreesTheWeightsAlreadyOnTheDevice()
+    {
+        var weights = new ReferenceUNet.WeightSource(11);
+        var (x, t, _) = Inputs(Small, 1);
+        new ReferenceUNet(Small, weights).Forward(x, 1, 8, 8, t, null);
+        weights.Tensors.Remove("conv_out.bias");   // the last tensor the model loads
+        string folder = WriteCheckpoint(Small, weights);
+        try
+        {
+            var dev = TestDevices.Cpu;
+            long live = dev.LiveBuffers;
+            Assert.Throws<CheckpointFormatException>(() => UNet2DModel.Load(dev, folder).Dispose());
+            Assert.That(dev.LiveBuffers, Is.EqualTo(live));
+        }
+        finally
+        {
+            Directory.Delete(folder, true);
+        }
+    }
+
+    [Test]
+    public void LegacyAttentionNames_LoadLikeDiffusers()
+    {
+        // Checkpoints from before diffusers 0.14 call the attention weights query/key/value/proj_attn.
+        var weights = new ReferenceUNet.WeightSource(12);
+        var (x, t, _) = Inputs(Small, 1);
+        var expected = new ReferenceUNet(Small, weights).Forward(x, 1, 8, 8, t, null);
+        var renamed = new ReferenceUNet.WeightSource(0);
+        foreach (var (name, value) in weights.Tensors)
+            renamed.Tensors[name.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.").Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn.")] = value;
+        Assert.That(renamed.Tensors.Keys, Has.Some.Contains(".proj_attn."));
+        string folder = WriteCheckpoint(Small, renamed);
+        try
+        {
+            var dev = TestDevices.Cpu;
+            using var model = UNet2DModel.Load(dev, folder);
+            using var tx = Tensor.FromHost(dev, x, 1, 1, 8, 8);
+            using var eps = Tensor.Empty(dev, 1, 1, 8, 8);
+            model.Forward(tx, t, null, eps);
+            TestData.AssertClose(eps.ToHost(), expected, 1e-4, "legacy-named checkpoint vs reference");
+        }
+        finally
+        {
+            Directory.Delete(folder, true);
+        }
+    }
+
+    [Test]
     public void ClassLabels_RequiredExactlyForClassConditionalModels()
     {
         var conditional = Small with { NumClassEmbeds = 3 };
