@@ -1,0 +1,137 @@
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Models.Priors;
+
+/// <summary>
+/// An exact score model for a Gaussian prior x_0 ~ N(mu, Sigma) over [C, H, W] images (d = C H W up to a
+/// few hundred). At alpha_bar a = alphaBar(t) the marginal of x_t = sqrt(a) x_0 + sqrt(1 - a) eps is
+/// N(sqrt(a) mu, a Sigma + (1 - a) I), so eps(x) = sqrt(1 - a) (a Sigma + (1 - a) I)^{-1} (x - sqrt(a) mu)
+/// and the score is -eps / sqrt(1 - a). With Sigma = U diag(lambda) U^T (eigendecomposed once on the
+/// host) the device computes z = U^T x (GEMM), scales z_j - sqrt(a) (U^T mu)_j by sqrt(1 - a) / (a lambda_j + 1 - a)
+/// with each item's own a (<see cref="SpectralScale"/>), and eps = U z (GEMM). A diagonal Sigma skips both GEMMs.
+/// </summary>
+public sealed class GaussianPrior : IScoreModel, IDisposable
+{
+    private const string Op = "gaussian prior";
+    private readonly Func<double, double> alphaBar;
+    private readonly Tensor? basis;
+    private readonly Tensor shift;
+    private readonly Tensor lambda;
+    private readonly TensorPool pool;
+    private bool disposed;
+
+    /// <summary>A prior with the given distribution over [channels, height, width] images (d must equal the
+    /// distribution's dimension); <paramref name="alphaBar"/> maps a timestep to alpha_bar (see <see cref="AlphaBar"/>).</summary>
+    /// <exception cref="ArgumentException">The dimensions disagree.</exception>
+    public GaussianPrior(GpuDevice device, int channels, int height, int width, GaussianDistribution distribution, Func<double, double> alphaBar)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(distribution);
+        ArgumentNullException.ThrowIfNull(alphaBar);
+        int d = channels * height * width;
+        if (channels < 1 || height < 1 || width < 1 || d != distribution.Dimension)
+            throw new ArgumentException(
+                $"{Op}: images of [{channels}, {height}, {width}] have {d} values but the distribution has dimension {distribution.Dimension}");
+        Device = device;
+        Channels = channels;
+        Height = height;
+        Width = width;
+        Distribution = distribution;
+        this.alphaBar = alphaBar;
+        pool = new TensorPool(device);
+        var u = distribution.Eigenvectors;
+        var l = distribution.Eigenvalues;
+        var m = distribution.IsDiagonal ? distribution.Mean : u.TransposeThisAndMultiply(distribution.Mean);
+        var uf = new float[d * d];
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < d; j++) uf[i * d + j] = (float)u[i, j];
+        basis = distribution.IsDiagonal ? null : Tensor.FromHost(device, uf, d, d);
+        shift = Tensor.FromHost(device, m.Select(v => (float)v).ToArray(), d);
+        lambda = Tensor.FromHost(device, l.Select(v => (float)v).ToArray(), d);
+    }
+
+    /// <summary>N(mu, diag(variances)): the diagonal fast path (one elementwise kernel, no GEMM).</summary>
+    public static GaussianPrior Diagonal(GpuDevice device, int channels, int height, int width,
+        IReadOnlyList<double> mean, IReadOnlyList<double> variances, Func<double, double> alphaBar) =>
+        new(device, channels, height, width, GaussianDistribution.Diagonal(mean, variances), alphaBar);
+
+    /// <inheritdoc/>
+    public GpuDevice Device { get; }
+
+    /// <inheritdoc/>
+    public int Channels { get; }
+
+    /// <inheritdoc/>
+    public int Height { get; }
+
+    /// <inheritdoc/>
+    public int Width { get; }
+
+    /// <summary>The prior N(mu, Sigma) of x_0.</summary>
+    public GaussianDistribution Distribution { get; }
+
+    /// <summary>d = C H W.</summary>
+    public int Dimension => Distribution.Dimension;
+
+    /// <summary>alpha_bar at timestep t, as the model uses it.</summary>
+    public double AlphaBarAt(double t) => AlphaBar.Evaluate(alphaBar, t, 0);
+
+    /// <inheritdoc/>
+    /// <remarks>Exact up to float32 rounding; <paramref name="epsilon"/> may be <paramref name="x"/>.</remarks>
+    /// <exception cref="ArgumentException">Shapes, devices or the number of timesteps do not fit.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">alpha_bar(t) is outside [0, 1] (or t outside the table).</exception>
+    public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        PriorLevels.RequireInputs(Op, this, x, epsilon);
+        int n = x.N, d = Dimension;
+        var levelsHost = PriorLevels.Table(PriorLevels.AlphaBars(alphaBar, timesteps, n, Op));
+        if (n == 0) return;
+        using var levels = pool.Rent(n, PriorLevels.Stride);
+        levels.CopyFrom(levelsHost);
+        using var xv = x.Reshape(n, d);
+        using var ev = epsilon.Reshape(n, d);
+        if (basis is null)
+        {
+            SpectralScale.Run(xv, shift, lambda, levels, ev);
+            return;
+        }
+        using var z = pool.Rent(n, d);
+        Gemm.Run(xv, false, basis, false, z);
+        SpectralScale.Run(z, shift, lambda, levels, z);
+        Gemm.Run(z, false, basis, true, ev);
+    }
+
+    /// <summary>The host reference in double: eps_n = -sqrt(1 - a_n) grad log N(x_n; sqrt(a_n) mu, a_n Sigma + (1 - a_n) I),
+    /// solved by Cholesky (independent of the eigendecomposition); x is row-major [N, d].</summary>
+    public double[] EpsilonReference(ReadOnlySpan<float> x, ReadOnlySpan<float> timesteps)
+    {
+        int d = Dimension;
+        if (x.Length % d != 0) throw new ArgumentException($"{Op}: x holds {x.Length} values, not a multiple of d = {d}", nameof(x));
+        int n = x.Length / d;
+        var a = PriorLevels.AlphaBars(alphaBar, timesteps, n, Op);
+        var eps = new double[n * d];
+        var xi = new double[d];
+        for (int item = 0; item < n; item++)
+        {
+            for (int i = 0; i < d; i++) xi[i] = x[item * d + i];
+            var s = Distribution.AtNoiseLevel(a[item]).Score(xi);
+            double f = -Math.Sqrt(1 - a[item]);
+            for (int i = 0; i < d; i++) eps[item * d + i] = f * s[i];
+        }
+        return eps;
+    }
+
+    /// <summary>Frees the device copies of the eigendecomposition and the work buffers.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        basis?.Dispose();
+        shift.Dispose();
+        lambda.Dispose();
+        pool.Dispose();
+    }
+}
