@@ -6,94 +6,203 @@ using PosteriorGpu.Kernels.Tensors;
 namespace PosteriorGpu.Kernels.Attention;
 
 /// <summary>
-/// Multi-head softmax attention over spatial positions (Vaswani et al. 2017, eq. 1, as diffusers'
-/// Attention with upcast_softmax): q, k, v, output are token tensors [N, P, C]; head h owns channels
-/// [h d, (h + 1) d); output = softmax(scale q k^T) v with scale 1/sqrt(d) by default. One thread per
-/// (item, head, query) runs an online softmax (running maximum and rescaled sums, as in
-/// FlashAttention), so no P x P score matrix is ever stored.
+/// Multi-head scaled dot-product attention over tokens (Vaswani et al. 2017), the core of diffusers'
+/// Attention block with upcast_softmax: q [N,Pq,C], k and v [N,Pk,C], output [N,Pq,C]; head h owns
+/// channels [h*d, (h+1)*d), d = C/heads, and
+/// output[n,i,h*d+j] = sum_p softmax_p(scale * &lt;q[n,i,head h], k[n,p,head h]&gt;) * v[n,p,h*d+j].
 /// </summary>
+/// <remarks>
+/// One barrier-free kernel for every device: a thread per (n, head, query) streams over all keys once
+/// with an online softmax (running max m and normaliser l, rescaling the accumulator by exp(m_old -
+/// m_new) when the max grows; Milakov &amp; Gimelshein 2018), so no P x P score matrix is stored and no
+/// exp overflows. The query and the accumulator live in per-thread local memory, for up to
+/// <see cref="DimChunk"/> output channels at a time (wider heads loop over channel chunks, recomputing
+/// the scores), and keys are taken four at a time so the accumulator is rescaled once per four keys.
+/// On the CPU each thread takes a contiguous range of queries.
+/// </remarks>
 public static class SpatialAttention
 {
-    /// <summary>The specification: explicit scores, max-subtracted softmax, in double.</summary>
-    public static void Reference(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int n, int p, int c, int heads, float scale, Span<float> output)
+    /// <summary>Output channels of a head one pass accumulates (the per-thread local arrays' size).</summary>
+    internal const int DimChunk = 64;
+
+    /// <summary>Widest head whose (scaled) query row a thread keeps in local memory.</summary>
+    internal const int QueryLocal = 256;
+
+    /// <summary>The specification: scores, a max-subtracted softmax and the weighted sum, in double.</summary>
+    public static void Reference(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, int batch,
+        int queries, int keys, int channels, int heads, Span<float> output, float? scale = null)
     {
-        int d = c / heads;
-        var scores = new double[p];
-        for (int b = 0; b < n; b++)
+        int d = channels / heads;
+        double s = scale ?? 1.0 / Math.Sqrt(d);
+        var scores = new double[keys];
+        for (int n = 0; n < batch; n++)
             for (int h = 0; h < heads; h++)
-                for (int i = 0; i < p; i++)
+                for (int i = 0; i < queries; i++)
                 {
+                    int qa = (n * queries + i) * channels + h * d;
                     double max = double.NegativeInfinity;
-                    for (int j = 0; j < p; j++)
+                    for (int p = 0; p < keys; p++)
                     {
-                        double s = 0;
-                        for (int e = 0; e < d; e++) s += (double)q[(b * p + i) * c + h * d + e] * k[(b * p + j) * c + h * d + e];
-                        scores[j] = s * scale;
-                        max = Math.Max(max, scores[j]);
+                        int ka = (n * keys + p) * channels + h * d;
+                        double dot = 0;
+                        for (int j = 0; j < d; j++) dot += (double)q[qa + j] * k[ka + j];
+                        scores[p] = s * dot;
+                        max = Math.Max(max, scores[p]);
                     }
                     double sum = 0;
-                    for (int j = 0; j < p; j++) sum += scores[j] = Math.Exp(scores[j] - max);
-                    for (int e = 0; e < d; e++)
+                    for (int p = 0; p < keys; p++) sum += scores[p] = Math.Exp(scores[p] - max);
+                    for (int j = 0; j < d; j++)
                     {
                         double acc = 0;
-                        for (int j = 0; j < p; j++) acc += scores[j] * v[(b * p + j) * c + h * d + e];
-                        output[(b * p + i) * c + h * d + e] = (float)(acc / sum);
+                        for (int p = 0; p < keys; p++) acc += scores[p] * v[(n * keys + p) * channels + h * d + j];
+                        output[qa + j] = (float)(acc / sum);
                     }
                 }
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, int p, int c, int heads, float scale,
-        ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> output)
+    /// <summary>Attention geometry passed to the kernel (public because ILGPU's CPU backend must see kernel parameter types).</summary>
+    public readonly struct Dims
     {
-        int d = c / heads;
-        for (int it = 0; it < r.Count; it++)
+        /// <summary>Heads.</summary>
+        public readonly int Heads;
+        /// <summary>Query tokens per item.</summary>
+        public readonly int Queries;
+        /// <summary>Key/value tokens per item.</summary>
+        public readonly int Keys;
+        /// <summary>Channels of a token (all heads).</summary>
+        public readonly int Channels;
+        /// <summary>Channels per head.</summary>
+        public readonly int HeadDim;
+        /// <summary>Score scale.</summary>
+        public readonly float Scale;
+
+        /// <summary>Geometry of one attention call.</summary>
+        public Dims(int heads, int queries, int keys, int channels, float scale)
         {
-            int task = r.Index(tid, it);     // ((b * heads) + h) * p + i
-            if (task >= r.Total) return;
-            int i = task % p;
-            int bh = task / p;
-            int h = bh % heads;
-            int b = bh / heads;
-            int qBase = (b * p + i) * c + h * d;
-            // The output row belongs to this thread alone: accumulate in place.
-            for (int e = 0; e < d; e++) output[qBase + e] = 0;
-            float max = float.NegativeInfinity, sum = 0;
-            for (int j = 0; j < p; j++)
-            {
-                int kBase = (b * p + j) * c + h * d;
-                float s = 0;
-                for (int e = 0; e < d; e++) s += q[qBase + e] * k[kBase + e];
-                s *= scale;
-                float newMax = s > max ? s : max;
-                float correction = MathF.Exp(max - newMax);
-                float weight = MathF.Exp(s - newMax);
-                sum = sum * correction + weight;
-                for (int e = 0; e < d; e++) output[qBase + e] = output[qBase + e] * correction + weight * v[kBase + e];
-                max = newMax;
-            }
-            float inv = 1f / sum;
-            for (int e = 0; e < d; e++) output[qBase + e] *= inv;
+            Heads = heads;
+            Queries = queries;
+            Keys = keys;
+            Channels = channels;
+            HeadDim = channels / heads;
+            Scale = scale;
         }
     }
 
-    /// <summary>output = softmax(scale q k^T) v per item and head; q, k, v, output [N, P, C], C divisible by heads.</summary>
+    internal static void Kernel(Index1D tid, ElementRange r, Dims a, ArrayView<float> q, ArrayView<float> k, ArrayView<float> v,
+        ArrayView<float> output)
+    {
+        var qi = LocalMemory.Allocate<float>(QueryLocal);
+        var acc = LocalMemory.Allocate<float>(DimChunk);
+        int d = a.HeadDim;
+        int stride = a.Channels;
+        for (int it = 0; it < r.Count; it++)
+        {
+            int task = r.Index(tid, it);
+            if (task >= r.Total) return;
+            // task = (n * heads + h) * queries + i: neighbouring threads share a head and read the same keys.
+            int i = task % a.Queries;
+            int nh = task / a.Queries;
+            int h = nh % a.Heads;
+            int n = nh / a.Heads;
+            int qBase = (n * a.Queries + i) * stride + h * d;
+            int kBase = n * a.Keys * stride + h * d;
+            // Heads up to QueryLocal wide keep the scaled query in local memory; wider ones read it from memory.
+            bool local = d <= QueryLocal;
+            if (local)
+                for (int j = 0; j < d; j++) qi[j] = q[qBase + j] * a.Scale;
+            for (int j0 = 0; j0 < d; j0 += DimChunk)
+            {
+                int width = d - j0 < DimChunk ? d - j0 : DimChunk;
+                float max = float.NegativeInfinity, norm = 0f;
+                for (int j = 0; j < width; j++) acc[j] = 0f;
+                int p = 0;
+                // Four keys per step: one rescale of the accumulator per four keys, and each query
+                // element loaded once for four dot products.
+                if (local)
+                {
+                    for (; p + 4 <= a.Keys; p += 4)
+                    {
+                        int r0 = kBase + p * stride, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride;
+                        float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
+                        for (int j = 0; j < d; j++)
+                        {
+                            float qv = qi[j];
+                            s0 += qv * k[r0 + j];
+                            s1 += qv * k[r1 + j];
+                            s2 += qv * k[r2 + j];
+                            s3 += qv * k[r3 + j];
+                        }
+                        float newMax = MathF.Max(max, MathF.Max(MathF.Max(s0, s1), MathF.Max(s2, s3)));
+                        float correction = MathF.Exp(max - newMax);   // exp(-inf) = 0 on the first keys
+                        float w0 = MathF.Exp(s0 - newMax), w1 = MathF.Exp(s1 - newMax);
+                        float w2 = MathF.Exp(s2 - newMax), w3 = MathF.Exp(s3 - newMax);
+                        norm = norm * correction + ((w0 + w1) + (w2 + w3));
+                        for (int j = 0; j < width; j++)
+                        {
+                            int c = j0 + j;
+                            acc[j] = acc[j] * correction + (w0 * v[r0 + c] + w1 * v[r1 + c]) + (w2 * v[r2 + c] + w3 * v[r3 + c]);
+                        }
+                        max = newMax;
+                    }
+                }
+                for (; p < a.Keys; p++)
+                {
+                    int kRow = kBase + p * stride;
+                    float dot = 0f;
+                    if (local)
+                    {
+                        for (int j = 0; j < d; j++) dot += qi[j] * k[kRow + j];
+                    }
+                    else
+                    {
+                        for (int j = 0; j < d; j++) dot += q[qBase + j] * k[kRow + j];
+                        dot *= a.Scale;
+                    }
+                    float newMax = MathF.Max(max, dot);
+                    float correction = MathF.Exp(max - newMax);
+                    float weight = MathF.Exp(dot - newMax);
+                    norm = norm * correction + weight;
+                    for (int j = 0; j < width; j++) acc[j] = acc[j] * correction + weight * v[kRow + j0 + j];
+                    max = newMax;
+                }
+                float inv = 1f / norm;
+                for (int j = 0; j < width; j++) output[qBase + j0 + j] = acc[j] * inv;
+            }
+        }
+    }
+
+    /// <summary>Launch plan: one task per (n, head, query); on the CPU contiguous ranges of tasks per thread.</summary>
+    internal static ElementRange PlanFor(GpuDevice device, int tasks) =>
+        device.IsCpu ? ElementRange.Explicit(tasks, Math.Clamp(tasks, 1, ElementRange.CpuThreads), chunked: true) : device.Plan(tasks);
+
+    /// <summary>output = softmax(scale * q k^T) v per head; q and output [N,Pq,C], k and v [N,Pk,C];
+    /// <paramref name="scale"/> defaults to 1/sqrt(C/heads).</summary>
+    /// <remarks><paramref name="output"/> must not share memory with q, k or v.</remarks>
+    /// <exception cref="ArgumentException">Shapes do not fit (the message names them) or C is not a multiple of heads.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">heads &lt; 1 or scale not finite.</exception>
     public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor output, float? scale = null)
     {
         Shape.RequireRank("attention", q, "q", 3);
-        Shape.RequireSame("attention", k, "k", q, "q");
-        Shape.RequireSame("attention", v, "v", q, "q");
-        Shape.RequireSame("attention", output, "output", q, "q");
-        int n = q.Shape[0], p = q.Shape[1], c = q.Shape[2];
-        if (heads < 1 || c % heads != 0)
-            throw new ArgumentException($"attention: {c} channels of q {Shape.Format(q.Shape)} cannot be split into {heads} heads");
-        float s = scale ?? 1f / MathF.Sqrt(c / heads);
-        // Queries are independent tasks: on the CPU a chunk of them per thread, on a GPU one per thread.
-        int tasks = n * heads * p;
-        var plan = q.Device.IsCpu
-            ? ElementRange.Explicit(tasks, Math.Min(tasks, ElementRange.CpuThreads), chunked: true)
-            : q.Device.Plan(tasks);
-        var kernel = q.Device.Kernel("spatial-attention", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
+        Shape.RequireRank("attention", k, "k", 3);
+        Shape.RequireSame("attention", k, "k", v, "v");
+        Shape.RequireSame("attention", q, "q", output, "output");
+        Shape.RequireSameDevice("attention", q, k);
+        if (k.Shape[0] != q.Shape[0] || k.Shape[2] != q.Shape[2])
+            throw new ArgumentException(
+                $"attention: q has shape {Shape.Format(q.Shape)} but k has shape {Shape.Format(k.Shape)}; batch and channels must match");
+        if (heads < 1) throw new ArgumentOutOfRangeException(nameof(heads), heads, "attention: heads must be >= 1");
+        int channels = q.Shape[2];
+        if (channels % heads != 0)
+            throw new ArgumentException($"attention: {channels} channels of q {Shape.Format(q.Shape)} do not split into {heads} heads");
+        float s = scale ?? 1f / MathF.Sqrt(channels / heads);
+        if (!float.IsFinite(s)) throw new ArgumentOutOfRangeException(nameof(scale), scale, "attention: scale must be finite");
+        int batch = q.Shape[0], queries = q.Shape[1], keys = k.Shape[1];
+        if (q.Length == 0) return;
+        if (keys == 0) throw new ArgumentException($"attention: k {Shape.Format(k.Shape)} has no keys to attend to");
+        var device = q.Device;
+        var plan = PlanFor(device, batch * heads * queries);
+        var kernel = device.Kernel("spatial-attention", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Dims,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
-        kernel(plan.Threads, plan, p, c, heads, s, q.View, k.View, v.View, output.View);
+        kernel(plan.Threads, plan, new Dims(heads, queries, keys, channels, s), q.View, k.View, v.View, output.View);
     }
 }

@@ -6,64 +6,99 @@ using PosteriorGpu.Kernels.Tensors;
 namespace PosteriorGpu.Kernels.Embedding;
 
 /// <summary>
-/// Sinusoidal timestep embedding (Vaswani et al. 2017; diffusers' get_timestep_embedding):
-/// half = dim / 2, f_i = exp(-ln(maxPeriod) i / (half - shift)), e = scale t f_i, output
-/// [sin e, cos e] ([cos e, sin e] with flip_sin_to_cos), a zero column appended when dim is odd.
+/// Sinusoidal timestep embedding as diffusers' get_timestep_embedding (Ho et al. 2020, after the
+/// Transformer's positional encoding): half = dim/2, exponent[i] = -ln(maxPeriod) * i / (half -
+/// downscaleFreqShift), e[n,i] = scale * t[n] * exp(exponent[i]), out = [sin(e), cos(e)] (or
+/// [cos(e), sin(e)] when flipSinToCos), plus a zero column when dim is odd.
 /// </summary>
 public static class TimestepEmbedding
 {
-    /// <summary>The specification, with float32 frequencies computed as torch does.</summary>
-    public static void Reference(ReadOnlySpan<float> t, int dim, bool flipSinToCos, float shift, float scale, int maxPeriod, Span<float> y)
+    /// <summary>The argument e[n,i], computed in float32 in the same operation order as diffusers
+    /// (so the sine sees the same argument torch's does).</summary>
+    internal static float Argument(float t, int i, float negLogMaxPeriod, float denominator, float scale)
     {
-        int half = dim / 2;
-        for (int n = 0; n < t.Length; n++)
-            for (int i = 0; i < half; i++)
-            {
-                float freq = MathF.Exp(-MathF.Log(maxPeriod) * i / (half - shift));
-                double e = (double)scale * (t[n] * freq);
-                float s = (float)Math.Sin(e), c = (float)Math.Cos(e);
-                y[n * dim + i] = flipSinToCos ? c : s;
-                y[n * dim + half + i] = flipSinToCos ? s : c;
-                if (dim % 2 == 1) y[n * dim + dim - 1] = 0;
-            }
+        float exponent = negLogMaxPeriod * i / denominator;
+        return scale * (t * MathF.Exp(exponent));
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, int dim, int flip, float shift, float scale, float logMaxPeriod,
-        ArrayView<float> t, ArrayView<float> y)
+    /// <summary>The specification: the argument in float32 as torch computes it, sin/cos in double.</summary>
+    public static void Reference(ReadOnlySpan<float> timesteps, int dim, bool flipSinToCos, float downscaleFreqShift,
+        Span<float> y, float scale = 1f, int maxPeriod = 10000)
+    {
+        int half = dim / 2;
+        float negLog = (float)-Math.Log(maxPeriod);
+        float denominator = (float)(half - (double)downscaleFreqShift);
+        for (int n = 0; n < timesteps.Length; n++)
+        {
+            var row = y.Slice(n * dim, dim);
+            for (int i = 0; i < half; i++)
+            {
+                double e = Argument(timesteps[n], i, negLog, denominator, scale);
+                float s = (float)Math.Sin(e), c = (float)Math.Cos(e);
+                row[i] = flipSinToCos ? c : s;
+                row[half + i] = flipSinToCos ? s : c;
+            }
+            if (dim % 2 == 1) row[dim - 1] = 0f;
+        }
+    }
+
+    // 2*pi split in three (Cody & Waite): TwoPiHigh has 8 significant bits so k * TwoPiHigh is exact
+    // for |k| < 2^16, which keeps the reduced argument accurate for |e| up to about 4e5.
+    private const float TwoPiHigh = 6.28125f;
+    private const float TwoPiMid = 1.9353071795864769e-3f;
+    private const float TwoPiLow = (float)(6.283185307179586476925 - 6.28125 - (double)1.9353071795864769e-3f);
+    private const float InvTwoPi = 0.15915494309189535f;
+
+    /// <summary>e reduced to about [-pi, pi]: fast GPU sine/cosine (sin.approx) are accurate only there,
+    /// and timesteps up to 1000 give arguments up to 1000.</summary>
+    internal static float Reduce(float e)
+    {
+        float k = MathF.Round(e * InvTwoPi);
+        return e - k * TwoPiHigh - k * TwoPiMid - k * TwoPiLow;
+    }
+
+    internal static void Kernel(Index1D tid, ElementRange r, int dim, int flip, float negLogMaxPeriod, float denominator, float scale,
+        ArrayView<float> timesteps, ArrayView<float> y)
     {
         int half = dim / 2;
         for (int k = 0; k < r.Count; k++)
         {
-            int o = r.Index(tid, k);
-            if (o >= r.Total) return;
-            int n = o / dim;
-            int j = o - n * dim;
+            int idx = r.Index(tid, k);
+            if (idx >= r.Total) return;
+            int n = idx / dim;
+            int j = idx - n * dim;
             if (j >= 2 * half)
             {
-                y[o] = 0;
+                y[idx] = 0f;
                 continue;
             }
-            int i = j < half ? j : j - half;
             bool first = j < half;
-            float freq = MathF.Exp(-logMaxPeriod * i / (half - shift));
-            float e = scale * (t[n] * freq);
-            // Sine in the first half unless flipped.
-            bool sine = first != (flip != 0);
-            y[o] = sine ? MathF.Sin(e) : MathF.Cos(e);
+            int i = first ? j : j - half;
+            float e = Reduce(Argument(timesteps[n], i, negLogMaxPeriod, denominator, scale));
+            // The first half is sin unless flipped; the second half the other one.
+            y[idx] = first == (flip == 0) ? MathF.Sin(e) : MathF.Cos(e);
         }
     }
 
-    /// <summary>y [N, dim] = embedding of timesteps [N] (float values).</summary>
+    /// <summary>y[n,:] = the embedding of timesteps[n]; timesteps is [N] (float values), y is [N, dim].</summary>
+    /// <exception cref="ArgumentException">Shapes do not fit (the message names them).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">dim &lt; 1, maxPeriod &lt; 1, or half == downscaleFreqShift
+    /// (diffusers would divide by zero and return NaN).</exception>
     public static void Run(Tensor timesteps, int dim, bool flipSinToCos, float downscaleFreqShift, Tensor y, float scale = 1f, int maxPeriod = 10000)
     {
-        if (dim < 2) throw new ArgumentOutOfRangeException(nameof(dim), dim, "timestep embedding: dim must be at least 2");
-        if (dim / 2 - downscaleFreqShift == 0)
-            throw new ArgumentException($"timestep embedding: dim {dim} with freq shift {downscaleFreqShift} divides by zero");
+        if (dim < 1) throw new ArgumentOutOfRangeException(nameof(dim), dim, "timestep embedding: dim must be >= 1");
+        if (maxPeriod < 1) throw new ArgumentOutOfRangeException(nameof(maxPeriod), maxPeriod, "timestep embedding: maxPeriod must be >= 1");
+        int half = dim / 2;
+        float denominator = (float)(half - (double)downscaleFreqShift);
+        if (half > 0 && denominator == 0f)
+            throw new ArgumentOutOfRangeException(nameof(downscaleFreqShift), downscaleFreqShift,
+                $"timestep embedding: dim/2 = {half} equals downscaleFreqShift, so the exponent divides by zero");
         Shape.RequireRank("timestep embedding", timesteps, "timesteps", 1);
-        Shape.Require("timestep embedding", y, "y", timesteps.Length, dim);
+        Shape.Require("timestep embedding", y, "y", timesteps.Shape[0], dim);
+        Shape.RequireSameDevice("timestep embedding", timesteps, y);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("timestep-embedding", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, float, float, float,
-            ArrayView<float>, ArrayView<float>>(Kernel));
-        k(plan.Threads, plan, dim, flipSinToCos ? 1 : 0, downscaleFreqShift, scale, MathF.Log(maxPeriod), timesteps.View, y.View);
+        var k = y.Device.Kernel("timestep-embedding", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+            float, float, float, ArrayView<float>, ArrayView<float>>(Kernel));
+        k(plan.Threads, plan, dim, flipSinToCos ? 1 : 0, (float)-Math.Log(maxPeriod), denominator, scale, timesteps.View, y.View);
     }
 }

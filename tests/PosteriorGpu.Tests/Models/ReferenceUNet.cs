@@ -64,7 +64,7 @@ internal sealed class ReferenceUNet(UNet2DConfig c, ReferenceUNet.WeightSource w
     {
         var y = new float[x.D.Length];
         GroupNorm.Reference(x.D, x.N, x.C, x.Plane, groups, weights.Get(name + ".weight", x.C), weights.Get(name + ".bias", x.C),
-            (float)c.NormEps, silu, y);
+            (float)c.NormEps, y, silu);
         return x with { D = y };
     }
 
@@ -118,7 +118,7 @@ internal sealed class ReferenceUNet(UNet2DConfig c, ReferenceUNet.WeightSource w
         var kk = Lin(tokens, n * p, ch, prefix + ".to_k", ch);
         var v = Lin(tokens, n * p, ch, prefix + ".to_v", ch);
         var a = new float[q.Length];
-        SpatialAttention.Reference(q, kk, v, n, p, ch, ch / headDim, 1f / MathF.Sqrt(headDim), a);
+        SpatialAttention.Reference(q, kk, v, n, p, p, ch, ch / headDim, a, 1f / MathF.Sqrt(headDim));
         var o = Lin(a, n * p, ch, prefix + ".to_out.0", ch);
         var y = new float[x.D.Length];
         for (int b = 0; b < n; b++)
@@ -161,7 +161,7 @@ internal sealed class ReferenceUNet(UNet2DConfig c, ReferenceUNet.WeightSource w
         int ch0 = c.BlockOutChannels[0];
         int tembDim = c.TimeEmbeddingDim ?? 4 * ch0;
         var sinusoid = new float[n * ch0];
-        TimestepEmbedding.Reference(timesteps, ch0, c.FlipSinToCos, (float)c.FreqShift, 1f, 10000, sinusoid);
+        TimestepEmbedding.Reference(timesteps, ch0, c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         var emb = Lin(Lin(sinusoid, n, ch0, "time_embedding.linear_1", tembDim).Select(Silu).ToArray(), n, tembDim, "time_embedding.linear_2", tembDim);
         if (c.NumClassEmbeds is int classes)
         {
