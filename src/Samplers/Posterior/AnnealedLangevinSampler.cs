@@ -72,22 +72,11 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "annealed langevin: sigma_y must be positive");
-        if (y.N != 1 && y.N != x.N)
-            throw new ArgumentException($"annealed langevin: y {Shape.Format(y.Shape)} must hold one measurement or one per chain ({x.N})");
         int n = x.N;
         using var pool = new TensorPool(x.Device);
         if (warmStart is not null) x.CopyFrom(warmStart);
-        else DrawPrior(x, seed, firstSample, cancellationToken);
-
-        var measurementShape = new[] { n }.Concat(op.MeasurementShape).ToArray();
-        using var yk = pool.Rent(measurementShape);
-        if (y.N == n) yk.CopyFrom(y);
-        else
-        {
-            yk.Clear();                   // pooled memory may hold NaN, and 0 * NaN is NaN
-            Affine.Run(yk, 0f, 1f, yk);   // ones
-            BroadcastMultiply.Run(yk, y, yk);
-        }
+        else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
+        using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "annealed langevin");
         var eta = Levels(sigmaY);
         int levels = eta.Length;
         var increments = new float[levels];
@@ -96,7 +85,7 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         // y_1 = y + sum_k increments_k z_k; each level then removes its own z_k again.
         for (int k = 0; k < levels - 1; k++) AddNoise.Run(yk, increments[k], Nested(k));
 
-        double norm2 = OperatorNormSquared(op, x, pool);
+        double norm2 = PosteriorCommon.OperatorNormSquared(op, pool);
         using var eps = pool.Rent(x.Shape);
         using var grad = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
@@ -115,47 +104,9 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
                 op.LogLikelihoodGradient(x, yk, (float)eta[k], grad);
                 LangevinStep.Run(x, eps, grad, h, new RandomDraw(seed, LangevinStream, step++).ForBatch(firstSample, x.ItemLength));
             }
-            BatchReduce.SquaredNorm(x, check);
-            check.CopyTo(norms);
-            if (norms.Any(v => !float.IsFinite(v)))
-                throw new SamplerDivergedException("annealed-langevin", k + 1, levels, Options.PriorTimestep);
+            PosteriorCommon.CheckFinite(x, check, norms, "annealed-langevin", k + 1, levels);
             if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
             progress?.Report(new SamplerProgress(k + 1, levels));
         }
-    }
-
-    private void DrawPrior(Tensor x, ulong seed, long firstSample, CancellationToken ct)
-    {
-        x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(seed, 0x78545354, 0).ForBatch(firstSample, x.ItemLength));
-        SamplerFactory.Create(Options.PriorSampler, model, schedule).Sample(x, Options.PriorSteps, seed, firstSample, null, ct);
-    }
-
-    /// <summary>||A||^2 by 30 power iterations on A^T A (deterministic start).</summary>
-    private static double OperatorNormSquared(ILinearOperator op, Tensor like, TensorPool pool)
-    {
-        var itemShape = new[] { 1 }.Concat(op.InputShape).ToArray();
-        using var v = pool.Rent(itemShape);
-        using var av = pool.Rent(new[] { 1 }.Concat(op.MeasurementShape).ToArray());
-        using var norm = pool.Rent(1);
-        var draw = new RandomDraw(1, 0x504F5745, 0);
-        var start = new float[v.Length];
-        for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
-        v.CopyFrom(start);
-        double lambda = 0;
-        var host = new float[1];
-        for (int it = 0; it < 30; it++)
-        {
-            BatchReduce.SquaredNorm(v, norm);
-            norm.CopyTo(host);
-            if (!(host[0] > 0)) return 0;
-            Axpby.Run(0f, v, 1f / MathF.Sqrt(host[0]), v);
-            op.Forward(v, av);
-            op.Adjoint(av, v);
-            BatchReduce.SquaredNorm(v, norm);
-            norm.CopyTo(host);
-            lambda = Math.Sqrt(host[0]);   // ||A^T A u|| for a unit u
-        }
-        return lambda;
     }
 }

@@ -1,0 +1,80 @@
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Reductions;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Samplers.Posterior;
+
+/// <summary>Steps every posterior sampler shares: the prior draw that starts the chains, one measurement
+/// copied to every chain, the operator norm that sets step sizes, and the finiteness check.</summary>
+internal static class PosteriorCommon
+{
+    /// <summary>Random stream of the starting noise of the prior draw.</summary>
+    public const uint StartStream = 0x78545354;
+
+    /// <summary>x = a prior sample per chain: seeded N(0, I) run through an unconditional sampler.</summary>
+    public static void DrawPrior(Tensor x, IScoreModel model, NoiseSchedule schedule, string sampler, int steps,
+        ulong seed, long firstSample, CancellationToken ct)
+    {
+        x.Clear();
+        AddNoise.Run(x, 1f, new RandomDraw(seed, StartStream, 0).ForBatch(firstSample, x.ItemLength));
+        SamplerFactory.Create(sampler, model, schedule).Sample(x, steps, seed, firstSample, null, ct);
+    }
+
+    /// <summary>A rented [N, ...] copy of y for N chains (y is one measurement [1, ...] or one per chain).</summary>
+    public static Tensor PerChain(Tensor y, int n, int[] measurementShape, TensorPool pool, string sampler)
+    {
+        if (y.N != 1 && y.N != n)
+            throw new ArgumentException($"{sampler}: y {Shape.Format(y.Shape)} must hold one measurement or one per chain ({n})");
+        var copy = pool.Rent(new[] { n }.Concat(measurementShape).ToArray());
+        if (y.N == n)
+        {
+            copy.CopyFrom(y);
+            return copy;
+        }
+        copy.Clear();                       // pooled memory may hold NaN, and 0 * NaN is NaN
+        Affine.Run(copy, 0f, 1f, copy);     // ones
+        BroadcastMultiply.Run(copy, y, copy);
+        return copy;
+    }
+
+    /// <summary>||A||^2 by 30 power iterations on A^T A from a fixed start.</summary>
+    public static double OperatorNormSquared(ILinearOperator op, TensorPool pool)
+    {
+        using var v = pool.Rent(new[] { 1 }.Concat(op.InputShape).ToArray());
+        using var av = pool.Rent(new[] { 1 }.Concat(op.MeasurementShape).ToArray());
+        using var norm = pool.Rent(1);
+        var draw = new RandomDraw(1, 0x504F5745, 0);
+        var start = new float[v.Length];
+        for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
+        v.CopyFrom(start);
+        double lambda = 0;
+        var host = new float[1];
+        for (int it = 0; it < 30; it++)
+        {
+            BatchReduce.SquaredNorm(v, norm);
+            norm.CopyTo(host);
+            if (!(host[0] > 0)) return 0;
+            Axpby.Run(0f, v, 1f / MathF.Sqrt(host[0]), v);
+            op.Forward(v, av);
+            op.Adjoint(av, v);
+            BatchReduce.SquaredNorm(v, norm);
+            norm.CopyTo(host);
+            lambda = Math.Sqrt(host[0]);   // ||A^T A u|| for a unit u
+        }
+        return lambda;
+    }
+
+    /// <summary>Throws <see cref="SamplerDivergedException"/> when any chain stopped being finite.</summary>
+    public static void CheckFinite(Tensor x, Tensor norm, float[] host, string sampler, int step, int steps)
+    {
+        BatchReduce.SquaredNorm(x, norm);
+        norm.CopyTo(host);
+        foreach (float v in host)
+            if (!float.IsFinite(v)) throw new SamplerDivergedException(sampler, step, steps, -1);
+    }
+}
