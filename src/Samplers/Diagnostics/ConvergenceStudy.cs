@@ -54,11 +54,13 @@ public static class ConvergenceStudy
         int d = side * side;
         var schedule = NoiseSchedule.LiEtAl(steps, c0, c1);
         var abar = schedule.AlphasCumprodDouble;
-        using var prior = new GaussianDiagonalPrior(device, 1, side, side, mean, variance, abar);
+        using var prior = GaussianPrior.Diagonal(device, 1, side, side, mean.Select(v => (double)v).ToArray(),
+            variance.Select(v => (double)v).ToArray(), AlphaBar.Interpolated(abar));
         // Every timestep of the T-step schedule, ending on abar[0] (paper's t = 1), not on 1.
         var options = new SamplerOptions { TimestepSpacing = "leading", SetAlphaToOne = false };
         var s = SamplerFactory.Create(sampler, prior, schedule, options);
-        var (m0, v0) = prior.Marginal(abar[steps - 1]);
+        var first = prior.Distribution.AtNoiseLevel(abar[steps - 1]);
+        var (m0, v0) = (first.Mean, first.Covariance.Diagonal());
         var start = new float[2 * d];
         for (int j = 0; j < d; j++)
         {
@@ -68,7 +70,8 @@ public static class ConvergenceStudy
         using var x = Tensor.FromHost(device, start, 2, 1, side, side);
         s.Sample(x, steps, seed: 0);
         var output = x.ToHost();
-        var (m1, v1) = prior.Marginal(abar[0]);
+        var last = prior.Distribution.AtNoiseLevel(abar[0]);
+        var (m1, v1) = (last.Mean, last.Covariance.Diagonal());
         double w2 = 0;
         for (int j = 0; j < d; j++)
         {

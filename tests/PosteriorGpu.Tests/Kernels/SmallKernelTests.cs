@@ -95,27 +95,6 @@ public class SamplerKernelTests
         TestData.AssertClose(tx.ToHost(), x, 1e-6, "add then subtract the same noise");
     }
 
-    [TestCase(1, 5)]
-    [TestCase(4, 64)]
-    public void GaussianEpsilon_MatchesReference(int n, int d)
-    {
-        var dev = TestDevices.Cpu;
-        var x = TestData.Random(n * d, 5, 2f);
-        var mu = TestData.Random(d, 6);
-        var variance = TestData.Random(d, 7).Select(v => 0.1f + Math.Abs(v)).ToArray();
-        var levels = Enumerable.Range(0, n).Select(i => 0.05 + 0.9 * i / Math.Max(1, n - 1)).ToArray();
-        var packed = levels.SelectMany(a => new[] { (float)a, (float)Math.Sqrt(a), (float)Math.Sqrt(1 - a) }).ToArray();
-        using var tx = Tensor.FromHost(dev, x, n, d);
-        using var tm = Tensor.FromHost(dev, mu, d);
-        using var tv = Tensor.FromHost(dev, variance, d);
-        using var tl = Tensor.FromHost(dev, packed, n, 3);
-        using var te = Tensor.Empty(dev, n, d);
-        GaussianEpsilon.Run(tx, tm, tv, tl, te);
-        var expected = new float[x.Length];
-        GaussianEpsilon.Reference(x, mu, variance, levels, expected);
-        TestData.AssertClose(te.ToHost(), expected, 1e-5, "gaussian epsilon");
-    }
-
     [TestCase(0f)]
     [TestCase(-0.4f)]
     public void MultistepUpdate_MatchesReference(float c2)

@@ -14,11 +14,11 @@ public class SamplerBehaviourTests
     private static readonly string[] AllSamplers = [.. SamplerFactory.Names, "ddpm-large"];
     private static readonly NoiseSchedule Schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
 
-    private static GaussianDiagonalPrior Prior(GpuDevice dev)
+    private static GaussianPrior Prior(GpuDevice dev)
     {
-        var mean = TestData.Random(3 * 4 * 5, 1);
-        var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3f + Math.Abs(v)).ToArray();
-        return new GaussianDiagonalPrior(dev, 3, 4, 5, mean, variance, Schedule.AlphasCumprodDouble);
+        var mean = TestData.Random(3 * 4 * 5, 1).Select(v => (double)v).ToArray();
+        var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3 + Math.Abs(v)).ToArray();
+        return GaussianPrior.Diagonal(dev, 3, 4, 5, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
     }
 
     private static float[] Run(GpuDevice dev, string sampler, float[] xT, int batch, ulong seed, long firstSample = 0, double eta = 1)
@@ -192,8 +192,9 @@ public class SamplerBehaviourTests
             m /= n;
             for (int k = 0; k < n; k++) v += Math.Pow(s[k * 60 + j] - m, 2);
             v /= n - 1;
-            meanErr += Math.Pow((m - prior.Mean[j]) / Math.Sqrt(prior.Variance[j] / n), 2);
-            varErr += Math.Pow((v - prior.Variance[j]) / (prior.Variance[j] * Math.Sqrt(2.0 / n)), 2);
+            double mu = prior.Distribution.Mean[j], sigma2 = prior.Distribution.Covariance[j, j];
+            meanErr += Math.Pow((m - mu) / Math.Sqrt(sigma2 / n), 2);
+            varErr += Math.Pow((v - sigma2) / (sigma2 * Math.Sqrt(2.0 / n)), 2);
         }
         // Sums of 60 squared z-scores: chi-square with 60 degrees of freedom, 99.9% quantile about 100.
         Assert.That(meanErr, Is.LessThan(100), "means");
