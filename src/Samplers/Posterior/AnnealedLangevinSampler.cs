@@ -71,11 +71,51 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     public void Sample(Tensor x, Tensor y, ILinearOperator op, float sigmaY, ulong seed, long firstSample = 0,
         Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        if (warmStart is not null) x.CopyFrom(warmStart);
+        else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
+        Anneal(x, y, op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The local variant (Xun, Gupta, Price, Theorem 1.2): given a Gaussian measurement x~ = x0 + sigma w
+    /// of the signal (e.g. a warm start x0 from any sampler, noised by <see cref="GaussianMeasurement"/>),
+    /// draws p(x | y, x~): reverse diffusion from x~ at the level where sqrt((1 - abar)/abar) = sigma gives
+    /// a sample of p(x | x~), then annealed Langevin adds grad log p(y | x) and (x~ - x) / sigma^2.
+    /// <paramref name="xTilde"/> is one measurement [1, ...] or one per chain.
+    /// </summary>
+    public void SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
+        long firstSample = 0, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (!(sigma > 0)) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive");
+        using var pool = new TensorPool(x.Device);
+        using var anchor = PosteriorCommon.PerChain(xTilde, x.N, x.Shape[1..], pool, "annealed langevin (local)");
+        x.CopyFrom(anchor);
+        int t = -1;
+        for (int i = 0; i < schedule.NumTrainTimesteps && schedule.Sigma(i) <= sigma; i++) t = i;
+        if (t >= 0)
+        {
+            // x~ = x0 + sigma w is x_t / sqrt(abar_t) at the level whose noise is sigma: run the reverse diffusion down.
+            Axpby.Run(0f, x, (float)Math.Sqrt(schedule.AlphaCumprod(t)), x);
+            int count = Math.Min(Options.PriorSteps, t + 1);
+            var timesteps = Enumerable.Range(0, count).Select(i => (int)Math.Round(t * (1 - (double)i / count))).Distinct().ToArray();
+            SamplerFactory.Create(Options.PriorSampler, model, schedule).SampleFrom(x, timesteps, seed, firstSample, 0, null, cancellationToken);
+        }
+        Anneal(x, y, op, sigmaY, anchor, sigma, seed, firstSample, progress, cancellationToken);
+    }
+
+    /// <summary>x~ = x0 + sigma w, w ~ N(0, I) from <paramref name="draw"/>: the Gaussian measurement of a warm start.</summary>
+    public static void GaussianMeasurement(Tensor warmStart, float sigma, RandomDraw draw, Tensor xTilde)
+    {
+        xTilde.CopyFrom(warmStart);
+        AddNoise.Run(xTilde, sigma, draw);
+    }
+
+    private void Anneal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor? anchor, float sigma, ulong seed, long firstSample,
+        IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
+    {
         if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "annealed langevin: sigma_y must be positive");
         int n = x.N;
         using var pool = new TensorPool(x.Device);
-        if (warmStart is not null) x.CopyFrom(warmStart);
-        else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
         using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "annealed langevin");
         var eta = Levels(sigmaY);
         int levels = eta.Length;
@@ -86,6 +126,7 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         for (int k = 0; k < levels - 1; k++) AddNoise.Run(yk, increments[k], Nested(k));
 
         double norm2 = PosteriorCommon.OperatorNormSquared(op, pool);
+        float anchorWeight = anchor is null ? 0f : 1f / (sigma * sigma);
         using var eps = pool.Rent(x.Shape);
         using var grad = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
@@ -95,13 +136,18 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         var norms = new float[n];
         for (int k = 0; k < levels; k++)
         {
-            float h = (float)(Options.StepScale / (1 + norm2 / (eta[k] * eta[k])));
+            float h = (float)(Options.StepScale / (1 + norm2 / (eta[k] * eta[k]) + anchorWeight));
             for (int s = 0; s < Options.StepsPerLevel; s++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 model.PredictEpsilon(x, t, eps);
                 Axpby.Run(scoreFactor, eps, 0f, eps);   // the prior score, in place
                 op.LogLikelihoodGradient(x, yk, (float)eta[k], grad);
+                if (anchor is not null)
+                {
+                    Axpby.Run(-anchorWeight, x, 1f, grad);        // + (x~ - x) / sigma^2
+                    Axpby.Run(anchorWeight, anchor, 1f, grad);
+                }
                 LangevinStep.Run(x, eps, grad, h, new RandomDraw(seed, LangevinStream, step++).ForBatch(firstSample, x.ItemLength));
             }
             PosteriorCommon.CheckFinite(x, check, norms, "annealed-langevin", k + 1, levels);
