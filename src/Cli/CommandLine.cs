@@ -15,6 +15,8 @@ public static class CommandLine
           sample               unconditional samples: --model DIR --sampler ddpm|ddim|pf-ode|li-accelerated|dpmsolver++2m
                                  --steps N [--scheduler-config FILE] [--xT x.npy] [--seed S] [--batch B] [--eta E] --out x0.npy [--png grid.png]
           bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
+          posterior-study      posterior samplers on Gaussian-mixture priors vs exact samples (sliced W2):
+                                 [--dims 8,80] [--rows 1,2,4] [--chains 4096] [--levels 20] [--steps-per-level 50]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
 
         options:
@@ -39,6 +41,7 @@ public static class CommandLine
                 "eps" => EpsCommand.Run(new Options("eps", args.Skip(1), EpsCommand.Known, "verbose"), stdout),
                 "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
                 "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),
+                "posterior-study" => PosteriorStudyCommand.Run(new Options("posterior-study", args.Skip(1), PosteriorStudyCommand.Known, "verbose"), stdout),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
