@@ -1,6 +1,5 @@
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
-using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Samplers.Operators;

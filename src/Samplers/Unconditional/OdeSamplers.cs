@@ -38,6 +38,15 @@ public abstract class MultistepSampler(IScoreModel model, NoiseSchedule schedule
 
     /// <summary>The score factor: s = -eps / sqrt(1 - a).</summary>
     protected static double ScoreFactor(double alpha) => -1 / Math.Sqrt(1 - alpha);
+
+    /// <summary>The talk's Scheme 1 for this step: alpha_t = abar_t / abar_{t-1}, 1 / sqrt(alpha_t) and
+    /// the score weight (1 - alpha_t) / (2 sqrt(alpha_t)).</summary>
+    protected static (double Alpha, double Inverse, double ScoreWeight) Scheme1(StepInfo info)
+    {
+        double alpha = info.AlphaT / info.AlphaPrev;
+        double inv = 1 / Math.Sqrt(alpha);
+        return (alpha, inv, inv * (1 - alpha) / 2);
+    }
 }
 
 /// <summary>
@@ -54,9 +63,8 @@ public sealed class ProbabilityFlowSampler(IScoreModel model, NoiseSchedule sche
     /// <inheritdoc/>
     protected override MultistepUpdate.Coefficients Coefficients(StepInfo info)
     {
-        double alpha = info.AlphaT / info.AlphaPrev;
-        double inv = 1 / Math.Sqrt(alpha);
-        return new((float)0, (float)ScoreFactor(info.AlphaT), (float)inv, (float)(inv * (1 - alpha) / 2), 0f);
+        var (_, inv, c1) = Scheme1(info);
+        return new(0f, (float)ScoreFactor(info.AlphaT), (float)inv, (float)c1, 0f);
     }
 }
 
@@ -76,9 +84,8 @@ public sealed class LiAcceleratedSampler(IScoreModel model, NoiseSchedule schedu
     /// <inheritdoc/>
     protected override MultistepUpdate.Coefficients Coefficients(StepInfo info)
     {
-        double alpha = info.AlphaT / info.AlphaPrev;
-        double inv = 1 / Math.Sqrt(alpha);
-        double c1 = inv * (1 - alpha) / 2, c2 = 0;
+        var (alpha, inv, c1) = Scheme1(info);
+        double c2 = 0;
         if (info.Index > 0)
         {
             double alphaNext = Last.AlphaT / Last.AlphaPrev;   // alpha_{t+1}: the previous step's
