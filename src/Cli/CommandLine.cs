@@ -18,6 +18,8 @@ public static class CommandLine
           posterior-study      posterior samplers on Gaussian-mixture priors vs exact samples (sliced W2):
                                  [--dims 8,80] [--rows 1,2,4] [--chains 4096] [--levels 20] [--steps-per-level 50]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
+          mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
+                                 [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
 
         options:
           --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
@@ -43,6 +45,7 @@ public static class CommandLine
                 "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),
                 "posterior-study" => PosteriorStudyCommand.Run(new Options("posterior-study", args.Skip(1), PosteriorStudyCommand.Known, "verbose"), stdout),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
+                "mnist-export" => MnistExportCommand.Run(new Options("mnist-export", args.Skip(1), MnistExportCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
         }
