@@ -18,6 +18,8 @@ public static class CommandLine
           posterior-study      posterior samplers on Gaussian-mixture priors vs exact samples (sliced W2):
                                  [--dims 8,80] [--rows 1,2,4] [--chains 4096] [--levels 20] [--steps-per-level 50]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
+          train                denoising score matching on MNIST: --out DIR [--config config.json] [--steps N]
+                                 [--batch B] [--lr LR] [--seed S] [--resume] [--limit N] [--mnist DIR]
           mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
                                  [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
 
@@ -45,6 +47,7 @@ public static class CommandLine
                 "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),
                 "posterior-study" => PosteriorStudyCommand.Run(new Options("posterior-study", args.Skip(1), PosteriorStudyCommand.Known, "verbose"), stdout),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
+                "train" => TrainCommand.Run(new Options("train", args.Skip(1), TrainCommand.Known, "verbose", "resume"), stdout, CancelOnCtrlC()),
                 "mnist-export" => MnistExportCommand.Run(new Options("mnist-export", args.Skip(1), MnistExportCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
@@ -54,6 +57,18 @@ public static class CommandLine
             stderr.WriteLine($"posteriorgpu: error: {e.Message}");
             return e is UsageException ? 2 : 1;
         }
+    }
+
+    /// <summary>A token that Ctrl-C cancels (instead of killing the process), so long runs can stop cleanly.</summary>
+    private static CancellationToken CancelOnCtrlC()
+    {
+        var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        return cts.Token;
     }
 
     private static int Devices(TextWriter stdout)

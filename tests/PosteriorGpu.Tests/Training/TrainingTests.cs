@@ -38,26 +38,26 @@ public class TrainingTests
         for (int i = 0; i < 100; i++) Assert.That(q[i] - p0[i], Is.EqualTo(-1e-2 * Math.Sign(g[i])).Within(1e-5));
     }
 
-    /// <summary>1-channel 16x16 images of bright bars on a dark background: a structured distribution
+    /// <summary>1-channel 8x8 images of bright bars on a dark background: a structured distribution
     /// a tiny network learns something about in a few dozen steps.</summary>
-    internal static TrainingImages Bars(int count, int seed)
+    internal static TrainingImages Bars(int count, int seed, int size = 8)
     {
         var rng = new Random(seed);
-        var data = new float[count * 256];
+        var data = new float[count * size * size];
         for (int i = 0; i < count; i++)
         {
             bool vertical = rng.Next(2) == 0;
-            int at = rng.Next(2, 14);
-            for (int y = 0; y < 16; y++)
-                for (int x = 0; x < 16; x++)
-                    data[i * 256 + y * 16 + x] = Math.Abs((vertical ? x : y) - at) <= 1 ? 1f : -1f;
+            int at = rng.Next(1, size - 1);
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    data[i * size * size + y * size + x] = Math.Abs((vertical ? x : y) - at) <= 0 ? 1f : -1f;
         }
-        return new TrainingImages(data, 1, 16, 16);
+        return new TrainingImages(data, 1, size, size);
     }
 
     internal static UNet2DConfig Tiny => new()
     {
-        SampleSize = 16,
+        SampleSize = 8,
         InChannels = 1,
         OutChannels = 1,
         BlockOutChannels = [8, 16],
@@ -79,7 +79,7 @@ public class TrainingTests
         var dir = TempFolder();
         try
         {
-            var options = new TrainingOptions { BatchSize = 16, Steps = 50, LearningRate = 2e-3, WarmupSteps = 5, LogEvery = 10, CheckpointEvery = 25, Seed = 1 };
+            var options = new TrainingOptions { BatchSize = 8, Steps = 50, LearningRate = 2e-3, WarmupSteps = 5, LogEvery = 10, CheckpointEvery = 25, Seed = 1 };
             var reports = new List<TrainingProgress>();
             using (var trainer = ScoreMatchingTrainer.Create(TestDevices.Cpu, Tiny, Bars(256, 1), options, dir))
                 trainer.Train(new SyncProgress<TrainingProgress>(reports.Add));
@@ -148,9 +148,9 @@ public class TrainingTests
     [Test]
     public void MismatchedImages_AreAClearError()
     {
-        var e = Assert.Throws<ArgumentException>(() => ScoreMatchingTrainer.Create(TestDevices.Cpu, Tiny with { SampleSize = 32 }, Bars(4, 1),
+        var e = Assert.Throws<ArgumentException>(() => ScoreMatchingTrainer.Create(TestDevices.Cpu, Tiny with { SampleSize = 16 }, Bars(4, 1),
             new TrainingOptions(), TempFolder()));
-        Assert.That(e!.Message, Does.Contain("16x16").And.Contain("32"));
+        Assert.That(e!.Message, Does.Contain("8x8").And.Contain("16"));
     }
 
     /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
