@@ -20,6 +20,8 @@ public static class CommandLine
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
           train                denoising score matching on MNIST: --out DIR [--config config.json] [--steps N]
                                  [--batch B] [--lr LR] [--seed S] [--resume] [--limit N] [--mnist DIR]
+          digits-quality       mean nearest-neighbour distance of MNIST samples to the test set, beside real and noise
+                                 images: --samples x.npy [--real 200] [--mnist DIR]
           mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
                                  [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
 
@@ -48,6 +50,7 @@ public static class CommandLine
                 "posterior-study" => PosteriorStudyCommand.Run(new Options("posterior-study", args.Skip(1), PosteriorStudyCommand.Known, "verbose"), stdout),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 "train" => TrainCommand.Run(new Options("train", args.Skip(1), TrainCommand.Known, "verbose", "resume"), stdout, CancelOnCtrlC()),
+                "digits-quality" => DigitsQualityCommand.Run(new Options("digits-quality", args.Skip(1), DigitsQualityCommand.Known, "verbose"), stdout),
                 "mnist-export" => MnistExportCommand.Run(new Options("mnist-export", args.Skip(1), MnistExportCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };
