@@ -38,10 +38,10 @@ def table(ours, peer):
         add("")
         add("| | ms | GB/s (16 B/element) | ratio vs ours |")
         add("|---|---:|---:|---:|")
-        add(f"| PosteriorGpu | {o['ms']:.4f} | {o['gbps']:.0f} | 1 |")
-        add(f"| PyTorch eager | {p['eager_ms']:.4f} | {16 * n / (p['eager_ms'] * 1e6):.0f} | {p['eager_ms'] / o['ms']:.2f} |")
+        add(f"| PosteriorGpu | {o['ms']:.4f} | {o['gbps']:.3g} | 1 |")
+        add(f"| PyTorch eager | {p['eager_ms']:.4f} | {16 * n / (p['eager_ms'] * 1e6):.3g} | {p['eager_ms'] / o['ms']:.2f} |")
         if "compile_ms" in p:
-            add(f"| torch.compile | {p['compile_ms']:.4f} | {16 * n / (p['compile_ms'] * 1e6):.0f} | {p['compile_ms'] / o['ms']:.2f} |")
+            add(f"| torch.compile | {p['compile_ms']:.4f} | {16 * n / (p['compile_ms'] * 1e6):.3g} | {p['compile_ms'] / o['ms']:.2f} |")
         add(f"| copy (ours / torch), 8 B/element | {o['copy_ms']:.4f} / {p['copy_ms']:.4f} | {o['copy_gbps']:.0f} / {p['copy_gbps']:.0f} | |")
         add("")
         copy = max(o["copy_gbps"], p["copy_gbps"])

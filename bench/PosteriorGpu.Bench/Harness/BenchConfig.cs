@@ -23,11 +23,12 @@ public static class BenchConfig
         .WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(2)
         .WithInvocationCount(1).WithUnrollFactor(1);
 
-    /// <summary>Full: ten measured iterations of at least 250 ms (after three warm-ups) per case.</summary>
+    /// <summary>Full: measured iterations of at least 250 ms after warm-ups, ten of them on a GPU, six
+    /// on the CPU accelerator (where a U-Net pass takes seconds).</summary>
     public static Job FullJob => new Job("Full")
         .WithToolchain(InProcessEmitToolchain.Instance)
         .WithStrategy(RunStrategy.Throughput)
-        .WithLaunchCount(1).WithWarmupCount(3).WithIterationCount(10)
+        .WithLaunchCount(1).WithWarmupCount(BenchMode.OnGpu ? 3 : 2).WithIterationCount(BenchMode.OnGpu ? 10 : 6)
         .WithIterationTime(TimeInterval.FromMilliseconds(250));
 
     /// <summary>The configuration for the mode set in <see cref="BenchMode"/>.</summary>

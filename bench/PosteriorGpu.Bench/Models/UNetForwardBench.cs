@@ -33,7 +33,7 @@ public class UNetForwardBench : IThroughput
     public static IEnumerable<string> Models() => BenchMode.Pick<string>(["S32"], ["S32", "cifar10"], ["S32", "cifar10"]);
 
     /// <summary>Batch sizes by mode and device.</summary>
-    public static IEnumerable<int> Batches() => BenchMode.Pick([1], [1, 8], [1, 64, 256]);
+    public static IEnumerable<int> Batches() => BenchMode.Pick([1], [1], [1, 64, 256]);
 
     [GlobalSetup]
     public void Setup()
