@@ -18,10 +18,13 @@ cd "$(dirname "$0")/../.."
 [ -x .gpu/run ] && [ -d .gpu/PosteriorGpu.Bench ] || { echo "bench/gpu/run.sh: no .gpu/PosteriorGpu.Bench; run tools/gpu-bench first (where .NET is)" >&2; exit 2; }
 work=${BENCH_WORK:-$(mktemp -d -t posteriorgpu-bench.XXXXXX)}
 mkdir -p "$work"
-log="$work/run.log"
+# The log goes straight to $OUT when set, so that a run cut off at the time limit still brings it back.
+log="${OUT:-$work}/run.log"
 export PYTHONUNBUFFERED=1
 start=$(date +%s)
+set +e   # a failed step ends the braces, not the copy of what exists below
 {
+  set -e
   echo "== $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(cat .gpu/COMMIT 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv 2>&1 || true
   echo "== PosteriorGpu peer-run"
@@ -33,8 +36,11 @@ start=$(date +%s)
   python3 bench/peer/ratios.py "$work"
 } 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+set -e
 if [ -n "${OUT:-}" ]; then
-  for f in ours.json peer.json table.md run.log; do [ -f "$work/$f" ] && cp "$work/$f" "$OUT/"; done
+  for f in ours.json peer.json table.md; do
+    if [ -f "$work/$f" ]; then cp "$work/$f" "$OUT/"; fi
+  done
 fi
 echo "bench/gpu/run.sh: $(( $(date +%s) - start )) s, results in $work${OUT:+ and $OUT}"
 exit "$status"

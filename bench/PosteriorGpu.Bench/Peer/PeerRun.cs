@@ -68,7 +68,7 @@ public static class PeerRun
         if (s.Parts.Contains("unet") || s.Parts.Contains("ddpm") || s.Parts.Contains("posterior"))
         {
             var models = new List<object>();
-            foreach (string name in s.Models.Union(s.Parts.Overlaps(["ddpm", "posterior"]) ? ["S32"] : []))
+            foreach (string name in (s.Parts.Contains("unet") ? s.Models : []).Union(s.Parts.Overlaps(["ddpm", "posterior"]) ? ["S32"] : []))
                 models.Add(WriteCheckpoint(device, name, s));
             result["models"] = models;
         }
