@@ -6,6 +6,10 @@ itself against a reference output (eps.npy) so both sides compute the same funct
 eager float32 (TF32 off) and TF32 with CUDA events (median of repeats, after warm-up).
 
     python3 bench/peer/unet_peer.py MODEL_DIR [--check X.npy T.npy EPS.npy] [--batch 1,64,256]
+
+bench/peer/peer_bench.py imports UNetPeer for the side-by-side run (bench/gpu/run.sh). Runs on the
+CPU too (old PyTorch without scaled_dot_product_attention, no safetensors package) so that the
+peer can be checked where there is no GPU.
 """
 import argparse
 import json
@@ -15,7 +19,34 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+
+try:
+    from safetensors.torch import load_file
+except ImportError:  # the format is simple enough to read without the package
+    def load_file(path):
+        dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "BF16": None}
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+            data = f.read()
+        out = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            dtype = dtypes[info["dtype"]]
+            if dtype is None:
+                raise ValueError(f"{path}: {name} is {info['dtype']}, which this fallback reader does not handle")
+            out[name] = torch.from_numpy(np.frombuffer(data[start:end], dtype=dtype).reshape(info["shape"]).copy())
+        return out
+
+
+def attention_heads(q, k, v):
+    """softmax(q k^T / sqrt(d)) v over the last two dimensions ([N, heads, tokens, d])."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v)
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
 
 
 class UNetPeer:
@@ -56,7 +87,7 @@ class UNetPeer:
         tokens = h.view(n, ch, hh * ww).transpose(1, 2)
         heads = ch // head_dim
         q, k, v = (self.lin(tokens, p + s).view(n, -1, heads, head_dim).transpose(1, 2) for s in (".to_q", ".to_k", ".to_v"))
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, -1, ch)
+        a = attention_heads(q, k, v).transpose(1, 2).reshape(n, -1, ch)
         o = self.lin(a, p + ".to_out.0").transpose(1, 2).reshape(n, ch, hh, ww)
         return (o + x) / rescale
 

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using PosteriorGpu.Kernels.Attention;
+using PosteriorGpu.Bench.Harness;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -9,16 +10,21 @@ namespace PosteriorGpu.Bench.Kernels;
 /// Self-attention over a 32x32 feature map (P = 1024 tokens), C = 128, one head, batch 4: two P x P x C
 /// products, 4 * 4 * 1024^2 * 128 = 2.1 GFLOP per launch. Napkin math: the one-thread-per-query kernel
 /// is bound by FMA throughput and by re-reading k and v (L1/L2-resident: 1 MiB per item), far from
-/// tensor-core attention; on 2 CPU cores expect a few GFLOP/s.
+/// tensor-core attention; on 2 CPU cores expect a few GFLOP/s. Beside it the C# reference (scores,
+/// softmax and sum in double, one thread).
 /// </summary>
-public class SpatialAttentionBench
+public class SpatialAttentionBench : IThroughput
 {
     private GpuDevice device = null!;
     private Tensor q = null!, k = null!, v = null!, o = null!;
+    private float[] hq = [], hk = [], hv = [], ho = [];
 
     /// <summary>Tokens per item.</summary>
-    [Params(256, 1024)]
-    public int P { get; set; }
+    [ParamsSource(nameof(Tokens))]
+    public int P { get; set; } = 256;
+
+    /// <summary>Token counts by mode and device.</summary>
+    public static IEnumerable<int> Tokens() => BenchMode.Pick([64], [256], [256, 1024]);
 
     private const int N = 4, C = 128;
 
@@ -26,11 +32,13 @@ public class SpatialAttentionBench
     public void Setup()
     {
         device = GpuDevice.Open();
-        var rng = new System.Random(1);
-        float[] Fill(int n) => Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
-        q = Tensor.FromHost(device, Fill(N * P * C), N, P, C);
-        k = Tensor.FromHost(device, Fill(N * P * C), N, P, C);
-        v = Tensor.FromHost(device, Fill(N * P * C), N, P, C);
+        hq = HostLoops.Random(N * P * C, 1);
+        hk = HostLoops.Random(N * P * C, 2);
+        hv = HostLoops.Random(N * P * C, 3);
+        ho = new float[N * P * C];
+        q = Tensor.FromHost(device, hq, N, P, C);
+        k = Tensor.FromHost(device, hk, N, P, C);
+        v = Tensor.FromHost(device, hv, N, P, C);
         o = Tensor.Empty(device, N, P, C);
     }
 
@@ -54,4 +62,11 @@ public class SpatialAttentionBench
         SpatialAttention.Run(q, k, v, 2, o);
         device.Synchronize();
     }
+
+    /// <summary>The kernel's specification, one head: scores, softmax and weighted sum in double, one thread.</summary>
+    [Benchmark(Baseline = true)]
+    public void OneHeadReference() => SpatialAttention.Reference(hq, hk, hv, N, P, P, C, 1, ho);
+
+    /// <inheritdoc/>
+    public Work? WorkOf(string benchmark) => Work.Flops(4.0 * N * P * P * C);
 }
