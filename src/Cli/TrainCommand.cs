@@ -69,7 +69,7 @@ public static class TrainCommand
             var eta = TimeSpan.FromSeconds(perStep * (r.Steps - r.Step));
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"step {r.Step}/{r.Steps}  loss {r.Loss:F5}  grad-norm {r.GradNorm:F3}  lr {r.LearningRate:G3}  " +
-                $"{perStep:F2} s/step  {options.BatchSize / perStep:F1} images/s  eta {eta:hh\\:mm\\:ss}"));
+                $"{perStep:F2} s/step  {options.BatchSize / perStep:F1} images/s  eta {(int)eta.TotalHours}:{eta:mm\\:ss}"));
         });
         trainer.Train(progress, cancellationToken);
         stdout.WriteLine(cancellationToken.IsCancellationRequested
