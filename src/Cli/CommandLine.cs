@@ -13,9 +13,9 @@ public static class CommandLine
                                with the shipped model), writing grid.png and metrics.json:
                                  [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler annealed-langevin|dpnp|dps]
                                  [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
-                                 [--sigma-y 0.05] [--steps 40] [--levels 4] [--prior-steps 10] [--seed S] [--batch INPUTS]
+                                 [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
                                  [--mask box|half|random] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
-                                 [--out out/posterior]
+                                 [--step-scale 0.1] [--prior-timestep 0] [--eta-max 1] (annealed Langevin) [--out out/posterior]
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy

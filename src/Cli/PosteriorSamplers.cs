@@ -11,8 +11,20 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>The step budget of a posterior run: <see cref="Steps"/> network evaluations of the sampler's
 /// main loop per chain, <see cref="Levels"/> annealing levels (annealed Langevin), and
-/// <see cref="PriorSteps"/> steps of the unconditional sampler that draws the starting prior samples.</summary>
-public sealed record PosteriorBudget(int Steps, int Levels, int PriorSteps);
+/// <see cref="PriorSteps"/> steps of the unconditional sampler that draws the starting prior samples.
+/// The annealed-Langevin knobs (null: <see cref="AnnealedLangevinOptions"/>' defaults): the step scale, the
+/// diffusion timestep whose score is the prior score, and the first measurement level eta_1.</summary>
+public sealed record PosteriorBudget(int Steps, int Levels, int PriorSteps)
+{
+    /// <summary>Langevin step scale (--step-scale).</summary>
+    public double? StepScale { get; init; }
+
+    /// <summary>Timestep of the prior score (--prior-timestep).</summary>
+    public int? PriorTimestep { get; init; }
+
+    /// <summary>First measurement noise level eta_1 (--eta-max).</summary>
+    public double? EtaMax { get; init; }
+}
 
 /// <summary>A posterior sampler as the `posterior` command drives it: x [N, C, H, W] receives N chains,
 /// y holds one measurement per chain, progress is reported in network evaluations per chain.</summary>
@@ -73,12 +85,20 @@ public static class PosteriorSamplers
             this.model = model;
             this.schedule = schedule;
             priorSteps = budget.PriorSteps;
-            var options = new AnnealedLangevinOptions
+            if (budget.StepScale is <= 0) throw new UsageException($"--step-scale must be positive, got {budget.StepScale}");
+            if (budget.PriorTimestep is { } tp && (tp < 0 || tp >= schedule.NumTrainTimesteps))
+                throw new UsageException($"--prior-timestep must lie in 0..{schedule.NumTrainTimesteps - 1}, got {tp}");
+            if (budget.EtaMax is <= 0) throw new UsageException($"--eta-max must be positive, got {budget.EtaMax}");
+            var defaults = new AnnealedLangevinOptions();
+            var options = defaults with
             {
                 Levels = budget.Levels,
                 StepsPerLevel = budget.Steps / budget.Levels,
                 PriorSampler = PriorSampler,
                 PriorSteps = budget.PriorSteps,
+                StepScale = budget.StepScale ?? defaults.StepScale,
+                PriorTimestep = budget.PriorTimestep ?? defaults.PriorTimestep,
+                EtaMax = budget.EtaMax ?? defaults.EtaMax,
             };
             sampler = new AnnealedLangevinSampler(model, schedule, options);
         }
@@ -87,7 +107,8 @@ public static class PosteriorSamplers
 
         public string Description =>
             $"annealed Langevin: prior draw by {PriorSampler} in {priorSteps} steps, then {sampler.Options.Levels} levels x " +
-            $"{sampler.Options.StepsPerLevel} Langevin steps (eta from {sampler.Options.EtaMax} down to sigma_y, step scale {sampler.Options.StepScale})";
+            $"{sampler.Options.StepsPerLevel} Langevin steps (eta from {sampler.Options.EtaMax} down to sigma_y, step scale {sampler.Options.StepScale}, " +
+            $"prior score at timestep {sampler.Options.PriorTimestep})";
 
         public int Evaluations => priorSteps + sampler.Options.Levels * sampler.Options.StepsPerLevel;
 

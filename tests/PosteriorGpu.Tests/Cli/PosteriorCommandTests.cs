@@ -197,6 +197,8 @@ public class PosteriorCommandTests
         AssertOneLineError(Run("--model", model, "--stpes", "3"), 2, "--stpes");
         AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples");
         AssertOneLineError(Run(["--model", model, "--task", "superres", "--factor", "5", "--out", Out("x"), .. Quick]), 2, "--factor 5");
+        AssertOneLineError(Run(["--model", model, "--step-scale", "0", "--out", Out("x"), .. Quick]), 2, "--step-scale");
+        AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "0..999");
         AssertOneLineError(Run("--model", model, "--device", "tpu"), 1, "tpu");
         AssertOneLineError(Run(["--model", model, "--input", Out("missing.npy"), .. Quick]), 1, "missing.npy", "not found");
 
