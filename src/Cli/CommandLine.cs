@@ -9,6 +9,13 @@ public static class CommandLine
         usage: posteriorgpu <command> [options]
 
         commands:
+          posterior            posterior samples for an inverse problem on images (default: inpainting MNIST test digits
+                               with the shipped model), writing grid.png and metrics.json:
+                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler annealed-langevin|dpnp|dps]
+                                 [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
+                                 [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
+                                 [--mask box|half|random] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
+                                 [--step-scale 0.1] [--prior-timestep 0] [--eta-max 1] (annealed Langevin) [--out out/posterior]
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy
@@ -44,6 +51,7 @@ public static class CommandLine
             return args[0] switch
             {
                 "devices" => Devices(stdout),
+                "posterior" => PosteriorCommand.Run(new Options("posterior", args.Skip(1), PosteriorCommand.Known, [.. PosteriorCommand.Flags, "verbose"]), stdout, stderr),
                 "eps" => EpsCommand.Run(new Options("eps", args.Skip(1), EpsCommand.Known, "verbose"), stdout),
                 "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
                 "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),

@@ -1,0 +1,140 @@
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
+using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Cli;
+
+/// <summary>The step budget of a posterior run: <see cref="Steps"/> network evaluations of the sampler's
+/// main loop per chain, <see cref="Levels"/> annealing levels (annealed Langevin), and
+/// <see cref="PriorSteps"/> steps of the unconditional sampler that draws the starting prior samples.
+/// The annealed-Langevin knobs (null: <see cref="AnnealedLangevinOptions"/>' defaults): the step scale, the
+/// diffusion timestep whose score is the prior score, and the first measurement level eta_1.</summary>
+public sealed record PosteriorBudget(int Steps, int Levels, int PriorSteps)
+{
+    /// <summary>Langevin step scale (--step-scale).</summary>
+    public double? StepScale { get; init; }
+
+    /// <summary>Timestep of the prior score (--prior-timestep).</summary>
+    public int? PriorTimestep { get; init; }
+
+    /// <summary>First measurement noise level eta_1 (--eta-max).</summary>
+    public double? EtaMax { get; init; }
+}
+
+/// <summary>A posterior sampler as the `posterior` command drives it: x [N, C, H, W] receives N chains,
+/// y holds one measurement per chain, progress is reported in network evaluations per chain.</summary>
+public interface IPosteriorSampler
+{
+    /// <summary>The name, as --sampler takes it.</summary>
+    string Name { get; }
+
+    /// <summary>What the sampler runs (levels, steps), for the log and metrics.json.</summary>
+    string Description { get; }
+
+    /// <summary>Network evaluations per chain (the progress bar's unit).</summary>
+    int Evaluations { get; }
+
+    /// <summary>True when the sampler works with linear forward operators only.</summary>
+    bool LinearOnly { get; }
+
+    /// <summary>Draws x.N samples of p(x | y); chain n is sample <paramref name="firstSample"/> + n of the run.</summary>
+    void Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
+        IProgress<int>? evaluationsDone, CancellationToken cancellationToken);
+}
+
+/// <summary>The --sampler switch: one line per sampler. DPnP and DPS plug in here when they exist.</summary>
+public static class PosteriorSamplers
+{
+    /// <summary>The names --sampler takes.</summary>
+    public static readonly IReadOnlyList<string> Names = ["annealed-langevin", "dpnp", "dps"];
+
+    /// <summary>Creates the sampler <paramref name="name"/>.</summary>
+    /// <exception cref="UsageException">Unknown name, or a budget the sampler cannot use.</exception>
+    /// <exception cref="NotSupportedException">The sampler is not implemented yet.</exception>
+    public static IPosteriorSampler Create(string name, IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget) => name switch
+    {
+        "annealed-langevin" => new AnnealedLangevin(model, schedule, budget),
+        "dpnp" or "dps" => throw new NotSupportedException(
+            $"sampler '{name}' is not available yet (being written); use --sampler annealed-langevin"),
+        _ => throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}"),
+    };
+
+    /// <summary>Annealed Langevin (Xun, Gupta, Price): a prior draw with DDIM, then Levels levels of
+    /// Steps / Levels Langevin steps each. Linear operators only.</summary>
+    private sealed class AnnealedLangevin : IPosteriorSampler
+    {
+        private const string PriorSampler = "ddim";
+        /// <summary>Random stream of the starting noise of the prior draw.</summary>
+        private const uint StartStream = 0x50525354;
+        private readonly IScoreModel model;
+        private readonly NoiseSchedule schedule;
+        private readonly AnnealedLangevinSampler sampler;
+        private readonly int priorSteps;
+
+        public AnnealedLangevin(IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget)
+        {
+            if (budget.Levels < 1) throw new UsageException("--levels must be at least 1");
+            if (budget.Steps < budget.Levels)
+                throw new UsageException($"--steps ({budget.Steps}) must be at least --levels ({budget.Levels}): each level takes steps / levels Langevin steps");
+            if (budget.PriorSteps < 1) throw new UsageException("--prior-steps must be at least 1");
+            this.model = model;
+            this.schedule = schedule;
+            priorSteps = budget.PriorSteps;
+            if (budget.StepScale is <= 0) throw new UsageException($"--step-scale must be positive, got {budget.StepScale}");
+            if (budget.PriorTimestep is { } tp && (tp < 0 || tp >= schedule.NumTrainTimesteps))
+                throw new UsageException($"--prior-timestep must lie in 0..{schedule.NumTrainTimesteps - 1}, got {tp}");
+            if (budget.EtaMax is <= 0) throw new UsageException($"--eta-max must be positive, got {budget.EtaMax}");
+            var defaults = new AnnealedLangevinOptions();
+            var options = defaults with
+            {
+                Levels = budget.Levels,
+                StepsPerLevel = budget.Steps / budget.Levels,
+                PriorSampler = PriorSampler,
+                PriorSteps = budget.PriorSteps,
+                StepScale = budget.StepScale ?? defaults.StepScale,
+                PriorTimestep = budget.PriorTimestep ?? defaults.PriorTimestep,
+                EtaMax = budget.EtaMax ?? defaults.EtaMax,
+            };
+            sampler = new AnnealedLangevinSampler(model, schedule, options);
+        }
+
+        public string Name => "annealed-langevin";
+
+        public string Description =>
+            $"annealed Langevin: prior draw by {PriorSampler} in {priorSteps} steps, then {sampler.Options.Levels} levels x " +
+            $"{sampler.Options.StepsPerLevel} Langevin steps (eta from {sampler.Options.EtaMax} down to sigma_y, step scale {sampler.Options.StepScale}, " +
+            $"prior score at timestep {sampler.Options.PriorTimestep})";
+
+        public int Evaluations => priorSteps + sampler.Options.Levels * sampler.Options.StepsPerLevel;
+
+        public bool LinearOnly => true;
+
+        public void Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
+            IProgress<int>? evaluationsDone, CancellationToken cancellationToken)
+        {
+            if (op is not ILinearOperator linear)
+                throw new NotSupportedException(
+                    $"sampler annealed-langevin needs a linear forward operator but {op.Name} is nonlinear; use --sampler dps or dpnp");
+            // The prior draw runs here rather than inside the sampler so that the progress bar moves during it.
+            using var start = Tensor.Zeros(x.Device, x.Shape);
+            AddNoise.Run(start, 1f, new RandomDraw(seed, StartStream, 0).ForBatch(firstSample, x.ItemLength));
+            SamplerFactory.Create(PriorSampler, model, schedule).Sample(start, priorSteps, seed, firstSample,
+                evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(p.Step)), cancellationToken);
+            int perLevel = sampler.Options.StepsPerLevel;
+            sampler.Sample(x, y, linear, sigmaY, seed, firstSample, warmStart: start,
+                progress: evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(priorSteps + p.Step * perLevel)),
+                cancellationToken: cancellationToken);
+        }
+    }
+
+    /// <summary>Synchronous progress (System.Progress would post to the thread pool, out of order).</summary>
+    private sealed class Relay(Action<SamplerProgress> report) : IProgress<SamplerProgress>
+    {
+        public void Report(SamplerProgress value) => report(value);
+    }
+}

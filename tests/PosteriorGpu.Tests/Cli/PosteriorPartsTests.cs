@@ -1,0 +1,127 @@
+using NUnit.Framework;
+using PosteriorGpu.Cli;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Samplers.Diagnostics;
+
+namespace PosteriorGpu.Tests.Cli;
+
+public class ImageMetricsTests
+{
+    [Test]
+    public void Psnr_IsTenLogTenOfRangeSquaredOverMse()
+    {
+        float[] truth = [0f, 0.5f, -1f, 1f];
+        float[] est = [0.1f, 0.5f, -1f, 0.8f];   // errors 0.1, 0, 0, -0.2: MSE 0.05 / 4
+        Assert.That(ImageMetrics.Psnr(est, truth), Is.EqualTo(10 * Math.Log10(4 / (0.05 / 4))).Within(1e-5));
+        Assert.That(ImageMetrics.Psnr(truth, truth), Is.EqualTo(double.PositiveInfinity));
+        // Over a subset: pixels 0 and 3 only, MSE 0.05 / 2; a per-plane selection tiles two planes.
+        Assert.That(ImageMetrics.Psnr(est, truth, [1f, 0f, 0f, 1f]), Is.EqualTo(10 * Math.Log10(4 / 0.025)).Within(1e-5));
+        Assert.That(ImageMetrics.Psnr(est, truth, [1f, 0f]), Is.EqualTo(10 * Math.Log10(4 / (0.01 / 2))).Within(1e-5));
+        Assert.That(ImageMetrics.Psnr(est, truth, [0f, 0f]), Is.NaN);
+        Assert.Throws<ArgumentException>(() => ImageMetrics.Psnr(est, truth, [1f, 0f, 0f]));
+    }
+
+    private static double SsimOneWindow(float[] x, float[] y)
+    {
+        // Straight from the definition, over the single 7 x 7 window.
+        double n = x.Length, mx = x.Average(), my = y.Average();
+        double vx = x.Sum(a => (a - mx) * (a - mx)) / (n - 1), vy = y.Sum(b => (b - my) * (b - my)) / (n - 1);
+        double cxy = x.Zip(y, (a, b) => (a - mx) * (b - my)).Sum() / (n - 1);
+        double c1 = 0.02 * 0.02, c2 = 0.06 * 0.06;
+        return (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2));
+    }
+
+    [Test]
+    public void Ssim_MatchesTheDefinition()
+    {
+        var x = TestData.Random(49, 1).Select(v => Math.Clamp(v, -1f, 1f)).ToArray();
+        var y = TestData.Random(49, 2).Select((v, i) => Math.Clamp(0.6f * x[i] + 0.3f * v, -1f, 1f)).ToArray();
+        Assert.That(ImageMetrics.Ssim(y, x, 1, 7, 7), Is.EqualTo(SsimOneWindow(y, x)).Within(1e-7));
+        Assert.That(ImageMetrics.Ssim(x, x, 1, 7, 7), Is.EqualTo(1).Within(1e-12));
+        // Two windows (7 x 8): the mean of both; two channels: the mean over channels.
+        var x8 = TestData.Random(56, 3);
+        var y8 = TestData.Random(56, 4);
+        float[] Window(float[] img, int left) => Enumerable.Range(0, 49).Select(k => img[k / 7 * 8 + left + k % 7]).ToArray();
+        double expected = (SsimOneWindow(Window(x8, 0), Window(y8, 0)) + SsimOneWindow(Window(x8, 1), Window(y8, 1))) / 2;
+        Assert.That(ImageMetrics.Ssim(x8, y8, 1, 7, 8), Is.EqualTo(expected).Within(1e-7));
+        Assert.That(ImageMetrics.Ssim([.. x, .. x], [.. y, .. x], 2, 7, 7), Is.EqualTo((SsimOneWindow(x, y) + 1) / 2).Within(1e-7));
+        Assert.Throws<ArgumentException>(() => ImageMetrics.Ssim(new float[36], new float[36], 1, 6, 6));
+    }
+}
+
+public class PosteriorTaskTests
+{
+    [Test]
+    public void Measurement_OfAnInput_DoesNotDependOnItsBatch()
+    {
+        var dev = TestDevices.Cpu;
+        using var task = PosteriorTask.Create("cs", dev, 1, 8, 8, new TaskSettings());
+        var x = TestData.Random(3 * 64, 9);
+        using var all = Tensor.FromHost(dev, x, 3, 1, 8, 8);
+        using var yAll = Tensor.Empty(dev, 3, 16);
+        task.Measure(all, 0.1f, 4, 0, yAll);
+        using var last = Tensor.FromHost(dev, x.AsSpan(128, 64), 1, 1, 8, 8);
+        using var yLast = Tensor.Empty(dev, 1, 16);
+        task.Measure(last, 0.1f, 4, 2, yLast);
+        Assert.That(yLast.ToHost(), Is.EqualTo(yAll.ToHost().AsSpan(32, 16).ToArray()));
+        // And it is noisy: A x plus sigma z.
+        using var clean = Tensor.Empty(dev, 3, 16);
+        task.Operator.Forward(all, clean);
+        Assert.That(yAll.ToHost(), Is.Not.EqualTo(clean.ToHost()));
+    }
+
+    [Test]
+    public void TrivialFill_PutsTheMeanOfTheObservedPixelsIntoTheBox()
+    {
+        using var task = PosteriorTask.Create("inpaint", TestDevices.Cpu, 1, 8, 8, new TaskSettings());
+        var missing = task.MissingMask!;
+        Assert.That(missing.Sum(), Is.EqualTo(16f), "centred 4 x 4 box");
+        var x = Enumerable.Range(0, 64).Select(i => i / 64f).ToArray();
+        var fill = task.TrivialFill(x, 1);
+        double observedMean = Enumerable.Range(0, 64).Where(i => missing[i] == 0).Average(i => x[i]);
+        for (int i = 0; i < 64; i++)
+            Assert.That(fill[i], Is.EqualTo(missing[i] != 0 ? (float)observedMean : x[i]).Within(1e-6f), $"pixel {i}");
+        Assert.That(missing[2 * 8 + 2], Is.EqualTo(1f));
+        Assert.That(missing[1 * 8 + 2], Is.Zero);
+    }
+
+    [Test]
+    public void UnknownTaskAndBadSettings_AreUsageErrors()
+    {
+        var dev = TestDevices.Cpu;
+        Assert.Throws<UsageException>(() => PosteriorTask.Create("colorize", dev, 1, 8, 8, new TaskSettings()));
+        Assert.Throws<UsageException>(() => PosteriorTask.Create("inpaint", dev, 1, 8, 8, new TaskSettings { Mask = "stripes" }));
+        Assert.Throws<UsageException>(() => PosteriorTask.Create("superres", dev, 1, 8, 8, new TaskSettings { Factor = 3 }));
+        Assert.Throws<UsageException>(() => PosteriorTask.Create("mri", dev, 1, 6, 6, new TaskSettings()), "6 is not a power of two");
+        Assert.Throws<UsageException>(() => PosteriorTask.Create("cs", dev, 1, 8, 8, new TaskSettings { Ratio = -1 }));
+    }
+}
+
+public class ProgressBarTests
+{
+    [Test]
+    public void NotOnATerminal_WritesAFewPlainLines()
+    {
+        var w = new StringWriter();
+        var bar = new ProgressBar(w, interactive: false, "run", 1000, 10);
+        for (int i = 0; i <= 1000; i++) bar.Update(i);
+        bar.Finish("done");
+        var lines = w.ToString().TrimEnd().Split('\n');
+        Assert.That(lines.Length, Is.InRange(11, 13), w.ToString());
+        Assert.That(w.ToString(), Does.Not.Contain("\r"));
+        Assert.That(lines[^2], Does.StartWith("run: 100% 1000/1000 steps"));
+        Assert.That(lines[^1], Is.EqualTo("run: done"));
+    }
+
+    [Test]
+    public void OnATerminal_RedrawsOneLine()
+    {
+        var w = new StringWriter();
+        var bar = new ProgressBar(w, interactive: true, "run", 4, 2);
+        bar.Update(4);
+        bar.Finish("done");
+        Assert.That(w.ToString(), Does.StartWith("\rrun [" + new string('#', 28) + "] 100% 4/4 steps"));
+        Assert.That(w.ToString(), Does.Contain("samples/s"));
+        Assert.That(w.ToString().TrimEnd().Split('\n'), Has.Length.EqualTo(2));
+    }
+}
