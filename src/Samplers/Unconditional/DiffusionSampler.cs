@@ -20,6 +20,7 @@ public abstract class DiffusionSampler
 
     private readonly float[] timestepScratch = new float[1];
     private float[] norms = [];
+    private double largestBefore;
 
     /// <summary>Sets the model, its schedule and the walk options.</summary>
     protected DiffusionSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options)
@@ -49,8 +50,10 @@ public abstract class DiffusionSampler
     /// sample on return). Noise is a function of (seed, step, global sample index): batch item n is
     /// sample <paramref name="firstSample"/> + n of the run.
     /// </summary>
-    /// <exception cref="SamplerDivergedException">x stopped being finite; names the step.</exception>
+    /// <exception cref="SamplerDivergedException">x stopped being finite; names the step, the items and the cause
+    /// (x then holds the failing step: the items not named are finite).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled (x holds the last finished step).</exception>
+    /// <exception cref="ArgumentException">x is not finite on entry, or has the wrong shape.</exception>
     public void Sample(Tensor x, int steps, ulong seed, long firstSample = 0,
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -87,6 +90,12 @@ public abstract class DiffusionSampler
         using var pool = new TensorPool(x.Device);
         using var eps = pool.Rent(x.Shape);
         using var norm = pool.Rent(x.N);
+        if (norms.Length != x.N) norms = new float[x.N];
+        Divergence.SquaredNorms(x, norm, norms);
+        var bad = Divergence.NonFinite(norms);
+        if (bad.Length > 0)
+            throw new ArgumentException($"{Name}: the starting x holds NaN or infinity (or values too large to square in float32) in item(s) {string.Join(", ", bad)}");
+        largestBefore = Divergence.Largest(norms);
         Begin(x, pool);
         try
         {
@@ -101,7 +110,7 @@ public abstract class DiffusionSampler
                 ToEpsilon(x, eps, info.AlphaT);
                 var draw = new RandomDraw(seed, NoiseStream, drawOffset + (ulong)i).ForBatch(firstSample, x.ItemLength);
                 Step(x, eps, info, draw);
-                CheckFinite(x, norm, info);
+                CheckFinite(x, eps, norm, info);
                 progress?.Report(new SamplerProgress(i + 1, timesteps.Length));
             }
         }
@@ -128,12 +137,24 @@ public abstract class DiffusionSampler
         Axpby.Run((float)c.EpsFromX, x, (float)c.EpsFromOut, output);
     }
 
-    private void CheckFinite(Tensor x, Tensor norm, StepInfo info)
+    /// <summary>Throws when an item of x stopped being finite. The diagnosis costs nothing on the way: the
+    /// steps leave eps (the model's output as epsilon) untouched, so its norms tell whether the model
+    /// failed on the (finite) input of this step, and the previous step's norms whether x had exploded.</summary>
+    private void CheckFinite(Tensor x, Tensor eps, Tensor norm, StepInfo info)
     {
-        BatchReduce.SquaredNorm(x, norm);
-        if (norms.Length != x.N) norms = new float[x.N];
-        norm.CopyTo(norms);
-        foreach (float v in norms)
-            if (!float.IsFinite(v)) throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, info.Timestep);
+        Divergence.SquaredNorms(x, norm, norms);
+        var bad = Divergence.NonFinite(norms);
+        if (bad.Length == 0)
+        {
+            largestBefore = Divergence.Largest(norms);
+            return;
+        }
+        var epsNorms = new float[x.N];
+        Divergence.SquaredNorms(eps, norm, epsNorms);
+        var cause = largestBefore > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
+            : Divergence.AnyNonFinite(epsNorms, bad) ? DivergenceCause.ModelOutput
+            : DivergenceCause.Update;
+        throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, $"timestep {info.Timestep}", cause, bad, -1,
+            $"largest squared norm of x before the step {largestBefore:G3}");
     }
 }
