@@ -74,6 +74,7 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         RequireSigmaY(sigmaY);
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         if (warmStart is not null) x.CopyFrom(warmStart);
         else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
         Anneal(x, y, op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
@@ -91,6 +92,7 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     {
         RequireSigmaY(sigmaY);
         if (!(sigma > 0 && float.IsFinite(sigma))) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive and finite");
+        using var exclusive = x.Device.Exclusive(cancellationToken);
         using var pool = new TensorPool(x.Device);
         using var anchor = PosteriorCommon.PerChain(xTilde, x.N, x.Shape[1..], pool, "annealed langevin (local)", "x~");
         x.CopyFrom(anchor);

@@ -11,7 +11,9 @@ namespace PosteriorGpu.Samplers.Unconditional;
 /// The loop every unconditional sampler shares (k-diffusion style: the subclass supplies one
 /// update): for each timestep, one network call, the conversion of its output to epsilon, the
 /// sampler's fused update, a finiteness check, progress and cancellation. Work buffers come from a
-/// pool owned by the run, so no device memory is allocated after the first step. Not thread-safe.
+/// pool owned by the run, so no device memory is allocated after the first step. A run holds its
+/// device (<see cref="Kernels.Device.GpuDevice.Exclusive"/>): runs started from several threads on one
+/// device take turns, each giving what it gives alone.
 /// </summary>
 public abstract class DiffusionSampler
 {
@@ -85,6 +87,7 @@ public abstract class DiffusionSampler
         IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
         Shape.RequireRank(Name, x, "x", 4);
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         if (x.C != Model.Channels || (Model.Height > 0 && x.H != Model.Height) || (Model.Width > 0 && x.W != Model.Width))
             throw new ArgumentException($"{Name}: the model takes [N, {Model.Channels}, {Model.Height}, {Model.Width}] but x has shape {Shape.Format(x.Shape)}");
         using var pool = new TensorPool(x.Device);
