@@ -18,6 +18,9 @@ public sealed record FuzzTarget(string Name, IReadOnlyList<byte[]> Seeds, Action
     /// <summary>Mutants to try.</summary>
     public int Count { get; init; } = 3000;
 
+    /// <summary>Generous time per case for the whole run's limit (one minute plus this per case).</summary>
+    public TimeSpan CaseTime { get; init; } = TimeSpan.FromMilliseconds(20);
+
     /// <summary>The format knowledge that lets mutants get past the first check.</summary>
     public FuzzFormat Format { get; init; } = new();
 
@@ -49,6 +52,9 @@ public static class FuzzRunner
 {
     /// <summary>Allowance for allocations not proportional to the file (exception objects, stack traces, dictionaries).</summary>
     public const long AllocationSlack = 256 * 1024;
+
+    /// <summary>Longest one case may take before it counts as a hang.</summary>
+    public static readonly TimeSpan CaseLimit = TimeSpan.FromSeconds(10);
 
     /// <summary>Environment variable that overrides the base seed (explore other mutants locally).</summary>
     public const string SeedVariable = "POSTERIORGPU_FUZZ_SEED";
@@ -118,10 +124,19 @@ public static class FuzzRunner
                 if (bytes.Length > 0) maxRatio = Math.Max(maxRatio, (double)allocated / bytes.Length);
             }
         });
-        var timeout = limit ?? TimeSpan.FromSeconds(120);
-        if (!work.Wait(timeout))
-            Assert.Fail($"{target.Name}: no answer after {timeout.TotalSeconds} s, at case {Volatile.Read(ref current)} " +
-                        $"(base seed {baseSeed}, case seed {CaseSeed(baseSeed, Volatile.Read(ref current))}): {Volatile.Read(ref currentEdit)}");
+        // A case that makes no progress for CaseLimit is a hang (named with its seed); the whole run has a limit too.
+        var total = limit ?? TimeSpan.FromSeconds(60) + count * target.CaseTime;
+        int seen = -2;
+        var since = Stopwatch.StartNew();
+        while (!work.Wait(TimeSpan.FromMilliseconds(200)))
+        {
+            int now = Volatile.Read(ref current);
+            if (now != seen) { seen = now; since.Restart(); }
+            if (since.Elapsed > CaseLimit || clock.Elapsed > total)
+                Assert.Fail($"{target.Name}: case {now} gave no answer after {since.Elapsed.TotalSeconds:F0} s (run {clock.Elapsed.TotalSeconds:F0} s; " +
+                            $"base seed {baseSeed}, case seed {CaseSeed(baseSeed, now)}): {Volatile.Read(ref currentEdit)}");
+        }
+        work.Wait();
         var report = new FuzzReport(target.Name, Volatile.Read(ref current) + 1, accepted, rejected, messages.Count,
             maxAllocated, maxRatio, clock.Elapsed, Mutator.DescribeMix(descriptions));
         TestContext.Out.WriteLine(report);

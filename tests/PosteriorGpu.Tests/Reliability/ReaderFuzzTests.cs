@@ -37,6 +37,35 @@ public class ReaderFuzzTests
     }
 
     [Test]
+    public void AConfigClaimingABillionLayers_FailsAtTheFirstMissingTensor()
+    {
+        // Found by the fuzzer (case seed 77003094): the blocks sized their arrays from layers_per_block,
+        // so this config allocated 16 GB of references before looking at the weights.
+        string source = Fixtures.Path("diffusers-unet-tiny");
+        string folder = Directory.CreateTempSubdirectory("unet-layers-").FullName;
+        try
+        {
+            File.CreateSymbolicLink(Path.Combine(folder, UNet2DModel.WeightsFileName), Path.Combine(source, UNet2DModel.WeightsFileName));
+            foreach (int layers in new[] { 1 << 30, int.MaxValue })
+            {
+                string config = File.ReadAllText(Path.Combine(source, "config.json")).Replace("\"layers_per_block\": 1", $"\"layers_per_block\": {layers}");
+                File.WriteAllText(Path.Combine(folder, "config.json"), config);
+                long live = TestDevices.Cpu.LiveBuffers;
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                var ex = Assert.Throws<CheckpointFormatException>(() => UNet2DModel.Load(TestDevices.Cpu, folder));
+                long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                Assert.That(ex!.Message, Does.Contain("missing tensor 'down_blocks.0.resnets.1."));
+                Assert.That(allocated, Is.LessThan(32L << 20), "allocation bounded by the weights, not by the claim");
+                Assert.That(TestDevices.Cpu.LiveBuffers, Is.EqualTo(live));
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
     public void TheMutatorIsReproducible()
     {
         var target = NpyTarget();
@@ -276,7 +305,9 @@ public class ReaderFuzzTests
             Count = 200,
             NameRoot = root,
             Format = ConfigFormat,
-            AllocationBound = null,   // the weights themselves are read
+            CaseTime = TimeSpan.FromMilliseconds(200),
+            // The weights are read (bytes, then floats, then the copy to the device): bounded by the weights file, not by the config's claims.
+            AllocationBound = _ => 3 * new FileInfo(weights).Length + FuzzRunner.AllocationSlack,
         };
     }
 }
