@@ -53,6 +53,9 @@ public class ResourceTests
             Assert.That(Dev.LiveBuffers, Is.EqualTo(live), "the failed run returned what it had");
             Assert.That(x.ToHost(), Is.EqualTo(start), "x untouched");
             Assert.Throws<InsufficientDeviceMemoryException>(() => Tensor.Empty(Dev, batch, 1, Side, Side));
+            using var pool = new TensorPool(Dev);
+            Assert.Throws<InsufficientDeviceMemoryException>(() => pool.Rent(batch, 1, Side, Side));
+            Assert.That((pool.Outstanding, pool.Allocations), Is.EqualTo((0, 0)), "a failed rent leaves the pool as it was");
         }
         finally
         {
