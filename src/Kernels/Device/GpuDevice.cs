@@ -14,12 +14,16 @@ namespace PosteriorGpu.Kernels.Device;
 /// or the POSTERIORGPU_DEVICE environment variable); a requested kind that is missing is an error.
 /// </summary>
 /// <remarks>
-/// Kernel launches on one device go to one stream: use a device from one thread at a time (or lock
-/// around its use). Disposing the device frees the accelerator; tensors must be disposed first.
+/// Kernel launches on one device go to one stream, and models, pools and the scratch area are not
+/// thread-safe: a device runs one thing at a time. Samplers hold <see cref="Exclusive"/> for a whole
+/// run, so runs started from several threads take turns (each gives what it gives alone); other
+/// direct use from several threads must hold it too. Disposing the device frees the accelerator;
+/// tensors must be disposed first.
 /// </remarks>
 public sealed class GpuDevice : IDisposable
 {
     private readonly ConcurrentDictionary<string, object> kernels = new();
+    private readonly object runGate = new();
     private long liveBuffers;
     private long liveBytes;
 
@@ -137,11 +141,44 @@ public sealed class GpuDevice : IDisposable
     public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class =>
         (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
 
-    /// <summary>Allocates a dense float buffer and counts it; <see cref="Free"/> releases it.</summary>
-    /// <exception cref="InsufficientDeviceMemoryException">The device cannot hold the buffer.</exception>
+    /// <summary>
+    /// A cap on the bytes this device may hold through <see cref="Allocate"/> (null: none). Lets a host
+    /// bound the library's memory, or try a smaller device's limits; a request beyond it fails with
+    /// <see cref="InsufficientDeviceMemoryException"/> before anything is allocated.
+    /// </summary>
+    public long? MemoryLimitBytes { get; set; }
+
+    /// <summary>
+    /// Free memory now: the driver's figure on CUDA; on the CPU accelerator, the host memory the runtime
+    /// reports available (physical or container limit, less the load at the last garbage collection);
+    /// null where the backend does not say (OpenCL).
+    /// </summary>
+    public long? FreeBytes => Accelerator switch
+    {
+        CudaAccelerator cuda => cuda.GetFreeMemory(),
+        CPUAccelerator => HostAvailableBytes(),
+        _ => null,
+    };
+
+    private static long HostAvailableBytes()
+    {
+        var info = GC.GetGCMemoryInfo();
+        return Math.Max(0, info.TotalAvailableMemoryBytes - info.MemoryLoadBytes);
+    }
+
+    /// <summary>Allocates a dense float buffer and counts it; <see cref="Free"/> releases it. On the CPU
+    /// accelerator a request beyond the available host memory is refused up front: the operating system
+    /// would promise it and end the process when the memory is touched.</summary>
+    /// <exception cref="InsufficientDeviceMemoryException">The device (or <see cref="MemoryLimitBytes"/>)
+    /// cannot hold the buffer; the device stays usable.</exception>
     public MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length)
     {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, "length must be >= 0");
+        long bytes = Math.Max(length, 1) > long.MaxValue / sizeof(float) ? long.MaxValue : Math.Max(length, 1) * sizeof(float);
+        if (MemoryLimitBytes is long limit && bytes > limit - LiveBytes)
+            throw new InsufficientDeviceMemoryException(bytes, Math.Max(0, limit - LiveBytes), limit, Description + " (MemoryLimitBytes)", null);
+        if (IsCpu && HostAvailableBytes() is var available && bytes > available)
+            throw new InsufficientDeviceMemoryException(bytes, available, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, Description, null);
         MemoryBuffer1D<float, Stride1D.Dense> buffer;
         try
         {
@@ -149,7 +186,10 @@ public sealed class GpuDevice : IDisposable
         }
         catch (Exception e) when (e is OutOfMemoryException or AcceleratorException)
         {
-            throw new InsufficientDeviceMemoryException(length * sizeof(float), Accelerator.MemorySize, Description, e);
+            long? free = null;
+            try { free = FreeBytes; }
+            catch (AcceleratorException) { }
+            throw new InsufficientDeviceMemoryException(bytes, free, Accelerator.MemorySize, Description, e);
         }
         Interlocked.Increment(ref liveBuffers);
         Interlocked.Add(ref liveBytes, buffer.LengthInBytes);
@@ -162,6 +202,28 @@ public sealed class GpuDevice : IDisposable
         Interlocked.Decrement(ref liveBuffers);
         Interlocked.Add(ref liveBytes, -buffer.LengthInBytes);
         buffer.Dispose();
+    }
+
+    /// <summary>
+    /// Holds the device for one run (a sampler call, or any sequence of launches and copies): another
+    /// thread's <see cref="Exclusive"/> waits until this one is disposed, so concurrent runs take turns.
+    /// Reentrant on one thread (a sampler may call another). Also makes the accelerator current on the
+    /// calling thread, which CUDA needs. Dispose it on the thread that took it.
+    /// </summary>
+    /// <exception cref="OperationCanceledException">The token was cancelled while waiting.</exception>
+    public ExclusiveUse Exclusive(CancellationToken cancellationToken = default)
+    {
+        while (!Monitor.TryEnter(runGate, 50)) cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            Accelerator.Bind();
+        }
+        catch
+        {
+            Monitor.Exit(runGate);
+            throw;
+        }
+        return new ExclusiveUse(runGate);
     }
 
     private MemoryBuffer1D<float, Stride1D.Dense>? scratch;
@@ -207,11 +269,36 @@ public sealed record DeviceInfo(DeviceKind Kind, string Name, long MemoryBytes, 
         $"{Kind.Name(),-7} {Name}  memory {MemoryBytes / (1024 * 1024)} MiB  max threads/group {MaxThreadsPerGroup}";
 }
 
-/// <summary>Thrown when a device allocation does not fit; says how much was asked and how much exists.</summary>
-public sealed class InsufficientDeviceMemoryException(long requestedBytes, long deviceBytes, string device, Exception inner)
-    : Exception($"out of device memory on {device}: asked for {requestedBytes / (1024.0 * 1024):F1} MiB, " +
-                $"the device has {deviceBytes / (1024.0 * 1024):F1} MiB in all; use a smaller batch", inner)
+/// <summary>Held use of a device from <see cref="GpuDevice.Exclusive"/>; disposing releases it.</summary>
+public sealed class ExclusiveUse : IDisposable
+{
+    private object? gate;
+
+    internal ExclusiveUse(object gate) => this.gate = gate;
+
+    /// <summary>Releases the device (once; later calls do nothing).</summary>
+    public void Dispose()
+    {
+        var g = Interlocked.Exchange(ref gate, null);
+        if (g is not null) Monitor.Exit(g);
+    }
+}
+
+/// <summary>Thrown when a device allocation does not fit; says how much was asked, how much is free
+/// and how much the device has. Nothing was allocated, and the device stays usable.</summary>
+public sealed class InsufficientDeviceMemoryException(long requestedBytes, long? freeBytes, long deviceBytes, string device, Exception? inner)
+    : Exception($"out of device memory on {device}: asked for {MiB(requestedBytes)} MiB, " +
+                (freeBytes is long f ? $"{MiB(f)} MiB free" : "free memory unknown") +
+                $" of {MiB(deviceBytes)} MiB; use a smaller batch", inner)
 {
     /// <summary>Bytes requested by the failing allocation.</summary>
     public long RequestedBytes { get; } = requestedBytes;
+
+    /// <summary>Bytes free when it failed (null where the backend does not say).</summary>
+    public long? FreeBytes { get; } = freeBytes;
+
+    /// <summary>The device's memory in all (or the limit that was set).</summary>
+    public long DeviceBytes { get; } = deviceBytes;
+
+    private static string MiB(long bytes) => (bytes / (1024.0 * 1024)).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
 }

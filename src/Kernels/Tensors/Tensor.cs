@@ -64,6 +64,7 @@ public sealed class Tensor : IDisposable
         : throw new InvalidOperationException($"{name} needs an NCHW tensor but the shape is {Tensors.Shape.Format(shape)}");
 
     /// <summary>Allocates an uninitialised tensor.</summary>
+    /// <exception cref="InsufficientDeviceMemoryException">The device cannot hold it (nothing is allocated).</exception>
     public static Tensor Empty(GpuDevice device, params int[] shape)
     {
         int n = Tensors.Shape.Elements(shape);

@@ -24,20 +24,22 @@ public sealed class TensorPool(GpuDevice device) : IDisposable
     public int Outstanding { get; private set; }
 
     /// <summary>Rents a tensor of this shape (contents undefined); dispose it to give it back.</summary>
+    /// <exception cref="InsufficientDeviceMemoryException">A new buffer does not fit on the device (the pool is unchanged).</exception>
     public Tensor Rent(params int[] shape)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         int n = Shape.Elements(shape);
-        Outstanding++;
         if (free.TryGetValue(n, out var stack) && stack.Count > 0)
         {
             var t = stack.Pop();
             t.ReshapeInPlace(t.Shape.AsSpan().SequenceEqual(shape) ? t.Shape : (int[])shape.Clone());
+            Outstanding++;
             return t;
         }
-        var buffer = Device.Allocate(n);
+        var buffer = Device.Allocate(n);   // counted only once it exists: a failed rent leaves the pool as it was
         var tensor = new Tensor(Device, buffer, buffer.View.SubView(0, n), (int[])shape.Clone(), this);
         all.Add(tensor);
+        Outstanding++;
         return tensor;
     }
 

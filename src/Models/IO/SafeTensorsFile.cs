@@ -92,8 +92,30 @@ public sealed class SafeTensorsFile : IReadOnlyDictionary<string, SafeTensorInfo
                     throw new CheckpointFormatException(fileName, $"tensor '{info.Name}' appears twice in the header");
                 names.Add(info.Name);
             }
+            RequireTiling(tensors.Values, bufferLength, fileName);
             return new SafeTensorsFile(fileName, bytes, dataStart, tensors, names, metadata ?? new Dictionary<string, string>());
         }
+    }
+
+    /// <summary>The format requires the tensors to tile the data buffer exactly, as the reference
+    /// implementation checks (InvalidOffset, MetadataIncompleteBuffer): overlapping tensors would alias
+    /// one another's bytes, and bytes no tensor owns are a hidden payload or a damaged file.</summary>
+    private static void RequireTiling(IEnumerable<SafeTensorInfo> entries, long bufferLength, string fileName)
+    {
+        long end = 0;
+        string? previous = null;
+        foreach (var info in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (info.Begin != end)
+                throw new CheckpointFormatException(fileName, $"tensor '{info.Name}': data_offsets [{info.Begin}, {info.End}] " +
+                    (info.Begin < end ? "overlap" : "leave a gap after") +
+                    (previous is null ? " the start of the data buffer" : $" tensor '{previous}', which ends at {end}"));
+            end = info.End;
+            previous = info.Name;
+        }
+        if (end != bufferLength)
+            throw new CheckpointFormatException(fileName,
+                $"the tensors cover {end} bytes of the {bufferLength}-byte data buffer; the file is damaged or carries extra data");
     }
 
     private static Dictionary<string, string> ParseMetadata(JsonElement value, string fileName)

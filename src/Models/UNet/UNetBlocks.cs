@@ -15,15 +15,18 @@ internal sealed class DownBlock : IDisposable
 
     public DownBlock(WeightLoader w, string prefix, UNet2DConfig c, int index, int cin, int cout, int temb, bool attention, bool addDownsample)
     {
-        resnets = new ResnetBlock2D[c.LayersPerBlock];
-        attentions = new AttentionBlock?[c.LayersPerBlock];
+        // Grown as the weights load, not sized from the config: a config claiming a billion layers fails at the
+        // first missing tensor instead of allocating for all of them.
+        var r = new List<ResnetBlock2D>();
+        var a = new List<AttentionBlock?>();
         for (int i = 0; i < c.LayersPerBlock; i++)
         {
-            resnets[i] = new ResnetBlock2D(w, $"{prefix}.resnets.{i}", i == 0 ? cin : cout, cout, temb, c.NormNumGroups, (float)c.NormEps,
-                c.ResnetTimeScaleShift == "scale_shift", 1.0);
-            if (attention)
-                attentions[i] = new AttentionBlock(w, $"{prefix}.attentions.{i}", cout, c.AttentionHeadSize(cout), c.NormNumGroups, (float)c.NormEps, 1.0);
+            r.Add(new ResnetBlock2D(w, $"{prefix}.resnets.{i}", i == 0 ? cin : cout, cout, temb, c.NormNumGroups, (float)c.NormEps,
+                c.ResnetTimeScaleShift == "scale_shift", 1.0));
+            a.Add(attention ? new AttentionBlock(w, $"{prefix}.attentions.{i}", cout, c.AttentionHeadSize(cout), c.NormNumGroups, (float)c.NormEps, 1.0) : null);
         }
+        resnets = r.ToArray();
+        attentions = a.ToArray();
         if (addDownsample)
         {
             // diffusers' Downsample2D: padding 0 means an asymmetric (0, 1, 0, 1) pad before the stride-2 conv.
@@ -117,18 +120,19 @@ internal sealed class UpBlock : IDisposable
 
     public UpBlock(WeightLoader w, string prefix, UNet2DConfig c, int cin, int prevOut, int cout, int temb, bool attention, bool addUpsample)
     {
-        int layers = c.LayersPerBlock + 1;
-        resnets = new ResnetBlock2D[layers];
-        attentions = new AttentionBlock?[layers];
+        long layers = (long)c.LayersPerBlock + 1;   // grown as the weights load, as in DownBlock
+        var r = new List<ResnetBlock2D>();
+        var a = new List<AttentionBlock?>();
         for (int i = 0; i < layers; i++)
         {
             int skipChannels = i == layers - 1 ? cin : cout;
             int inChannels = i == 0 ? prevOut : cout;
-            resnets[i] = new ResnetBlock2D(w, $"{prefix}.resnets.{i}", inChannels + skipChannels, cout, temb, c.NormNumGroups, (float)c.NormEps,
-                c.ResnetTimeScaleShift == "scale_shift", 1.0);
-            if (attention)
-                attentions[i] = new AttentionBlock(w, $"{prefix}.attentions.{i}", cout, c.AttentionHeadSize(cout), c.NormNumGroups, (float)c.NormEps, 1.0);
+            r.Add(new ResnetBlock2D(w, $"{prefix}.resnets.{i}", inChannels + skipChannels, cout, temb, c.NormNumGroups, (float)c.NormEps,
+                c.ResnetTimeScaleShift == "scale_shift", 1.0));
+            a.Add(attention ? new AttentionBlock(w, $"{prefix}.attentions.{i}", cout, c.AttentionHeadSize(cout), c.NormNumGroups, (float)c.NormEps, 1.0) : null);
         }
+        resnets = r.ToArray();
+        attentions = a.ToArray();
         if (addUpsample) upsampler = new Conv2dLayer(w, $"{prefix}.upsamplers.0.conv", cout, cout, 3, Conv2dParams.Same(1, 1));
     }
 

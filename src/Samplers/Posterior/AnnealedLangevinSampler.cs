@@ -67,9 +67,14 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     /// shared by all chains, or one per chain ([N, ...]). <paramref name="warmStart"/> replaces the
     /// prior draw (the paper's local variant refines any sampler's output this way).
     /// </summary>
+    /// <exception cref="SamplerDivergedException">A chain stopped being finite; names the Langevin step, the chains
+    /// and the cause, and x holds the last finite state (see <see cref="SamplerDivergedException.LastFiniteStep"/>).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">sigma_y is not positive.</exception>
     public void Sample(Tensor x, Tensor y, ILinearOperator op, float sigmaY, ulong seed, long firstSample = 0,
         Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        RequireSigmaY(sigmaY);
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         if (warmStart is not null) x.CopyFrom(warmStart);
         else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
         Anneal(x, y, op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
@@ -85,9 +90,11 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     public void SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
         long firstSample = 0, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        if (!(sigma > 0)) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive");
+        RequireSigmaY(sigmaY);
+        if (!(sigma > 0 && float.IsFinite(sigma))) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive and finite");
+        using var exclusive = x.Device.Exclusive(cancellationToken);
         using var pool = new TensorPool(x.Device);
-        using var anchor = PosteriorCommon.PerChain(xTilde, x.N, x.Shape[1..], pool, "annealed langevin (local)");
+        using var anchor = PosteriorCommon.PerChain(xTilde, x.N, x.Shape[1..], pool, "annealed langevin (local)", "x~");
         x.CopyFrom(anchor);
         int t = -1;
         for (int i = 0; i < schedule.NumTrainTimesteps && schedule.Sigma(i) <= sigma; i++) t = i;
@@ -112,7 +119,6 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     private void Anneal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor? anchor, float sigma, ulong seed, long firstSample,
         IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
-        if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "annealed langevin: sigma_y must be positive");
         int n = x.N;
         using var pool = new TensorPool(x.Device);
         using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "annealed langevin");
@@ -128,30 +134,100 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
         float anchorWeight = anchor is null ? 0f : 1f / (sigma * sigma);
         using var eps = pool.Rent(x.Shape);
         using var grad = pool.Rent(x.Shape);
+        using var levelStart = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
-        var t = new[] { (float)Options.PriorTimestep };
-        float scoreFactor = ScoreConversion.EpsilonToScoreFactor(schedule.AlphaCumprod(Options.PriorTimestep));
+        var chains = new Chains(x, yk, op, anchor, anchorWeight, eps, grad, check, [(float)Options.PriorTimestep],
+            ScoreConversion.EpsilonToScoreFactor(schedule.AlphaCumprod(Options.PriorTimestep)), seed, firstSample);
         ulong step = 0;
         var norms = new float[n];
         for (int k = 0; k < levels; k++)
         {
             float h = (float)(Options.StepScale / (1 + norm2 / (eta[k] * eta[k]) + anchorWeight));
+            // One copy per level buys an exact diagnosis: a level that ends non-finite is replayed step by step.
+            levelStart.CopyFrom(x);
+            ulong first = step;
             for (int s = 0; s < Options.StepsPerLevel; s++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                model.PredictEpsilon(x, t, eps);
-                Axpby.Run(scoreFactor, eps, 0f, eps);   // the prior score, in place
-                op.LogLikelihoodGradient(x, yk, (float)eta[k], grad);
-                if (anchor is not null)
-                {
-                    Axpby.Run(-anchorWeight, x, 1f, grad);        // + (x~ - x) / sigma^2
-                    Axpby.Run(anchorWeight, anchor, 1f, grad);
-                }
-                LangevinStep.Run(x, eps, grad, h, new RandomDraw(seed, LangevinStream, step++).ForBatch(firstSample, x.ItemLength));
+                Iterate(chains, (float)eta[k], h, step++, null, null);
             }
-            PosteriorCommon.CheckFinite(x, check, norms, "annealed-langevin", k + 1, levels);
+            Divergence.SquaredNorms(x, check, norms);
+            if (Divergence.NonFinite(norms).Length > 0)
+                throw Diagnose(chains, levelStart, (float)eta[k], h, first, k, levels);
             if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
             progress?.Report(new SamplerProgress(k + 1, levels));
         }
+    }
+
+    /// <summary>Checked before any work: the annealing ends at eta_K = sigma_y and divides by its square.</summary>
+    private static void RequireSigmaY(float sigmaY)
+    {
+        if (!(sigmaY > 0 && float.IsFinite(sigmaY)))
+            throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY,
+                "annealed langevin: sigma_y must be positive and finite (the last noise level is sigma_y and the likelihood divides by its square; " +
+                "for noise-free measurements use a small positive sigma_y)");
+    }
+
+    /// <summary>The buffers and constants of one annealing run.</summary>
+    private sealed record Chains(Tensor X, Tensor Y, ILinearOperator Op, Tensor? Anchor, float AnchorWeight, Tensor Eps, Tensor Grad,
+        Tensor Check, float[] Timestep, float ScoreFactor, ulong Seed, long FirstSample);
+
+    /// <summary>One Langevin step (global index <paramref name="index"/>); with norm arrays, also the squared
+    /// norms of the prior score and of the likelihood gradient per chain (for the diagnosis).</summary>
+    private void Iterate(Chains c, float eta, float h, ulong index, float[]? scoreNorms, float[]? gradNorms)
+    {
+        model.PredictEpsilon(c.X, c.Timestep, c.Eps);
+        Axpby.Run(c.ScoreFactor, c.Eps, 0f, c.Eps);   // the prior score, in place
+        if (scoreNorms is not null) Divergence.SquaredNorms(c.Eps, c.Check, scoreNorms);
+        c.Op.LogLikelihoodGradient(c.X, c.Y, eta, c.Grad);
+        if (c.Anchor is not null)
+        {
+            Axpby.Run(-c.AnchorWeight, c.X, 1f, c.Grad);        // + (x~ - x) / sigma^2
+            Axpby.Run(c.AnchorWeight, c.Anchor, 1f, c.Grad);
+        }
+        if (gradNorms is not null) Divergence.SquaredNorms(c.Grad, c.Check, gradNorms);
+        LangevinStep.Run(c.X, c.Eps, c.Grad, h, new RandomDraw(c.Seed, LangevinStream, index).ForBatch(c.FirstSample, c.X.ItemLength));
+    }
+
+    /// <summary>
+    /// Replays the level from its saved start, checking after every stage of every step (the noise is a
+    /// function of the step index, so a deterministic model fails again at the same step), and returns
+    /// the exception naming the step, the chains and the cause. x is left at the last finite state.
+    /// </summary>
+    private SamplerDivergedException Diagnose(Chains c, Tensor levelStart, float eta, float h, ulong first, int level, int levels)
+    {
+        const string name = "annealed-langevin";
+        int total = Options.Levels * Options.StepsPerLevel;
+        int n = c.X.N;
+        string where = $"noise level {level + 1} of {levels}, eta = {eta:G3}, step size h = {h:G3}";
+        var before = new float[n];
+        var after = new float[n];
+        var scoreNorms = new float[n];
+        var gradNorms = new float[n];
+        c.X.CopyFrom(levelStart);
+        Divergence.SquaredNorms(c.X, c.Check, before);
+        for (int s = 0; s < Options.StepsPerLevel; s++)
+        {
+            ulong index = first + (ulong)s;
+            levelStart.CopyFrom(c.X);   // now: the state before this step
+            Iterate(c, eta, h, index, scoreNorms, gradNorms);
+            Divergence.SquaredNorms(c.X, c.Check, after);
+            var bad = Divergence.NonFinite(after);
+            if (bad.Length > 0)
+            {
+                double largest = Divergence.Largest(before);
+                var cause = largest > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
+                    : Divergence.AnyNonFinite(scoreNorms, bad) ? DivergenceCause.ModelOutput
+                    : Divergence.AnyNonFinite(gradNorms, bad) ? DivergenceCause.LikelihoodGradient
+                    : DivergenceCause.Update;
+                c.X.CopyFrom(levelStart);
+                return new SamplerDivergedException(name, (int)index + 1, total, where, cause, bad, (int)index,
+                    $"largest squared norm of a chain before the step {largest:G3}");
+            }
+            (before, after) = (after, before);
+        }
+        // The replay stayed finite: the model does not give the same output for the same input.
+        return new SamplerDivergedException(name, (int)first + Options.StepsPerLevel, total, where, DivergenceCause.Unknown, [],
+            (int)first + Options.StepsPerLevel, "the level's replay from its start stayed finite: is the score model deterministic?");
     }
 }

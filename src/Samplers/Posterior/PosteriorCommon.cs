@@ -26,7 +26,8 @@ internal static class PosteriorCommon
     }
 
     /// <summary>A rented [N, ...] copy of y for N chains (y is one measurement [1, ...] or one per chain).</summary>
-    public static Tensor PerChain(Tensor y, int n, int[] measurementShape, TensorPool pool, string sampler)
+    /// <exception cref="ArgumentException">y has neither 1 nor N items, or holds NaN or infinity.</exception>
+    public static Tensor PerChain(Tensor y, int n, int[] measurementShape, TensorPool pool, string sampler, string what = "the measurement y")
     {
         if (y.N != 1 && y.N != n)
             throw new ArgumentException($"{sampler}: y {Shape.Format(y.Shape)} must hold one measurement or one per chain ({n})");
@@ -34,11 +35,23 @@ internal static class PosteriorCommon
         if (y.N == n)
         {
             copy.CopyFrom(y);
-            return copy;
         }
-        copy.Clear();                       // pooled memory may hold NaN, and 0 * NaN is NaN
-        Affine.Run(copy, 0f, 1f, copy);     // ones
-        BroadcastMultiply.Run(copy, y, copy);
+        else
+        {
+            copy.Clear();                       // pooled memory may hold NaN, and 0 * NaN is NaN
+            Affine.Run(copy, 0f, 1f, copy);     // ones
+            BroadcastMultiply.Run(copy, y, copy);
+        }
+        // A NaN in y would surface levels later as a diverged chain; say so now.
+        using var norm = pool.Rent(n);
+        var norms = new float[n];
+        Divergence.SquaredNorms(copy, norm, norms);
+        var bad = Divergence.NonFinite(norms);
+        if (bad.Length > 0)
+        {
+            copy.Dispose();
+            throw new ArgumentException($"{sampler}: {what} holds NaN or infinity (or values too large to square in float32) for chain(s) {string.Join(", ", bad.Take(8))}");
+        }
         return copy;
     }
 

@@ -11,7 +11,9 @@ namespace PosteriorGpu.Samplers.Unconditional;
 /// The loop every unconditional sampler shares (k-diffusion style: the subclass supplies one
 /// update): for each timestep, one network call, the conversion of its output to epsilon, the
 /// sampler's fused update, a finiteness check, progress and cancellation. Work buffers come from a
-/// pool owned by the run, so no device memory is allocated after the first step. Not thread-safe.
+/// pool owned by the run, so no device memory is allocated after the first step. A run holds its
+/// device (<see cref="Kernels.Device.GpuDevice.Exclusive"/>): runs started from several threads on one
+/// device take turns, each giving what it gives alone.
 /// </summary>
 public abstract class DiffusionSampler
 {
@@ -20,6 +22,7 @@ public abstract class DiffusionSampler
 
     private readonly float[] timestepScratch = new float[1];
     private float[] norms = [];
+    private double largestBefore;
 
     /// <summary>Sets the model, its schedule and the walk options.</summary>
     protected DiffusionSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options)
@@ -49,8 +52,10 @@ public abstract class DiffusionSampler
     /// sample on return). Noise is a function of (seed, step, global sample index): batch item n is
     /// sample <paramref name="firstSample"/> + n of the run.
     /// </summary>
-    /// <exception cref="SamplerDivergedException">x stopped being finite; names the step.</exception>
+    /// <exception cref="SamplerDivergedException">x stopped being finite; names the step, the items and the cause
+    /// (x then holds the failing step: the items not named are finite).</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled (x holds the last finished step).</exception>
+    /// <exception cref="ArgumentException">x is not finite on entry, or has the wrong shape.</exception>
     public void Sample(Tensor x, int steps, ulong seed, long firstSample = 0,
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -82,11 +87,18 @@ public abstract class DiffusionSampler
         IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
         Shape.RequireRank(Name, x, "x", 4);
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         if (x.C != Model.Channels || (Model.Height > 0 && x.H != Model.Height) || (Model.Width > 0 && x.W != Model.Width))
             throw new ArgumentException($"{Name}: the model takes [N, {Model.Channels}, {Model.Height}, {Model.Width}] but x has shape {Shape.Format(x.Shape)}");
         using var pool = new TensorPool(x.Device);
         using var eps = pool.Rent(x.Shape);
         using var norm = pool.Rent(x.N);
+        if (norms.Length != x.N) norms = new float[x.N];
+        Divergence.SquaredNorms(x, norm, norms);
+        var bad = Divergence.NonFinite(norms);
+        if (bad.Length > 0)
+            throw new ArgumentException($"{Name}: the starting x holds NaN or infinity (or values too large to square in float32) in item(s) {string.Join(", ", bad)}");
+        largestBefore = Divergence.Largest(norms);
         Begin(x, pool);
         try
         {
@@ -101,7 +113,7 @@ public abstract class DiffusionSampler
                 ToEpsilon(x, eps, info.AlphaT);
                 var draw = new RandomDraw(seed, NoiseStream, drawOffset + (ulong)i).ForBatch(firstSample, x.ItemLength);
                 Step(x, eps, info, draw);
-                CheckFinite(x, norm, info);
+                CheckFinite(x, eps, norm, info);
                 progress?.Report(new SamplerProgress(i + 1, timesteps.Length));
             }
         }
@@ -128,12 +140,24 @@ public abstract class DiffusionSampler
         Axpby.Run((float)c.EpsFromX, x, (float)c.EpsFromOut, output);
     }
 
-    private void CheckFinite(Tensor x, Tensor norm, StepInfo info)
+    /// <summary>Throws when an item of x stopped being finite. The diagnosis costs nothing on the way: the
+    /// steps leave eps (the model's output as epsilon) untouched, so its norms tell whether the model
+    /// failed on the (finite) input of this step, and the previous step's norms whether x had exploded.</summary>
+    private void CheckFinite(Tensor x, Tensor eps, Tensor norm, StepInfo info)
     {
-        BatchReduce.SquaredNorm(x, norm);
-        if (norms.Length != x.N) norms = new float[x.N];
-        norm.CopyTo(norms);
-        foreach (float v in norms)
-            if (!float.IsFinite(v)) throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, info.Timestep);
+        Divergence.SquaredNorms(x, norm, norms);
+        var bad = Divergence.NonFinite(norms);
+        if (bad.Length == 0)
+        {
+            largestBefore = Divergence.Largest(norms);
+            return;
+        }
+        var epsNorms = new float[x.N];
+        Divergence.SquaredNorms(eps, norm, epsNorms);
+        var cause = largestBefore > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
+            : Divergence.AnyNonFinite(epsNorms, bad) ? DivergenceCause.ModelOutput
+            : DivergenceCause.Update;
+        throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, $"timestep {info.Timestep}", cause, bad, -1,
+            $"largest squared norm of x before the step {largestBefore:G3}");
     }
 }

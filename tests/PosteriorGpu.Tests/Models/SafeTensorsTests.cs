@@ -210,18 +210,34 @@ public class SafeTensorsTests
     }
 
     [Test]
-    public void UnsortedAndOverlappingOffsets_AreAccepted()
+    public void UnsortedOffsets_AreAccepted_OverlapsGapsAndTrailingBytes_AreNot()
     {
         var data = new byte[16];
         BinaryPrimitives.WriteSingleLittleEndian(data.AsSpan(8), 7f);
         var st = SafeTensorsFile.Parse(Build("""
             {"b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
-             "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+             "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
              "z": {"dtype": "F32", "shape": [0], "data_offsets": [16, 16]}}
             """, data), "odd.safetensors");
         Assert.That(st.Names, Is.EqualTo(new[] { "b", "a", "z" }));
         Assert.That(st.GetFloat32("b"), Is.EqualTo(new[] { 7f, 0f }));
         Assert.That(st.GetFloat32("z"), Is.Empty);
+
+        // The reference implementation's rule (InvalidOffset, MetadataIncompleteBuffer): tensors tile the
+        // buffer. Aliased tensors would let a small file expand in memory; uncovered bytes hide a payload.
+        var overlap = Assert.Throws<CheckpointFormatException>(() => SafeTensorsFile.Parse(Build("""
+            {"b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]},
+             "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}
+            """, data), "overlap.safetensors"));
+        Assert.That(overlap!.Message, Is.EqualTo("overlap.safetensors: tensor 'b': data_offsets [8, 16] overlap tensor 'a', which ends at 16"));
+        var gap = Assert.Throws<CheckpointFormatException>(() => SafeTensorsFile.Parse(Build("""
+            {"b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+            """, data), "gap.safetensors"));
+        Assert.That(gap!.Message, Does.Contain("tensor 'b': data_offsets [8, 12] leave a gap after tensor 'a', which ends at 4"));
+        var trailing = Assert.Throws<CheckpointFormatException>(() => SafeTensorsFile.Parse(Build("""
+            {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
+            """, data), "trailing.safetensors"));
+        Assert.That(trailing!.Message, Does.Contain("the tensors cover 8 bytes of the 16-byte data buffer"));
     }
 
     [Test]
