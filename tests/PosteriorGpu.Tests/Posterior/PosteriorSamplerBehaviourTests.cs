@@ -11,7 +11,7 @@ namespace PosteriorGpu.Tests.Posterior;
 /// <summary>Determinism, batch invariance, NaN detection and cancellation of the posterior samplers.</summary>
 public class PosteriorSamplerBehaviourTests
 {
-    private static readonly string[] Samplers = ["dpnp-ddim", "dpnp-ddpm"];
+    private static readonly string[] Samplers = ["dpnp-ddim", "dpnp-ddpm", "dps"];
 
     /// <summary>A short run of a sampler on the exact test problem.</summary>
     private static void Run(string sampler, GaussianInverseProblem p, IScoreModel model, Tensor x, ulong seed, long firstSample = 0,
@@ -27,6 +27,10 @@ public class PosteriorSamplerBehaviourTests
                     Iterations = 4, ConsistencySteps = 2, PriorSteps = 5,
                     Denoiser = new DenoisingDiffusionOptions { Kind = kind, Steps = 3 },
                 }).Sample(x, p.Y, p.Operator, GaussianInverseProblem.SigmaY, seed, firstSample, null, progress, ct);
+                break;
+            case "dps":
+                new DpsSampler(model, p.Schedule, new DpsOptions { Steps = 4, StepSize = 0.3 })
+                    .Sample(x, p.Y, p.Operator, GaussianInverseProblem.SigmaY, seed, firstSample, progress, ct);
                 break;
             default:
                 throw new ArgumentException(sampler);
@@ -61,7 +65,7 @@ public class PosteriorSamplerBehaviourTests
         Assert.That(alone, Is.EqualTo(batch.Skip(2 * 64).Take(64).ToArray()));
     }
 
-    private sealed class NaNAtCall(IScoreModel inner, int badCall) : IScoreModel
+    private sealed class NaNAtCall(IDifferentiableScoreModel inner, int badCall) : IDifferentiableScoreModel
     {
         private int calls;
         public GpuDevice Device => inner.Device;
@@ -74,6 +78,9 @@ public class PosteriorSamplerBehaviourTests
             inner.PredictEpsilon(x, timesteps, epsilon);
             if (++calls == badCall) epsilon.CopyFrom(Enumerable.Repeat(float.NaN, epsilon.Length).ToArray());
         }
+
+        public void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient) =>
+            inner.EpsilonVjp(x, timesteps, cotangent, epsilon, gradient);
     }
 
     [TestCaseSource(nameof(Samplers))]
@@ -83,9 +90,10 @@ public class PosteriorSamplerBehaviourTests
         using var p = new GaussianInverseProblem(dev);
         using var x = Tensor.Empty(dev, 3, 1, 8, 8);
         // The prior draw takes 5 calls and each sweep 4: call 5 + 4 + 2 is in sweep 2.
-        var ex = Assert.Throws<SamplerDivergedException>(() => Run(sampler, p, new NaNAtCall(p.Prior, 11), x, 1));
+        // DPS makes one PredictEpsilon call per step (its VJP is another method): call 2 is in step 2.
+        var ex = Assert.Throws<SamplerDivergedException>(() => Run(sampler, p, new NaNAtCall(p.Prior, sampler == "dps" ? 2 : 11), x, 1));
         Assert.That(ex!.Step, Is.EqualTo(2));
-        Assert.That(ex.Message, Does.Contain("step 2 of 4").And.Contain("dpnp"));
+        Assert.That(ex.Message, Does.Contain("step 2 of 4").And.Contain(sampler == "dps" ? "dps" : "dpnp"));
     }
 
     [TestCaseSource(nameof(Samplers))]
