@@ -119,7 +119,7 @@ public sealed class DpsSampler
                 BatchReduce.SquaredNorm(ax, norm);
                 norm.CopyTo(host);
                 float w = (float)(Options.StepSize * sigmaY * sigmaY);
-                for (int k = 0; k < n; k++) host[k] = w / MathF.Max(MathF.Sqrt(host[k]), 1e-12f);
+                for (int k = 0; k < n; k++) host[k] = host[k] > 0 ? w / MathF.Sqrt(host[k]) : 0f;   // a zero residual: nothing to correct
             }
             else
             {
