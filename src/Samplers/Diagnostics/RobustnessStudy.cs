@@ -93,7 +93,7 @@ public static class RobustnessStudy
     public static string ToMarkdown(IReadOnlyList<Setting> settings, AnnealedLangevinOptions options)
     {
         var sb = new System.Text.StringBuilder();
-        sb.AppendLine("| d | sampler | score | E ||x - m_y||^2 / (d v) | chains on the shell |");
+        sb.AppendLine("| d | sampler | score | E ‖x - m_y‖² / (d v) | chains on the shell |");
         sb.AppendLine("|---|---|---|---|---|");
         foreach (var s in settings)
             foreach (var r in s.Runs)
