@@ -24,6 +24,7 @@ public static class CommandLine
           bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
           posterior-study      posterior samplers on Gaussian-mixture priors vs exact samples (sliced W2):
                                  [--dims 8,80] [--rows 1,2,4] [--chains 4096] [--levels 20] [--steps-per-level 50]
+                                 [--samplers dpnp,dps|none] [--dpnp-iterations 50] [--dps-steps 100] [--dps-zeta 0.3]
           convergence          the samplers' error against an exact answer and their order: [--steps 10,20,40,80]
           train                denoising score matching on MNIST: --out DIR [--config config.json] [--steps N]
                                  [--batch B] [--lr LR] [--seed S] [--resume] [--limit N] [--mnist DIR]
@@ -31,6 +32,8 @@ public static class CommandLine
                                  images: --samples x.npy [--real 200] [--mnist DIR]
           mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
                                  [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
+          robustness           plain vs annealed Langevin with an exact and a perturbed score (Xun, Gupta, Price, Figure 3):
+                                 [--dims 1,64] [--chains 4096] [--bound 1000] [--levels 100] [--steps-per-level 10]
 
         options:
           --device cuda|opencl|cpu   pick the device (default: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU)
@@ -56,6 +59,7 @@ public static class CommandLine
                 "bench" => BenchCommand.Run(new Options("bench", args.Skip(1), BenchCommand.Known, "verbose"), stdout),
                 "sample" => SampleCommand.Run(new Options("sample", args.Skip(1), SampleCommand.Known, "verbose"), stdout, stderr),
                 "posterior-study" => PosteriorStudyCommand.Run(new Options("posterior-study", args.Skip(1), PosteriorStudyCommand.Known, "verbose"), stdout),
+                "robustness" => RobustnessCommand.Run(new Options("robustness", args.Skip(1), RobustnessCommand.Known, "verbose"), stdout),
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 "train" => TrainCommand.Run(new Options("train", args.Skip(1), TrainCommand.Known, "verbose", "resume"), stdout, CancelOnCtrlC()),
                 "digits-quality" => DigitsQualityCommand.Run(new Options("digits-quality", args.Skip(1), DigitsQualityCommand.Known, "verbose"), stdout),

@@ -1,6 +1,7 @@
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Models.Priors;
@@ -14,8 +15,15 @@ namespace PosteriorGpu.Models.Priors;
 /// device, batched over N items and K components: Z = x [U_1 ... U_K] (one GEMM), per (n, k) the Mahalanobis
 /// term, log-determinant and scaled eigenbasis epsilon (<see cref="MixtureComponentTerms"/>), a stable softmax
 /// over k (<see cref="MixtureSoftmax"/>), scaling by r, and eps = Z [U_1 ... U_K]^T (one GEMM).
+/// <para>
+/// The Jacobian of eps is -sqrt(1 - a) times the Hessian of log p_t; differentiating r_k = softmax(l_k) with
+/// grad l_k = -eps_k / sqrt(1 - a) gives the vector-Jacobian product
+/// J^T v = sum_k r_k [J_k v - (c_k - c̄) eps_k / sqrt(1 - a)], J_k = sqrt(1 - a) C_k^{-1} the component's (symmetric)
+/// Jacobian, c_k = eps_k . v and c̄ = sum_k r_k c_k. In component k's eigenbasis J_k v is the same scaling as eps_k
+/// applied to U_k^T v without the mean shift, and c_k a dot product of two eigenbasis rows.
+/// </para>
 /// </summary>
-public sealed class GaussianMixturePrior : IScoreModel, IDisposable
+public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposable
 {
     private const string Op = "gaussian mixture prior";
     private readonly Func<double, double> alphaBar;
@@ -23,6 +31,7 @@ public sealed class GaussianMixturePrior : IScoreModel, IDisposable
     private readonly Tensor shifts;     // [K, d]: U_k^T mu_k
     private readonly Tensor lambdas;    // [K, d]
     private readonly Tensor logWeights; // [K]
+    private readonly Tensor zeroShifts; // [K, d]
     private readonly TensorPool pool;
     private bool disposed;
 
@@ -66,6 +75,7 @@ public sealed class GaussianMixturePrior : IScoreModel, IDisposable
         shifts = Tensor.FromHost(device, m, k, d);
         lambdas = Tensor.FromHost(device, l, k, d);
         logWeights = Tensor.FromHost(device, mixture.LogWeights.Select(v => (float)v).ToArray(), k);
+        zeroShifts = Tensor.Zeros(device, k, d);
     }
 
     /// <inheritdoc/>
@@ -113,6 +123,71 @@ public sealed class GaussianMixturePrior : IScoreModel, IDisposable
             ScalePerItem.Run(zr, rr, zr);
         using var ev = epsilon.Reshape(n, d);
         Gemm.Run(z, false, bases, true, ev);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Exact up to float32 rounding; see the type's summary for the formula.</remarks>
+    /// <exception cref="ArgumentException">Shapes, devices or the number of timesteps do not fit.</exception>
+    public void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        PriorLevels.RequireInputs(Op, this, x, epsilon);
+        Shape.RequireSame(Op, cotangent, "cotangent", x, "x");
+        Shape.RequireSame(Op, gradient, "gradient", x, "x");
+        int n = x.N;
+        var a = PriorLevels.AlphaBars(alphaBar, timesteps, n, Op);
+        if (n == 0) return;
+        int d = Dimension, k = Mixture.Count;
+        using var z = pool.Rent(n, k * d);
+        using var r = pool.Rent(n, k);
+        ComponentTerms(x, timesteps, z, r);
+        MixtureSoftmax.Run(r, r);
+
+        // w_k = U_k^T v scaled like eps_k without the shift: U_k^T J_k v. The logits it writes are not needed.
+        using var w = pool.Rent(n, k * d);
+        using var scratch = pool.Rent(n, k);
+        using var levels = pool.Rent(n, PriorLevels.Stride);
+        levels.CopyFrom(PriorLevels.Table(a));
+        using (var vv = cotangent.Reshape(n, d))
+            Gemm.Run(vv, false, bases, false, w);
+        using var c = pool.Rent(n * k);
+        using var zr = z.Reshape(n * k, d);
+        using var wr = w.Reshape(n * k, d);
+        using (var raw = pool.Rent(n * k, d))
+        {
+            raw.CopyFrom(wr);
+            BatchReduce.Dot(zr, raw, c);   // c_k = eps_k . v, both in component k's eigenbasis
+        }
+        MixtureComponentTerms.Run(w, zeroShifts, lambdas, logWeights, levels, scratch);
+
+        // Per (n, k): alpha = r_k and beta = -r_k (c_k - c̄) / sqrt(1 - a_n), a few numbers per item on the host.
+        var rh = new float[n * k];
+        var ch = new float[n * k];
+        r.CopyTo(rh);
+        c.CopyTo(ch);
+        var beta = new float[n * k];
+        for (int i = 0; i < n; i++)
+        {
+            double mean = 0;
+            for (int j = 0; j < k; j++) mean += (double)rh[i * k + j] * ch[i * k + j];
+            double sb = Math.Sqrt(1 - a[i]);
+            for (int j = 0; j < k; j++)
+                beta[i * k + j] = sb > 0 ? (float)(-rh[i * k + j] * (ch[i * k + j] - mean) / sb) : 0f;
+        }
+        using var betas = pool.Rent(n * k);
+        betas.CopyFrom(beta);
+        using var rr = r.Reshape(n * k);
+        using (var zb = pool.Rent(n * k, d))
+        {
+            ScalePerItem.Run(zr, betas, zb);
+            ScalePerItem.Run(wr, rr, wr);
+            Axpby.Run(1f, zb, 1f, wr);
+        }
+        ScalePerItem.Run(zr, rr, zr);
+        using (var ev = epsilon.Reshape(n, d))
+            Gemm.Run(z, false, bases, true, ev);
+        using (var gv = gradient.Reshape(n, d))
+            Gemm.Run(w, false, bases, true, gv);
     }
 
     /// <summary>The responsibilities r_k(x_n) at each item's level into <paramref name="responsibilities"/> ([N, K]).</summary>
@@ -172,6 +247,7 @@ public sealed class GaussianMixturePrior : IScoreModel, IDisposable
         shifts.Dispose();
         lambdas.Dispose();
         logWeights.Dispose();
+        zeroShifts.Dispose();
         pool.Dispose();
     }
 }

@@ -11,13 +11,16 @@ namespace PosteriorGpu.Models.Priors;
 /// and the score is -eps / sqrt(1 - a). With Sigma = U diag(lambda) U^T (eigendecomposed once on the
 /// host) the device computes z = U^T x (GEMM), scales z_j - sqrt(a) (U^T mu)_j by sqrt(1 - a) / (a lambda_j + 1 - a)
 /// with each item's own a (<see cref="SpectralScale"/>), and eps = U z (GEMM). A diagonal Sigma skips both GEMMs.
+/// eps is affine in x with the symmetric Jacobian sqrt(1 - a) (a Sigma + (1 - a) I)^{-1}, so its
+/// vector-Jacobian product is the same eigenbasis path applied to the cotangent without the mean shift.
 /// </summary>
-public sealed class GaussianPrior : IScoreModel, IDisposable
+public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
 {
     private const string Op = "gaussian prior";
     private readonly Func<double, double> alphaBar;
     private readonly Tensor? basis;
     private readonly Tensor shift;
+    private readonly Tensor zeroShift;
     private readonly Tensor lambda;
     private readonly TensorPool pool;
     private bool disposed;
@@ -50,6 +53,7 @@ public sealed class GaussianPrior : IScoreModel, IDisposable
         basis = distribution.IsDiagonal ? null : Tensor.FromHost(device, uf, d, d);
         shift = Tensor.FromHost(device, m.Select(v => (float)v).ToArray(), d);
         lambda = Tensor.FromHost(device, l.Select(v => (float)v).ToArray(), d);
+        zeroShift = Tensor.Zeros(device, d);
     }
 
     /// <summary>N(mu, diag(variances)): the diagonal fast path (one elementwise kernel, no GEMM).</summary>
@@ -86,21 +90,46 @@ public sealed class GaussianPrior : IScoreModel, IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         PriorLevels.RequireInputs(Op, this, x, epsilon);
-        int n = x.N, d = Dimension;
+        int n = x.N;
         var levelsHost = PriorLevels.Table(PriorLevels.AlphaBars(alphaBar, timesteps, n, Op));
         if (n == 0) return;
         using var levels = pool.Rent(n, PriorLevels.Stride);
         levels.CopyFrom(levelsHost);
-        using var xv = x.Reshape(n, d);
-        using var ev = epsilon.Reshape(n, d);
+        Apply(x, shift, levels, epsilon);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Exact up to float32 rounding (the Jacobian does not depend on x).</remarks>
+    /// <exception cref="ArgumentException">Shapes, devices or the number of timesteps do not fit.</exception>
+    public void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        PriorLevels.RequireInputs(Op, this, x, epsilon);
+        Shape.RequireSame(Op, cotangent, "cotangent", x, "x");
+        Shape.RequireSame(Op, gradient, "gradient", x, "x");
+        int n = x.N;
+        var levelsHost = PriorLevels.Table(PriorLevels.AlphaBars(alphaBar, timesteps, n, Op));
+        if (n == 0) return;
+        using var levels = pool.Rent(n, PriorLevels.Stride);
+        levels.CopyFrom(levelsHost);
+        Apply(x, shift, levels, epsilon);
+        Apply(cotangent, zeroShift, levels, gradient);
+    }
+
+    /// <summary>out = U diag(sqrt(1 - a) / (a lambda + 1 - a)) U^T (in - sqrt(a) U m') per item (m' = shift in the eigenbasis).</summary>
+    private void Apply(Tensor input, Tensor shiftInBasis, Tensor levels, Tensor output)
+    {
+        int n = input.N, d = Dimension;
+        using var xv = input.Reshape(n, d);
+        using var ev = output.Reshape(n, d);
         if (basis is null)
         {
-            SpectralScale.Run(xv, shift, lambda, levels, ev);
+            SpectralScale.Run(xv, shiftInBasis, lambda, levels, ev);
             return;
         }
         using var z = pool.Rent(n, d);
         Gemm.Run(xv, false, basis, false, z);
-        SpectralScale.Run(z, shift, lambda, levels, z);
+        SpectralScale.Run(z, shiftInBasis, lambda, levels, z);
         Gemm.Run(z, false, basis, true, ev);
     }
 
@@ -131,6 +160,7 @@ public sealed class GaussianPrior : IScoreModel, IDisposable
         disposed = true;
         basis?.Dispose();
         shift.Dispose();
+        zeroShift.Dispose();
         lambda.Dispose();
         pool.Dispose();
     }
