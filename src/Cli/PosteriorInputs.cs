@@ -10,9 +10,10 @@ namespace PosteriorGpu.Cli;
 /// - a .npy of [N, C, H, W], [N, H, W] (one channel) or [H, W]: float values must lie in [-1, 1];
 ///   uint8 values 0..255 are mapped to [-1, 1]; the size must be the model's;
 /// - one or more PNG (or JPEG, ...) files of at most 4096 x 4096 pixels, separated by commas: each is
-///   composited over black, centre-cropped to the model's aspect ratio, resized to the model's size (Mitchell cubic), made grey (Rec. 601 luma)
-///   for a one-channel model or kept RGB for three, and mapped from 0..255 to [-1, 1]. MNIST digits are
-///   white on black: give --invert for a dark digit on a light background.
+///   composited over black, centre-cropped to the model's aspect ratio, resized to the model's size
+///   (Mitchell cubic), made grey (Rec. 601 luma) for a one-channel model or kept RGB for three, and mapped
+///   from 0..255 to [-1, 1]. MNIST digits are white on black: give --invert for a dark digit on a light
+///   background.
 /// </summary>
 public static class PosteriorInputs
 {
