@@ -9,16 +9,18 @@ namespace PosteriorGpu.Cli;
 /// - none: the committed MNIST test digits (data/mnist-test-digits.npy);
 /// - a .npy of [N, C, H, W], [N, H, W] (one channel) or [H, W]: float values must lie in [-1, 1];
 ///   uint8 values 0..255 are mapped to [-1, 1]; the size must be the model's;
-/// - one or more PNG (or JPEG, ...) files separated by commas: each is composited over black, centre-cropped
-///   to the model's aspect ratio, resized to the model's size (Mitchell cubic), made grey (Rec. 601 luma)
-///   for a one-channel model or kept RGB for three, and mapped from 0..255 to [-1, 1]. MNIST digits are
-///   white on black: give --invert for a dark digit on a light background.
+/// - one or more PNG (or JPEG, ...) files of at most 4096 x 4096 pixels, separated by commas: each is
+///   composited over black, centre-cropped to the model's aspect ratio, resized to the model's size
+///   (Mitchell cubic), made grey (Rec. 601 luma) for a one-channel model or kept RGB for three, and mapped
+///   from 0..255 to [-1, 1]. MNIST digits are white on black: give --invert for a dark digit on a light
+///   background.
 /// </summary>
 public static class PosteriorInputs
 {
     /// <summary>Loads the images; <paramref name="source"/> null means the default digits.</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
-    /// <exception cref="CheckpointFormatException">A .npy is malformed or does not fit the model.</exception>
+    /// <exception cref="CheckpointFormatException">A .npy is malformed or does not fit the model, or a picture
+    /// is not one SkiaSharp decodes, is truncated or corrupt, or has more than <see cref="MaxPixels"/> pixels.</exception>
     public static (float[] Images, int Count, string Source) Load(string? source, int c, int h, int w, bool invert)
     {
         if (source is null)
@@ -83,8 +85,7 @@ public static class PosteriorInputs
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: input file not found", path);
         if (c is not (1 or 3))
             throw new CheckpointFormatException(path, $"the model takes {c} channels; pictures fit 1- or 3-channel models only (give a .npy)");
-        using var decoded = SKBitmap.Decode(path)
-            ?? throw new CheckpointFormatException(path, "not an image SkiaSharp can decode (expected PNG, JPEG, ...)");
+        using var decoded = Decode(path);
         // Centre-crop to the model's aspect ratio, then resize.
         double aspect = (double)w / h;
         int cw = decoded.Width, ch = decoded.Height;
@@ -114,6 +115,39 @@ public static class PosteriorInputs
                 }
             }
         return result;
+    }
+
+    /// <summary>Most pixels a picture may have: its size is read from the header and checked before the pixels
+    /// (4 bytes each, outside the managed heap) are allocated, so a header claiming 100000 x 100000 costs nothing.</summary>
+    public const long MaxPixels = 4096L * 4096;
+
+    /// <summary>Decodes as SKBitmap.Decode does (premultiplied, no colour space), but a malformed, truncated
+    /// or oversized picture is a <see cref="CheckpointFormatException"/> naming the file, never a null or a
+    /// partly decoded image.</summary>
+    private static SKBitmap Decode(string path)
+    {
+        using var codec = SKCodec.Create(path, out var opened)
+            ?? throw new CheckpointFormatException(path, $"not an image SkiaSharp can decode (expected PNG, JPEG, ...; {opened})");
+        var info = codec.Info;
+        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > MaxPixels)
+            throw new CheckpointFormatException(path, $"the picture is {info.Width} x {info.Height} pixels; at most {MaxPixels} pixels are read (4096 x 4096)");
+        if (info.AlphaType == SKAlphaType.Unpremul) info.AlphaType = SKAlphaType.Premul;
+        info.ColorSpace = null;
+        var bitmap = new SKBitmap(info);
+        try
+        {
+            if (bitmap.GetPixels() == IntPtr.Zero)
+                throw new CheckpointFormatException(path, $"no memory for the {info.Width} x {info.Height} picture");
+            var result = codec.GetPixels(bitmap.Info, bitmap.GetPixels());
+            if (result != SKCodecResult.Success)
+                throw new CheckpointFormatException(path, $"could not decode the pixels of the {info.Width} x {info.Height} {codec.EncodedFormat} picture ({result}: truncated or corrupt image data)");
+            return bitmap;
+        }
+        catch
+        {
+            bitmap.Dispose();
+            throw;
+        }
     }
 
     private static float Scale(double value, bool invert) => (float)((invert ? 255 - value : value) / 127.5 - 1);

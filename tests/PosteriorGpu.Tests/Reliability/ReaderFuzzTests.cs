@@ -14,7 +14,7 @@ namespace PosteriorGpu.Tests.Reliability;
 /// size (plus a fixed slack) and without hanging. To fuzz a new reader, add a target to
 /// <see cref="Targets"/>: seed files, a read that uses every value, and what the mutator should know.
 /// </summary>
-public class ReaderFuzzTests
+public partial class ReaderFuzzTests
 {
     private static readonly Dictionary<string, Func<FuzzTarget>> Targets = new()
     {
@@ -23,6 +23,8 @@ public class ReaderFuzzTests
         ["npy"] = NpyTarget,
         ["config.json"] = ConfigTarget,
         ["unet-folder"] = UNetFolderTarget,
+        ["mnist-idx"] = MnistIdxTarget,
+        ["png-input"] = PngInputTarget,
     };
 
     private static IEnumerable<string> TargetNames => Targets.Keys;
