@@ -2,6 +2,8 @@ using System.Diagnostics;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
+using PosteriorGpu.Models;
+using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Schedules;
 
@@ -103,18 +105,21 @@ public static class PosteriorCommand
         var schedule = NoiseSchedule.FromConfig(File.Exists(configPath) ? SchedulerConfig.Load(configPath) : new SchedulerConfig());
 
         using var dev = GpuDevice.Open(deviceKind);
-        using var unet = UNet2DModel.Load(dev, modelDir);
-        int c = unet.Channels, h = unet.Height, w = unet.Width;
+        // DPS differentiates through the network: it needs the U-Net with a backward pass.
+        IScoreModel unetModel = samplerName == "dps" ? DifferentiableUNet.Load(dev, modelDir) : UNet2DModel.Load(dev, modelDir);
+        using var disposeModel = (IDisposable)unetModel;
+        var unetConfig = unetModel is UNet2DModel inference ? inference.Config : ((DifferentiableUNet)unetModel).Config;
+        int c = unetModel.Channels, h = unetModel.Height, w = unetModel.Width;
         if (h == 0 || w == 0) throw new CheckpointFormatException(Path.Combine(modelDir, "config.json"), "has no sample_size; the posterior command needs the model's image size");
-        if (unet.Config.OutChannels != c)
-            throw new CheckpointFormatException(Path.Combine(modelDir, "config.json"), $"in_channels {c} and out_channels {unet.Config.OutChannels} differ; an epsilon-prediction model has equal ones");
+        if (unetConfig.OutChannels != c)
+            throw new CheckpointFormatException(Path.Combine(modelDir, "config.json"), $"in_channels {c} and out_channels {unetConfig.OutChannels} differ; an epsilon-prediction model has equal ones");
 
         var (allImages, available, inputSource) = PosteriorInputs.Load(o.Get("input"), c, h, w, o.Flag("invert"));
         count = Math.Min(count, available);
         int d = c * h * w;
         var truth = allImages.AsSpan(0, count * d).ToArray();
 
-        var sampler = PosteriorSamplers.Create(samplerName, unet, schedule, budget);
+        var sampler = PosteriorSamplers.Create(samplerName, unetModel, schedule, budget);
         using var task = PosteriorTask.Create(taskName, dev, c, h, w, settings);
         if (sampler.LinearOnly && !task.Operator.IsLinear)
             throw new UsageException($"sampler {sampler.Name} needs a linear forward operator but task {taskName} is nonlinear; use --sampler dps or dpnp");

@@ -59,8 +59,8 @@ public static class PosteriorSamplers
     public static IPosteriorSampler Create(string name, IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget) => name switch
     {
         "annealed-langevin" => new AnnealedLangevin(model, schedule, budget),
-        "dpnp" or "dps" => throw new NotSupportedException(
-            $"sampler '{name}' is not available yet (being written); use --sampler annealed-langevin"),
+        "dpnp" => new Dpnp(model, schedule, budget),
+        "dps" => new Dps(model, schedule, budget),
         _ => throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}"),
     };
 
@@ -78,10 +78,7 @@ public static class PosteriorSamplers
 
         public AnnealedLangevin(IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget)
         {
-            if (budget.Levels < 1) throw new UsageException("--levels must be at least 1");
-            if (budget.Steps < budget.Levels)
-                throw new UsageException($"--steps ({budget.Steps}) must be at least --levels ({budget.Levels}): each level takes steps / levels Langevin steps");
-            if (budget.PriorSteps < 1) throw new UsageException("--prior-steps must be at least 1");
+            CheckBudget(budget);
             this.model = model;
             this.schedule = schedule;
             priorSteps = budget.PriorSteps;
@@ -120,11 +117,8 @@ public static class PosteriorSamplers
             if (op is not ILinearOperator linear)
                 throw new NotSupportedException(
                     $"sampler annealed-langevin needs a linear forward operator but {op.Name} is nonlinear; use --sampler dps or dpnp");
-            // The prior draw runs here rather than inside the sampler so that the progress bar moves during it.
             using var start = Tensor.Zeros(x.Device, x.Shape);
-            AddNoise.Run(start, 1f, new RandomDraw(seed, StartStream, 0).ForBatch(firstSample, x.ItemLength));
-            SamplerFactory.Create(PriorSampler, model, schedule).Sample(start, priorSteps, seed, firstSample,
-                evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(p.Step)), cancellationToken);
+            DrawPrior(start, model, schedule, priorSteps, seed, firstSample, evaluationsDone, cancellationToken);
             int perLevel = sampler.Options.StepsPerLevel;
             sampler.Sample(x, y, linear, sigmaY, seed, firstSample, warmStart: start,
                 progress: evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(priorSteps + p.Step * perLevel)),
@@ -133,6 +127,109 @@ public static class PosteriorSamplers
     }
 
     /// <summary>Synchronous progress (System.Progress would post to the thread pool, out of order).</summary>
+    /// <summary>Checks the budget shared by the samplers: --levels, --steps and --prior-steps.</summary>
+    private static void CheckBudget(PosteriorBudget budget)
+    {
+        if (budget.Levels < 1) throw new UsageException("--levels must be at least 1");
+        if (budget.Steps < budget.Levels)
+            throw new UsageException($"--steps ({budget.Steps}) must be at least --levels ({budget.Levels})");
+        if (budget.PriorSteps < 1) throw new UsageException("--prior-steps must be at least 1");
+    }
+
+    /// <summary>The starting prior draw (DDIM from seeded noise), run here so that the progress bar moves during it.</summary>
+    private static void DrawPrior(Tensor start, IScoreModel model, NoiseSchedule schedule, int steps, ulong seed, long firstSample,
+        IProgress<int>? evaluationsDone, CancellationToken cancellationToken)
+    {
+        start.Clear();
+        AddNoise.Run(start, 1f, new RandomDraw(seed, 0x50525354, 0).ForBatch(firstSample, start.ItemLength));
+        SamplerFactory.Create("ddim", model, schedule).Sample(start, steps, seed, firstSample,
+            evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(p.Step)), cancellationToken);
+    }
+
+    /// <summary>DPnP (Xu and Chi): --levels Gibbs sweeps, each a proximal consistency draw and a denoising
+    /// diffusion draw of steps / levels network calls, from a DDIM prior draw of --prior-steps.</summary>
+    private sealed class Dpnp : IPosteriorSampler
+    {
+        private readonly IScoreModel model;
+        private readonly NoiseSchedule schedule;
+        private readonly DpnpSampler sampler;
+        private readonly int priorSteps;
+
+        public Dpnp(IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget)
+        {
+            CheckBudget(budget);
+            if (budget.Steps / budget.Levels < 2)
+                throw new UsageException($"dpnp: --steps / --levels = {budget.Steps / budget.Levels} network calls per sweep; each denoising draw needs at least 2");
+            if (budget.EtaMax is <= 0) throw new UsageException($"--eta-max must be positive, got {budget.EtaMax}");
+            this.model = model;
+            this.schedule = schedule;
+            priorSteps = budget.PriorSteps;
+            var defaults = new DpnpOptions();
+            sampler = new DpnpSampler(model, schedule, defaults with
+            {
+                Iterations = budget.Levels,
+                EtaMax = budget.EtaMax ?? defaults.EtaMax,
+                Denoiser = defaults.Denoiser with { Steps = budget.Steps / budget.Levels - 1 },
+            });
+        }
+
+        public string Name => "dpnp";
+
+        public string Description =>
+            $"DPnP: prior draw by ddim in {priorSteps} steps, then {sampler.Options.Iterations} sweeps (eta {sampler.Options.EtaMax} down to " +
+            $"{sampler.Options.EtaMin}), each {sampler.Options.ConsistencySteps} consistency Langevin steps and a {sampler.Options.Denoiser.Kind} " +
+            $"denoising draw of {sampler.Options.Denoiser.Steps + 1} network calls";
+
+        public int Evaluations => priorSteps + sampler.Options.Iterations * (sampler.Options.Denoiser.Steps + 1);
+
+        public bool LinearOnly => false;
+
+        public void Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
+            IProgress<int>? evaluationsDone, CancellationToken cancellationToken)
+        {
+            using var start = Tensor.Zeros(x.Device, x.Shape);
+            DrawPrior(start, model, schedule, priorSteps, seed, firstSample, evaluationsDone, cancellationToken);
+            int perSweep = sampler.Options.Denoiser.Steps + 1;
+            sampler.Sample(x, y, op, sigmaY, seed, firstSample, warmStart: start,
+                progress: evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(priorSteps + p.Step * perSweep)),
+                cancellationToken: cancellationToken);
+        }
+    }
+
+    /// <summary>DPS (Chung et al. 2023): --prior-steps + --steps reverse-diffusion steps from noise, each
+    /// with the measurement gradient at Tweedie's estimate (a forward and a backward pass).</summary>
+    private sealed class Dps : IPosteriorSampler
+    {
+        private readonly DpsSampler sampler;
+
+        public Dps(IScoreModel model, NoiseSchedule schedule, PosteriorBudget budget)
+        {
+            CheckBudget(budget);
+            if (budget.StepScale is <= 0) throw new UsageException($"--step-scale must be positive, got {budget.StepScale}");
+            var defaults = new DpsOptions();
+            sampler = new DpsSampler(model, schedule, defaults with
+            {
+                Steps = budget.Steps + budget.PriorSteps,
+                StepSize = budget.StepScale ?? defaults.StepSize,
+            });
+        }
+
+        public string Name => "dps";
+
+        public string Description =>
+            $"DPS: {sampler.Options.Steps} reverse-diffusion steps from noise, step size {sampler.Options.StepSize} ({sampler.Options.Rule} rule); " +
+            "each step differentiates the measurement residual through the network";
+
+        public int Evaluations => sampler.Options.Steps;
+
+        public bool LinearOnly => false;
+
+        public void Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
+            IProgress<int>? evaluationsDone, CancellationToken cancellationToken) =>
+            sampler.Sample(x, y, op, sigmaY, seed, firstSample,
+                evaluationsDone is null ? null : new Relay(p => evaluationsDone.Report(p.Step)), cancellationToken);
+    }
+
     private sealed class Relay(Action<SamplerProgress> report) : IProgress<SamplerProgress>
     {
         public void Report(SamplerProgress value) => report(value);

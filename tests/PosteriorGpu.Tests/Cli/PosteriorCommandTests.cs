@@ -185,12 +185,26 @@ public class PosteriorCommandTests
         foreach (string w in words) Assert.That(r.Err, Does.Contain(w));
     }
 
+    [TestCase("dpnp", "inpaint")]
+    [TestCase("dpnp", "onebit")]
+    [TestCase("dps", "phase")]
+    public void DpnpAndDps_RunLinearAndNonlinearTasks(string sampler, string task)
+    {
+        string o = Out(sampler + "-" + task);
+        var (code, stdout, stderr) = Run("--sampler", sampler, "--task", task, "--model", model, "--count", "1", "--samples", "2",
+            "--steps", "4", "--levels", "2", "--prior-steps", "2", "--device", "cpu", "--out", o);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var metrics = File.ReadAllText(Path.Combine(o, "metrics.json"));
+        Assert.That(metrics, Does.Contain($"\"sampler\": \"{sampler}\""));
+        Assert.That(File.Exists(Path.Combine(o, "grid.png")));
+    }
+
     [Test]
     public void BadInvocations_FailWithOneLineAndAnExitCode()
     {
         AssertOneLineError(Run("--task", "colorize", "--model", model), 2, "colorize", "inpaint");
         AssertOneLineError(Run("--sampler", "heun", "--model", model), 2, "heun", "annealed-langevin");
-        AssertOneLineError(Run(["--sampler", "dps", "--model", model, "--out", Out("x"), .. Quick]), 1, "dps", "not available yet");
+        AssertOneLineError(Run(["--sampler", "dpnp", "--model", model, "--out", Out("x"), .. Quick]), 2, "dpnp", "at least 2");
         AssertOneLineError(Run(["--task", "phase", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps");
         AssertOneLineError(Run(["--task", "onebit", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear");
         AssertOneLineError(Run("--model", Out("no-such-model"), "--device", "cpu"), 1, "no-such-model", "--model");
