@@ -59,9 +59,13 @@ public class DpnpTests
 
     [TestCase(DenoisingSamplerKind.Ddim)]
     [TestCase(DenoisingSamplerKind.Ddpm)]
-    public void MatchesTheExactPosterior(DenoisingSamplerKind kind)
+    public void MatchesTheExactPosterior(DenoisingSamplerKind kind) => Check(TestDevices.Cpu, kind);
+
+    [Test, Category("Gpu")]
+    public void MatchesTheExactPosterior_OnGpu() => Check(TestDevices.Gpu, DenoisingSamplerKind.Ddim);
+
+    private static void Check(PosteriorGpu.Kernels.Device.GpuDevice dev, DenoisingSamplerKind kind)
     {
-        var dev = TestDevices.Cpu;
         using var problem = new GaussianInverseProblem(dev);
         const int chains = 4096;
         using var x = Tensor.Empty(dev, chains, 1, 8, 8);
@@ -70,7 +74,7 @@ public class DpnpTests
         new DpnpSampler(problem.Prior, problem.Schedule, options).Sample(x, problem.Y, problem.Operator, GaussianInverseProblem.SigmaY, seed: 17);
         double w2 = DistributionDistances.GaussianW2(x.ToHost(), problem.Exact);
         var (floor, tolerance) = problem.Tolerance(chains);
-        TestContext.Out.WriteLine($"DPnP-{kind}: W2(fitted Gaussian, exact posterior) = {w2:F4}; 4096 exact samples: {floor:F4}; " +
+        TestContext.Out.WriteLine($"{dev.Description}: DPnP-{kind}: W2(fitted Gaussian, exact posterior) = {w2:F4}; 4096 exact samples: {floor:F4}; " +
                                   $"tolerance {tolerance:F4} ({sw.Elapsed.TotalSeconds:F1} s)");
         Assert.That(w2, Is.LessThan(tolerance));
     }
