@@ -1,3 +1,5 @@
+using PosteriorGpu.Samplers.Unconditional;
+using PosteriorGpu.Samplers.Schedules;
 using System.Diagnostics;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
@@ -26,6 +28,7 @@ public static class BenchCommand
         using var unet = UNet2DModel.Load(dev, model);
         int c = unet.Channels, h = unet.Height, w = unet.Width;
         if (h == 0 || w == 0) throw new UsageException($"{model}: config.json has no sample_size; cannot pick an input size");
+        var schedule = NoiseSchedule.FromConfig(new SchedulerConfig());
         stdout.WriteLine($"U-Net forward on {dev.Description}, input [B, {c}, {h}, {w}], median of {iters} after warm-up");
         var rng = new Random(1);
         foreach (int b in batches)
@@ -48,6 +51,20 @@ public static class BenchCommand
             Array.Sort(times);
             double ms = times[iters / 2];
             stdout.WriteLine($"  batch {b,4}: {ms,9:F3} ms per pass, {b * 1000 / ms,10:F1} images/s");
+
+            // One sampler step: a one-step DDIM run is one forward pass plus the fused update kernel.
+            var ddim = SamplerFactory.Create("ddim", unet, schedule);
+            ddim.Sample(x, 1, 0);
+            dev.Synchronize();
+            for (int i = 0; i < iters; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                ddim.Sample(x, 1, (ulong)i);
+                dev.Synchronize();
+                times[i] = sw.Elapsed.TotalMilliseconds;
+            }
+            Array.Sort(times);
+            stdout.WriteLine($"              {times[iters / 2],9:F3} ms per DDIM sampler step (forward pass + update)");
         }
         return 0;
     }

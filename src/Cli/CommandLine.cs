@@ -21,7 +21,7 @@ public static class CommandLine
                                  --model DIR --x x.npy --t t.npy --out eps.npy
           sample               unconditional samples: --model DIR --sampler ddpm|ddim|pf-ode|li-accelerated|dpmsolver++2m
                                  --steps N [--scheduler-config FILE] [--xT x.npy] [--seed S] [--batch B] [--eta E] --out x0.npy [--png grid.png]
-          bench                time the U-Net forward pass: --model DIR [--batch 1,16] [--iters 10]
+          bench                time the U-Net forward pass and one DDIM sampler step: --model DIR [--batch 1,16] [--iters 10]
           posterior-study      posterior samplers on Gaussian-mixture priors vs exact samples (sliced W2):
                                  [--dims 8,80] [--rows 1,2,4] [--chains 4096] [--levels 20] [--steps-per-level 50]
                                  [--samplers dpnp,dps|none] [--dpnp-iterations 50] [--dps-steps 100] [--dps-zeta 0.3]
