@@ -71,6 +71,7 @@ public sealed class DpnpSampler(IScoreModel model, NoiseSchedule schedule, DpnpO
         Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "dpnp: sigma_y must be positive");
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         if (warmStart is not null) x.CopyFrom(warmStart);
         else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
 

@@ -83,6 +83,7 @@ public sealed class DpsSampler
         if (x.C != model.Channels || (model.Height > 0 && x.H != model.Height) || (model.Width > 0 && x.W != model.Width))
             throw new ArgumentException($"dps: the model takes [N, {model.Channels}, {model.Height}, {model.Width}] but x has shape {Shape.Format(x.Shape)}");
         int n = x.N;
+        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         using var pool = new TensorPool(x.Device);
         using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "dps");
         using var eps = pool.Rent(x.Shape);
