@@ -6,13 +6,7 @@ namespace PosteriorGpu.Tests.Cli;
 
 public class EpsCommandTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CommandLine.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Run(args);
 
     [Test]
     public void Eps_OnTheFixture_WritesDiffusersOutput()

@@ -1,17 +1,10 @@
 using NUnit.Framework;
-using PosteriorGpu.Cli;
 
 namespace PosteriorGpu.Tests.Cli;
 
 public class PosteriorCommandsTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CommandLine.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Run(args);
 
     [Test]
     public void Robustness_TinyRun_PrintsTheTables()

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using NUnit.Framework;
-using PosteriorGpu.Cli;
 using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Training;
@@ -34,13 +33,7 @@ public class TrainCommandTests
     [OneTimeTearDown]
     public void TearDown() => Directory.Delete(dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = CommandLine.Run(args, stdout, stderr);
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRun.Run(args);
 
     [Test]
     public void Train_WritesAModelFolder_AndResumes()
