@@ -328,12 +328,12 @@ public sealed class DifferentiableUNet : IDifferentiableScoreModel, IDisposable
             {
                 var dIn = pool.Rent(mid[i].Input.Shape);
                 held.Add(dIn);
-                BackInto(mid[i], dH, dIn, false, dTembSilu);
+                BackThrough(mid[i], dH, dIn, false, dTembSilu);
                 dH = dIn;
             }
             // The mid block's input (or, without one, the up path's input) is also the newest skip.
             Kernels.Elementwise.Axpby.Run(1f, dH, 1f, dSkips[skipCount - 1]!);
-            for (int i = skipCount - 1; i >= 1; i--) BackInto(down[i], dSkips[i]!, dSkips[i - 1]!, true, dTembSilu);
+            for (int i = skipCount - 1; i >= 1; i--) BackThrough(down[i], dSkips[i]!, dSkips[i - 1]!, true, dTembSilu);
             convIn.Backward(down[0].Input, dSkips[0]!, inputGradient, false);
 
             // Time embedding: temb_silu = silu(linear_2(silu(linear_1(sinusoid)))).
@@ -361,8 +361,6 @@ public sealed class DifferentiableUNet : IDifferentiableScoreModel, IDisposable
         BackThrough(s, dOut, dx, false, dTembSilu);
         return dx;
     }
-
-    private void BackInto(Step s, Tensor dOut, Tensor dx, bool accumulate, Tensor dTembSilu) => BackThrough(s, dOut, dx, accumulate, dTembSilu);
 
     private void BackThrough(Step s, Tensor dOut, Tensor dx, bool accumulate, Tensor dTembSilu)
     {
