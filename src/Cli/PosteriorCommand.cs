@@ -5,7 +5,7 @@ using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Cli;
 
@@ -32,12 +32,12 @@ public static class PosteriorCommand
     /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).</summary>
     public const int InterruptedExitCode = 130;
 
-    /// <summary>Default inputs, samples per input and the step budget (8 DDIM steps for the prior draw, then
-    /// 4 levels x 4 Langevin steps: 24 network evaluations per sample, 384 images through the network in all).
-    /// Sized for a 2-core CPU: with a random 1.6 M-parameter 32 x 32 U-Net (channels 32/64/64, attention at
-    /// 16 x 16) one image through the network costs about 0.49 CPU-seconds in batches of 16, so about 190
+    /// <summary>Default inputs and samples per input. The step budget is <see cref="PosteriorOptions"/>' default (8 DDIM
+    /// steps for the prior draw, then 4 levels x 4 Langevin steps: 24 network evaluations per sample, 384 images through
+    /// the network in all). Sized for a 2-core CPU: with a random 1.6 M-parameter 32 x 32 U-Net (channels 32/64/64,
+    /// attention at 16 x 16) one image through the network costs about 0.49 CPU-seconds in batches of 16, so about 190
     /// CPU-seconds in all; with a 0.27 M-parameter one (16/32/32, no attention) about 0.07.</summary>
-    public const int DefaultCount = 4, DefaultSamples = 4, DefaultSteps = 16, DefaultLevels = 4, DefaultPriorSteps = 8;
+    public const int DefaultCount = 4, DefaultSamples = 4;
 
     /// <summary>Runs the command from the console: Ctrl-C cancels the run.</summary>
     public static int Run(Options o, TextWriter stdout, TextWriter stderr)
@@ -71,13 +71,17 @@ public static class PosteriorCommand
         string samplerName = o.Get("sampler") ?? "annealed-langevin";
         if (!PosteriorTask.Names.Contains(taskName))
             throw new UsageException($"unknown task '{taskName}'; --task takes {string.Join(", ", PosteriorTask.Names)}");
-        if (!PosteriorSamplers.Names.Contains(samplerName))
-            throw new UsageException($"unknown sampler '{samplerName}'; --sampler takes {string.Join(", ", PosteriorSamplers.Names)}");
+        var method = PosteriorSamplers.Method(samplerName);
         int count = o.Int("count", DefaultCount);
         int samples = o.Int("samples", DefaultSamples);
         double sigmaY = o.Double("sigma-y", 0.05);
-        var budget = new PosteriorBudget(o.Int("steps", DefaultSteps), o.Int("levels", DefaultLevels), o.Int("prior-steps", DefaultPriorSteps))
+        var defaults = new PosteriorOptions();
+        var budget = defaults with
         {
+            Method = method,
+            Steps = o.Int("steps", defaults.Steps),
+            Levels = o.Int("levels", defaults.Levels),
+            PriorSteps = o.Int("prior-steps", defaults.PriorSteps),
             StepScale = o.Get("step-scale") is null ? null : o.Double("step-scale", 0),
             PriorTimestep = o.Get("prior-timestep") is null ? null : o.Int("prior-timestep", 0),
             EtaMax = o.Get("eta-max") is null ? null : o.Double("eta-max", 0),
@@ -101,28 +105,19 @@ public static class PosteriorCommand
             ?? throw new FileNotFoundException(
                 $"the default model {DefaultPaths.Model} was not found (looked in {Path.GetFullPath(DefaultPaths.Model)} and above the executable); give --model DIR (a diffusers UNet2DModel folder)");
         if (!Directory.Exists(modelDir)) throw new FileNotFoundException($"{modelDir}: model folder not found; give --model DIR (a diffusers UNet2DModel folder)");
-        string configPath = Path.Combine(modelDir, "scheduler_config.json");
-        var schedule = NoiseSchedule.FromConfig(File.Exists(configPath) ? SchedulerConfig.Load(configPath) : new SchedulerConfig());
 
         using var dev = GpuDevice.Open(deviceKind);
         // DPS differentiates through the network: it needs the U-Net with a backward pass.
-        IScoreModel unetModel = samplerName == "dps" ? DifferentiableUNet.Load(dev, modelDir) : UNet2DModel.Load(dev, modelDir);
-        using var disposeModel = (IDisposable)unetModel;
-        var unetConfig = unetModel is UNet2DModel inference ? inference.Config : ((DifferentiableUNet)unetModel).Config;
-        int c = unetModel.Channels, h = unetModel.Height, w = unetModel.Width;
-        if (h == 0 || w == 0) throw new CheckpointFormatException(Path.Combine(modelDir, "config.json"), "has no sample_size; the posterior command needs the model's image size");
-        if (unetConfig.OutChannels != c)
-            throw new CheckpointFormatException(Path.Combine(modelDir, "config.json"), $"in_channels {c} and out_channels {unetConfig.OutChannels} differ; an epsilon-prediction model has equal ones");
+        using var model = DiffusionModel.Load(dev, modelDir, withGradients: method == PosteriorMethod.Dps);
+        int c = model.Channels, h = model.Height, w = model.Width;
 
         var (allImages, available, inputSource) = PosteriorInputs.Load(o.Get("input"), c, h, w, o.Flag("invert"));
         count = Math.Min(count, available);
         int d = c * h * w;
         var truth = allImages.AsSpan(0, count * d).ToArray();
 
-        var sampler = PosteriorSamplers.Create(samplerName, unetModel, schedule, budget);
         using var task = PosteriorTask.Create(taskName, dev, c, h, w, settings);
-        if (sampler.LinearOnly && !task.Operator.IsLinear)
-            throw new UsageException($"sampler {sampler.Name} needs a linear forward operator but task {taskName} is nonlinear; use --sampler dps or dpnp");
+        var sampler = PosteriorSamplers.Create(model, task.Operator, (float)sigmaY, budget);
         int batchInputs = o.Int("batch", dev.IsCpu ? Math.Max(1, 16 / samples) : Math.Max(1, 256 / samples));
         if (batchInputs < 1) throw new UsageException("--batch (inputs per batch) must be at least 1");
         batchInputs = Math.Min(batchInputs, count);
@@ -138,8 +133,8 @@ public static class PosteriorCommand
         var residuals = new double[count * samples];
         var truthResiduals = new double[count];
         int batches = (count + batchInputs - 1) / batchInputs;
-        var bar = new ProgressBar(stderr, ProgressBar.IsTerminal(stderr), "posterior", (long)batches * sampler.Evaluations,
-            (double)sampler.Evaluations / (batchInputs * samples));
+        var bar = new ProgressBar(stderr, ProgressBar.IsTerminal(stderr), "posterior", (long)batches * sampler.EvaluationsPerSample,
+            (double)sampler.EvaluationsPerSample / (batchInputs * samples));
         int done = 0;
         bool interrupted = false;
         var sampling = Stopwatch.StartNew();
@@ -157,11 +152,10 @@ public static class PosteriorCommand
             for (int i = 0; i < chains; i++) Array.Copy(yHost, (i / samples) * m, yChains, i * m, m);
             using var yc = Tensor.FromHost(dev, yChains, [chains, .. task.Operator.MeasurementShape]);
             using var x = Tensor.Empty(dev, chains, c, h, w);
-            long before = (long)b * sampler.Evaluations;
+            long before = (long)b * sampler.EvaluationsPerSample;
             try
             {
-                sampler.Sample(x, yc, task.Operator, (float)sigmaY, seed, (long)first * samples,
-                    new Relay(e => bar.Update(before + e)), cancel);
+                sampler.Sample(yc, x, seed, (long)first * samples, new Relay(p => bar.Update(before + p.Step)), cancel);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -214,11 +208,11 @@ public static class PosteriorCommand
             ["inputs_requested"] = count,
             ["inputs_completed"] = done,
             ["interrupted"] = interrupted,
-            ["network_evaluations_per_sample"] = sampler.Evaluations,
+            ["network_evaluations_per_sample"] = sampler.EvaluationsPerSample,
             ["batches"] = (done + batchInputs - 1) / batchInputs,
             ["sampling_seconds"] = Math.Round(samplingSeconds, 3),
             ["time_per_sample_seconds"] = Math.Round(samplingSeconds / (done * samples), 4),
-            ["seconds_per_network_evaluation_of_a_batch"] = Math.Round(samplingSeconds / ((done + batchInputs - 1) / batchInputs * (double)sampler.Evaluations), 5),
+            ["seconds_per_network_evaluation_of_a_batch"] = Math.Round(samplingSeconds / ((done + batchInputs - 1) / batchInputs * (double)sampler.EvaluationsPerSample), 5),
             ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3),
         };
         string metricsPath = report.WriteMetrics(outDir, options, run);
@@ -250,8 +244,8 @@ public static class PosteriorCommand
         return result;
     }
 
-    private sealed class Relay(Action<int> report) : IProgress<int>
+    private sealed class Relay(Action<SamplerProgress> report) : IProgress<SamplerProgress>
     {
-        public void Report(int value) => report(value);
+        public void Report(SamplerProgress value) => report(value);
     }
 }

@@ -2,6 +2,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu;
 
 namespace PosteriorGpu.Cli;
 
@@ -37,7 +38,7 @@ public sealed class PosteriorTask : IDisposable
     public static readonly IReadOnlyList<string> Names = ["inpaint", "superres", "deblur", "cs", "mri", "phase", "onebit"];
 
     /// <summary>Random stream of the measurement noise (per input, so a run's y does not depend on batching).</summary>
-    public const uint MeasurementNoiseStream = 0x4D4E4F49;
+    public const uint MeasurementNoiseStream = PosteriorSampler.MeasurementStream;
 
     private PosteriorTask(string name, ForwardOperator op, string description)
     {
@@ -143,17 +144,8 @@ public sealed class PosteriorTask : IDisposable
 
     /// <summary>y = A(x) + sigma z (one-bit: sign(A x + tau + sigma z)), with z drawn per input:
     /// input <paramref name="firstInput"/> + n of the run uses the same noise whatever the batch.</summary>
-    public void Measure(Tensor x, float sigma, ulong seed, long firstInput, Tensor y)
-    {
-        var draw = new RandomDraw(seed, MeasurementNoiseStream, 0).ForBatch(firstInput, Shape.Elements(Operator.MeasurementShape));
-        if (Operator is OneBitOperator oneBit)
-        {
-            oneBit.Measure(x, sigma, draw, y);
-            return;
-        }
-        Operator.Forward(x, y);
-        Measurements.AddGaussianNoise(y, sigma, draw);
-    }
+    public void Measure(Tensor x, float sigma, ulong seed, long firstInput, Tensor y) =>
+        Measurements.Simulate(Operator, x, sigma, PosteriorSampler.MeasurementDraw(seed, firstInput, Shape.Elements(Operator.MeasurementShape)), y);
 
     /// <summary>The measurements of <paramref name="n"/> inputs shown as [n, C, H, W] images in [-1, 1]:
     /// inpainting: mask y (missing pixels at 0, mid grey); super-resolution: y upsampled by pixel repetition;
