@@ -138,8 +138,17 @@ public sealed class GpuDevice : IDisposable
             : device.CreateAccelerator(context);
 
     /// <summary>Returns the cached kernel named <paramref name="key"/>, loading it on first use.</summary>
-    public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class =>
-        (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+    public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class
+    {
+        Interlocked.Increment(ref kernelLookups);
+        return (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+    }
+
+    private long kernelLookups;
+
+    /// <summary>Calls of <see cref="Kernel{T}"/> so far: every launcher looks its kernel up once per launch, so this
+    /// counts launches (the allocation test uses it to tell ILGPU's per-launch cost on the CPU accelerator from ours).</summary>
+    public long KernelLookups => Interlocked.Read(ref kernelLookups);
 
     /// <summary>
     /// A cap on the bytes this device may hold through <see cref="Allocate"/> (null: none). Lets a host

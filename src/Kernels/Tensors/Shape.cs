@@ -30,7 +30,7 @@ public static class Shape
     }
 
     /// <summary>Throws unless the tensor has exactly the expected shape.</summary>
-    public static void Require(string op, Tensor t, string name, params int[] expected)
+    public static void Require(string op, Tensor t, string name, params ReadOnlySpan<int> expected)
     {
         if (!t.Shape.AsSpan().SequenceEqual(expected))
             throw new ArgumentException(

@@ -25,26 +25,32 @@ public sealed class TensorPool(GpuDevice device) : IDisposable
 
     /// <summary>Rents a tensor of this shape (contents undefined); dispose it to give it back.</summary>
     /// <exception cref="InsufficientDeviceMemoryException">A new buffer does not fit on the device (the pool is unchanged).</exception>
-    public Tensor Rent(params int[] shape)
+    /// <remarks>The shape is taken as a span (a call like Rent(n, c, h, w) allocates nothing) and copied only when
+    /// the reused tensor had another shape, so a sampler loop that rents the same shapes allocates nothing.</remarks>
+    public Tensor Rent(params ReadOnlySpan<int> shape)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         int n = Shape.Elements(shape);
         if (free.TryGetValue(n, out var stack) && stack.Count > 0)
         {
             var t = stack.Pop();
-            t.ReshapeInPlace(t.Shape.AsSpan().SequenceEqual(shape) ? t.Shape : (int[])shape.Clone());
+            // Same rank: the dims are written into the tensor's own shape array (nothing allocated); a pooled
+            // tensor's Shape array is therefore valid only while it is rented.
+            var own = t.Shape;
+            if (own.Length == shape.Length) shape.CopyTo(own);
+            t.ReshapeInPlace(own.Length == shape.Length ? own : shape.ToArray());   // also revives it
             Outstanding++;
             return t;
         }
         var buffer = Device.Allocate(n);   // counted only once it exists: a failed rent leaves the pool as it was
-        var tensor = new Tensor(Device, buffer, buffer.View.SubView(0, n), (int[])shape.Clone(), this);
+        var tensor = new Tensor(Device, buffer, buffer.View.SubView(0, n), shape.ToArray(), this);
         all.Add(tensor);
         Outstanding++;
         return tensor;
     }
 
     /// <summary>Rents a tensor of this shape filled with zeros.</summary>
-    public Tensor RentZeros(params int[] shape)
+    public Tensor RentZeros(params ReadOnlySpan<int> shape)
     {
         var t = Rent(shape);
         t.Clear();
