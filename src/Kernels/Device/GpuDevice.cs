@@ -278,7 +278,7 @@ public sealed record DeviceInfo(DeviceKind Kind, string Name, long MemoryBytes, 
         $"{Kind.Name(),-7} {Name}  memory {MemoryBytes / (1024 * 1024)} MiB  max threads/group {MaxThreadsPerGroup}";
 }
 
-/// <summary>Held use of a device from <see cref="GpuDevice.Exclusive"/>; disposing releases it.</summary>
+/// <summary>Held use of a device from <see cref="GpuDevice.Exclusive"/>; disposing releases it. Dispose it on the thread that took it.</summary>
 public sealed class ExclusiveUse : IDisposable
 {
     private object? gate;

@@ -22,6 +22,7 @@ namespace PosteriorGpu.Models.Priors;
 /// Jacobian, c_k = eps_k . v and c̄ = sum_k r_k c_k. In component k's eigenbasis J_k v is the same scaling as eps_k
 /// applied to U_k^T v without the mean shift, and c_k a dot product of two eigenbasis rows.
 /// </para>
+/// Holds device memory (its parameters and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device (GpuDevice.Exclusive).
 /// </summary>
 public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposable
 {

@@ -13,6 +13,7 @@ namespace PosteriorGpu.Models.Priors;
 /// with each item's own a (<see cref="SpectralScale"/>), and eps = U z (GEMM). A diagonal Sigma skips both GEMMs.
 /// eps is affine in x with the symmetric Jacobian sqrt(1 - a) (a Sigma + (1 - a) I)^{-1}, so its
 /// vector-Jacobian product is the same eigenbasis path applied to the cotangent without the mean shift.
+/// Holds device memory (its parameters and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device (GpuDevice.Exclusive).
 /// </summary>
 public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
 {

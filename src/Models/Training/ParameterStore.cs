@@ -41,6 +41,7 @@ public sealed class Parameter
 /// the EMA and the gradient norm are then one launch each over all weights, and each layer sees its
 /// tensors as views. Layers register their tensors with their initial values, then
 /// <see cref="Materialize"/> allocates. Holds device memory: dispose it.
+/// Not thread-safe.
 /// </summary>
 public sealed class ParameterStore : IDisposable
 {

@@ -20,6 +20,7 @@ public enum BlurBoundary
 /// around outside the image. The adjoint is the correlation with the flipped filter under the same
 /// boundary rule, x[a, b] = sum_{u, v} k[u, v] y[a - u + kh/2, b - v + kw/2], which is the exact
 /// transpose for both rules. y has the image's shape.
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class BlurOperator : LinearOperator
 {

@@ -6,6 +6,7 @@ namespace PosteriorGpu.Samplers.Operators;
 /// <summary>
 /// Compressed sensing: y = A vec(x) with an m x d matrix A, d = the elements of one input item
 /// (C H W for images). Forward and adjoint are one GEMM each (x [N, d] A^T and y [N, m] A).
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class CompressedSensingOperator : LinearOperator
 {

@@ -140,6 +140,7 @@ public abstract class ForwardOperator : IForwardOperator, IDisposable
 /// <summary>
 /// A linear operator: adds the adjoint and gives the Gaussian log-likelihood gradient
 /// A^T (y - A x) / sigma^2 as forward, a residual kernel and the adjoint.
+/// Holds device memory: dispose it. Not thread-safe (as ForwardOperator).
 /// </summary>
 public abstract class LinearOperator : ForwardOperator, ILinearOperator
 {

@@ -11,6 +11,7 @@ namespace PosteriorGpu.Samplers.Operators;
 /// [C, H, W, 2] (unsampled frequencies are zero). A is the real-linear map R^{C H W} -> C^{C H W}
 /// viewed as R^{2 C H W}, whose adjoint for the real inner product is A^T y = Re(F^H (M ⊙ y)):
 /// Re &lt;M F x, y&gt; = Re &lt;x, F^H M y&gt; = &lt;x, Re F^H M y&gt; for real x.
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class FourierSubsamplingOperator : LinearOperator
 {

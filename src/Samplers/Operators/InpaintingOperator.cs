@@ -20,6 +20,7 @@ public enum ImageHalf
 /// <summary>
 /// Inpainting: y = mask ⊙ x with a mask of shape [C, H, W] or [H, W] (shared by the channels),
 /// 1 = observed, 0 = missing. The measurement has the image's shape; the operator is self-adjoint.
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class InpaintingOperator : LinearOperator
 {

@@ -13,6 +13,7 @@ namespace PosteriorGpu.Samplers.Operators;
 /// p(y_i | x) = Phi(u_i), u_i = y_i (a_i^T x + tau_i) / sigma, so
 /// grad log p(y | x) = A^T [y_i R(u_i) / sigma] with R = phi / Phi (<see cref="Probit"/>), evaluated
 /// stably for very negative u (no NaN).
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class OneBitOperator : ForwardOperator
 {

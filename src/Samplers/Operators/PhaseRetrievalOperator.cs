@@ -24,6 +24,7 @@ public enum PhaseMaskKind
 /// with B = F Z diag(P), whose gradient in real x is (Wirtinger calculus, e.g. Candès, Li and
 /// Soltanolkotabi 2015; the amplitude flow of Wang, Giannakis and Eldar 2018)
 /// Re B^H (y ⊙ z / |z| - z) / sigma^2 with z = B x, and z / |z| := 0 where z = 0.
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class PhaseRetrievalOperator : ForwardOperator
 {

@@ -9,6 +9,7 @@ namespace PosteriorGpu.Samplers.Operators;
 /// Super-resolution: y = average pooling of x over f x f blocks, [C, H, W] to [C, H/f, W/f]
 /// (f = 2 or 4 in the papers; any f dividing H and W works). The adjoint spreads each value,
 /// divided by f^2, over its block.
+/// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class SuperResolutionOperator : LinearOperator
 {

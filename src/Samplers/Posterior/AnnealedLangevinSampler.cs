@@ -42,6 +42,7 @@ public sealed record AnnealedLangevinOptions
 /// with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k (so y_k is a valid
 /// measurement at level eta_k; each chain has its own z). The prior score is the network's at the
 /// smallest diffusion time. Linear operators only (the likelihood gradient is exact for them).
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule schedule, AnnealedLangevinOptions? options = null)
 {

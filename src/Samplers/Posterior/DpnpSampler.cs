@@ -46,6 +46,7 @@ public sealed record DpnpOptions
 /// denoising diffusion sampler x ~ p(x) N(x^; x, eta_k^2 I) (prior only, the unconditional network), with
 /// eta_k decreasing geometrically. The chain moves about eta per sweep, so it mixes at the large levels and
 /// the small ones remove the bias eta^2 ||A||^2 against sigma_y^2.
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class DpnpSampler(IScoreModel model, NoiseSchedule schedule, DpnpOptions? options = null)
 {

@@ -43,6 +43,7 @@ public sealed record DpsOptions
 /// and J the Jacobian of eps (<see cref="IDifferentiableScoreModel.EpsilonVjp"/>). Works with any forward operator
 /// (through its log-likelihood gradient). A baseline: p(y | x_t) is approximated by p(y | E[x_0 | x_t]), so its samples
 /// are biased even with an exact score.
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class DpsSampler
 {

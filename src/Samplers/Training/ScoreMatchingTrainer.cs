@@ -26,6 +26,7 @@ public readonly record struct TrainingProgress(int Step, int Steps, double Loss,
 /// diffusion_pytorch_model.safetensors, scheduler_config.json), training_state.safetensors (weights,
 /// optimiser moments, EMA and the step, to resume from) and loss.csv. Every random choice is a
 /// function of (seed, step), so a resumed run continues exactly as an uninterrupted one would.
+/// Holds device memory (the model, optimizer state and batches): dispose it. Not thread-safe: one training loop per instance.
 /// </summary>
 public sealed class ScoreMatchingTrainer : IDisposable
 {

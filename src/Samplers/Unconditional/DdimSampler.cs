@@ -7,7 +7,7 @@ using PosteriorGpu.Samplers.Schedules;
 namespace PosteriorGpu.Samplers.Unconditional;
 
 /// <summary>DDIM (Song, Meng, Ermon 2021, eq. 12) as diffusers' DDIMScheduler without clipping:
-/// eta = 0 is the deterministic sampler (first-order in the ODE sense), eta = 1 matches DDPM's variance.</summary>
+/// eta = 0 is the deterministic sampler (first-order in the ODE sense), eta = 1 matches DDPM's variance. Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).</summary>
 public sealed class DdimSampler(IScoreModel model, NoiseSchedule schedule, double eta = 0, SamplerOptions? options = null)
     : DiffusionSampler(model, schedule, options)
 {
@@ -23,7 +23,7 @@ public sealed class DdimSampler(IScoreModel model, NoiseSchedule schedule, doubl
 }
 
 /// <summary>DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) on the chosen timesteps, as
-/// diffusers' DDPMScheduler without clipping; variance "fixed_small" or "fixed_large".</summary>
+/// diffusers' DDPMScheduler without clipping; variance "fixed_small" or "fixed_large". Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).</summary>
 public sealed class DdpmSampler(IScoreModel model, NoiseSchedule schedule, bool fixedLarge = false, SamplerOptions? options = null)
     : DiffusionSampler(model, schedule, options)
 {

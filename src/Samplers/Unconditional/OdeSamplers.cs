@@ -6,7 +6,7 @@ using PosteriorGpu.Samplers.Schedules;
 
 namespace PosteriorGpu.Samplers.Unconditional;
 
-/// <summary>Deterministic multistep samplers keep the previous step's prediction in a pooled buffer.</summary>
+/// <summary>Deterministic multistep samplers keep the previous step's prediction in a pooled buffer. Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).</summary>
 public abstract class MultistepSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options)
     : DiffusionSampler(model, schedule, options)
 {
@@ -53,6 +53,7 @@ public abstract class MultistepSampler(IScoreModel model, NoiseSchedule schedule
 /// The probability-flow ODE sampler, "Scheme 1" of Li, Huang, Efimov, Wei and Chen (ICML 2024) as in
 /// the talk: X_{t-1} = (X_t + (1 - alpha_t) / 2 s_t(X_t)) / sqrt(alpha_t), alpha_t = abar_t / abar_{t-1}.
 /// First order.
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class ProbabilityFlowSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null)
     : MultistepSampler(model, schedule, options)
@@ -74,6 +75,7 @@ public sealed class ProbabilityFlowSampler(IScoreModel model, NoiseSchedule sche
 /// network call per step): X_{t-1} = [X_t + (1 - a_t)/2 s_t + (1 - a_t)^2 / (4 (1 - a_{t+1}))
 /// (s_t - sqrt(a_{t+1}) s_{t+1})] / sqrt(a_t). The first step has no history and is Scheme 1.
 /// Second order: error O(1/T^2) against O(1/T) for the plain ODE sampler.
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class LiAcceleratedSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null)
     : MultistepSampler(model, schedule, options)
@@ -102,6 +104,7 @@ public sealed class LiAcceleratedSampler(IScoreModel model, NoiseSchedule schedu
 /// of the data-prediction ODE in lambda = log(alpha / sigma). With D = (1 + 1/(2r)) x0_s - 1/(2r) x0_prev,
 /// r = h_prev / h: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D. The first step, and a
 /// last step onto sigma = 0, are first order (as diffusers' lower_order_final / final_sigmas_type "zero").
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class DpmSolverPlusPlus2MSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null)
     : MultistepSampler(model, schedule, options)
