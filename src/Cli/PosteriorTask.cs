@@ -37,9 +37,6 @@ public sealed class PosteriorTask : IDisposable
     /// <summary>The task names, as --task takes them.</summary>
     public static readonly IReadOnlyList<string> Names = ["inpaint", "superres", "deblur", "cs", "mri", "phase", "onebit"];
 
-    /// <summary>Random stream of the measurement noise (per input, so a run's y does not depend on batching).</summary>
-    public const uint MeasurementNoiseStream = PosteriorSampler.MeasurementStream;
-
     private PosteriorTask(string name, ForwardOperator op, string description)
     {
         Name = name;
