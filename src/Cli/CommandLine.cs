@@ -30,6 +30,8 @@ public static class CommandLine
                                  [--batch B] [--lr LR] [--seed S] [--resume] [--limit N] [--mnist DIR]
           digits-quality       mean nearest-neighbour distance of MNIST samples to the test set, beside real and noise
                                  images: --samples x.npy [--real 200] [--mnist DIR]
+          inpaint-reference    PSNR on the missing pixels of an inpainting run's posterior mean beside the mean of the k
+                                 MNIST training images nearest on the observed pixels: --run DIR [--k 16] [--mnist DIR]
           mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
                                  [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
           robustness           plain vs annealed Langevin with an exact and a perturbed score (Xun, Gupta, Price, Figure 3):
@@ -63,6 +65,7 @@ public static class CommandLine
                 "convergence" => ConvergenceCommand.Run(new Options("convergence", args.Skip(1), ConvergenceCommand.Known, "verbose"), stdout),
                 "train" => TrainCommand.Run(new Options("train", args.Skip(1), TrainCommand.Known, "verbose", "resume"), stdout, CancelOnCtrlC()),
                 "digits-quality" => DigitsQualityCommand.Run(new Options("digits-quality", args.Skip(1), DigitsQualityCommand.Known, "verbose"), stdout),
+                "inpaint-reference" => InpaintReferenceCommand.Run(new Options("inpaint-reference", args.Skip(1), InpaintReferenceCommand.Known, "verbose"), stdout),
                 "mnist-export" => MnistExportCommand.Run(new Options("mnist-export", args.Skip(1), MnistExportCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };

@@ -27,12 +27,13 @@ public static class MnistExportCommand
         };
         string outPath = o.Required("out", "where to write the images (.npy)");
         var images = MnistImages.Load(MnistFolder.File(file, o.Get("mnist")));
-        int[] indices = ParseIndices(o.Get("indices") ?? "0-15", images.Count);
+        string spec = o.Get("indices") ?? "0-15";
+        int[] indices = ParseIndices(spec, images.Count);
         var data = images.Gather(indices);
         int[] shape = [indices.Length, 1, MnistImages.Size, MnistImages.Size];
         Npy.Write(outPath, data, shape);
         if (o.Get("png") is { } png) PngGrid.Write(png, data, shape);
-        stdout.WriteLine($"wrote {outPath} [{string.Join(", ", shape)}]: {split} images {string.Join(",", indices)} of {images.FileName}");
+        stdout.WriteLine($"wrote {outPath} [{string.Join(", ", shape)}]: {split} images {spec} of {images.FileName}");
         return 0;
     }
 

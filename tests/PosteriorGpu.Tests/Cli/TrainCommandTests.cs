@@ -1,8 +1,8 @@
-using System.Buffers.Binary;
 using NUnit.Framework;
 using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Training;
+using PosteriorGpu.Tests.Data;
 using PosteriorGpu.Tests.Training;
 
 namespace PosteriorGpu.Tests.Cli;
@@ -15,18 +15,7 @@ public class TrainCommandTests
     public void Setup()
     {
         dir = Directory.CreateTempSubdirectory("train-cli-").FullName;
-        // A synthetic MNIST training file: 8 images of 28 x 28 bars.
-        const int n = 8;
-        var bytes = new byte[16 + n * 784];
-        bytes[2] = 0x08;
-        bytes[3] = 3;
-        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(4), n);
-        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(8), 28);
-        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(12), 28);
-        for (int i = 0; i < n; i++)
-            for (int y = 0; y < 28; y++)
-                bytes[16 + i * 784 + y * 28 + 3 * i + 2] = 255;
-        File.WriteAllBytes(Path.Combine(dir, MnistFolder.TrainImages), bytes);
+        SyntheticMnist.WriteBars(dir, 8);   // 8 images of 28 x 28 bars
         (TrainingTests.Tiny with { SampleSize = 32 }).Save(Path.Combine(dir, "config.json"));
     }
 

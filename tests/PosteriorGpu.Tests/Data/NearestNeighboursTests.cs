@@ -19,4 +19,20 @@ public class NearestNeighboursTests
         for (int i = 0; i < expected.Length; i++) Assert.That(got[i], Is.EqualTo(expected[i]).Within(2e-3), $"query {i}");
         Assert.Throws<ArgumentException>(() => NearestNeighbours.Distances(TestDevices.Cpu, q, r, 36));
     }
+
+    [Test]
+    public void Nearest_MatchesReference_AcrossBlocks()
+    {
+        int dim = 21, k = 3;
+        var q = TestData.Random(7 * dim, 3);
+        var r = TestData.Random(40 * dim, 4);
+        Array.Copy(r, 29 * dim, q, 2 * dim, dim);   // query 2 is reference 29: it must come first at distance 0
+        var (expectedIndex, expectedDistance) = NearestNeighbours.NearestReference(q, r, dim, k);
+        var (index, distance) = NearestNeighbours.Nearest(TestDevices.Cpu, q, r, dim, k, block: 16);
+        Assert.That(expectedIndex[2 * k], Is.EqualTo(29));
+        Assert.That(index, Is.EqualTo(expectedIndex));
+        for (int i = 0; i < distance.Length; i++) Assert.That(distance[i], Is.EqualTo(expectedDistance[i]).Within(2e-3), $"entry {i}");
+        Assert.Throws<ArgumentException>(() => NearestNeighbours.Nearest(TestDevices.Cpu, q, r, dim, 41));
+        Assert.Throws<ArgumentException>(() => NearestNeighbours.Nearest(TestDevices.Cpu, q, r, dim, 0));
+    }
 }
