@@ -12,28 +12,9 @@ namespace PosteriorGpu.Models.Data;
 /// </summary>
 public static class NearestNeighbours
 {
-    /// <summary>The specification: a plain double loop.</summary>
-    public static double[] Reference(ReadOnlySpan<float> queries, ReadOnlySpan<float> references, int dim)
-    {
-        int nq = queries.Length / dim, nr = references.Length / dim;
-        var result = new double[nq];
-        for (int i = 0; i < nq; i++)
-        {
-            double best = double.PositiveInfinity;
-            for (int j = 0; j < nr; j++)
-            {
-                double d = 0;
-                for (int k = 0; k < dim; k++)
-                {
-                    double e = queries[i * dim + k] - references[j * dim + k];
-                    d += e * e;
-                }
-                best = Math.Min(best, d);
-            }
-            result[i] = Math.Sqrt(best);
-        }
-        return result;
-    }
+    /// <summary>The specification of <see cref="Distances"/>: the nearest of <see cref="NearestReference"/>.</summary>
+    public static double[] Reference(ReadOnlySpan<float> queries, ReadOnlySpan<float> references, int dim) =>
+        NearestReference(queries, references, dim, 1).SquaredDistance.Select(Math.Sqrt).ToArray();
 
     /// <summary>The specification of <see cref="Nearest"/>: a plain double loop and a stable sort (ties keep the
     /// lower reference index first).</summary>
