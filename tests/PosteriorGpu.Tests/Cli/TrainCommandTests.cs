@@ -1,5 +1,4 @@
 using NUnit.Framework;
-using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Training;
 using PosteriorGpu.Tests.Data;

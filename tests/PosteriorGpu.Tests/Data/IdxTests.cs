@@ -18,13 +18,8 @@ public class IdxTests
     /// <summary>Writes an IDX file by the format's definition: 0, 0, type, rank, big-endian u32 dims, data.</summary>
     private string Write(string name, byte type, uint[] dims, byte[] data)
     {
-        var bytes = new byte[4 + 4 * dims.Length + data.Length];
-        bytes[2] = type;
-        bytes[3] = (byte)dims.Length;
-        for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(4 + 4 * i), dims[i]);
-        data.CopyTo(bytes, 4 + 4 * dims.Length);
         string path = Path.Combine(dir, name);
-        File.WriteAllBytes(path, bytes);
+        File.WriteAllBytes(path, SyntheticMnist.IdxFile(type, dims, data));
         return path;
     }
 

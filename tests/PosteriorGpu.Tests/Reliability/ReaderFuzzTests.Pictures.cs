@@ -3,6 +3,7 @@ using NUnit.Framework;
 using PosteriorGpu.Cli;
 using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.IO;
+using PosteriorGpu.Tests.Data;
 using SkiaSharp;
 
 namespace PosteriorGpu.Tests.Reliability;
@@ -21,17 +22,6 @@ public partial class ReaderFuzzTests
 
     // ---- MNIST IDX ----
 
-    /// <summary>An IDX file by the format's definition: 0, 0, type, rank, big-endian u32 dimensions, data.</summary>
-    public static byte[] IdxFile(byte type, uint[] dims, byte[] data)
-    {
-        var bytes = new byte[4 + 4 * dims.Length + data.Length];
-        bytes[2] = type;
-        bytes[3] = (byte)dims.Length;
-        for (int i = 0; i < dims.Length; i++) BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(4 + 4 * i), dims[i]);
-        data.CopyTo(bytes, 4 + 4 * dims.Length);
-        return bytes;
-    }
-
     /// <summary>MnistImages.Load (a rank byte of 1: LoadLabels) on images and labels files; every image is
     /// padded and scaled, and what loads must hold exactly the data the header promises.</summary>
     private static FuzzTarget MnistIdxTarget()
@@ -40,11 +30,11 @@ public partial class ReaderFuzzTests
         byte[] Data(int n) { var b = new byte[n]; rng.NextBytes(b); return b; }
         var seeds = new List<byte[]>
         {
-            IdxFile(0x08, [3, 7, 6], Data(3 * 7 * 6)),
-            IdxFile(0x08, [2, 28, 28], Data(2 * 28 * 28)),
-            IdxFile(0x08, [1, 32, 1], Data(32)),
-            IdxFile(0x08, [10], [.. Enumerable.Range(0, 10).Select(i => (byte)i)]),
-            IdxFile(0x08, [0], []),
+            SyntheticMnist.IdxFile(0x08, [3, 7, 6], Data(3 * 7 * 6)),
+            SyntheticMnist.IdxFile(0x08, [2, 28, 28], Data(2 * 28 * 28)),
+            SyntheticMnist.IdxFile(0x08, [1, 32, 1], Data(32)),
+            SyntheticMnist.IdxFile(0x08, [10], [.. Enumerable.Range(0, 10).Select(i => (byte)i)]),
+            SyntheticMnist.IdxFile(0x08, [0], []),
         };
         var image = new float[MnistImages.ImageLength];   // reused: the read's allocations are the reader's own
         var format = new FuzzFormat
