@@ -11,10 +11,10 @@ public static class CommandLine
         commands:
           posterior            posterior samples for an inverse problem on images (default: inpainting MNIST test digits
                                with the shipped model), writing grid.png and metrics.json:
-                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler annealed-langevin|dpnp|dps]
+                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler dps|annealed-langevin|dpnp]
                                  [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
                                  [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
-                                 [--mask box|half|random] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
+                                 [--mask random|box|half] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
                                  [--step-scale 0.5] [--prior-timestep 50] [--eta-max 1] (annealed Langevin) [--out out/posterior]
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:

@@ -11,7 +11,7 @@ public sealed record TaskSettings
 {
     /// <summary>Inpainting mask: box (a centred H/2 x W/2 box is missing), half (the bottom half is
     /// missing), random (each pixel observed with probability <see cref="Ratio"/>, default 0.25).</summary>
-    public string Mask { get; init; } = "box";
+    public string Mask { get; init; } = "random";
 
     /// <summary>Super-resolution factor (average pooling over factor x factor blocks).</summary>
     public int Factor { get; init; } = 4;

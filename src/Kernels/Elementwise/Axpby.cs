@@ -5,14 +5,15 @@ using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Kernels.Elementwise;
 
-/// <summary>y = a * x + b * y, elementwise (BLAS axpby).</summary>
+/// <summary>y = a * x + b * y, elementwise (BLAS axpby). As in BLAS, b = 0 does not read y, so y may start
+/// uninitialised (a rented buffer holding NaN) when it is only a destination.</summary>
 public static class Axpby
 {
     /// <summary>The specification: a plain loop.</summary>
     public static void Reference(float a, ReadOnlySpan<float> x, float b, Span<float> y)
     {
         if (x.Length != y.Length) throw new ArgumentException("x and y differ in length");
-        for (int i = 0; i < y.Length; i++) y[i] = a * x[i] + b * y[i];
+        for (int i = 0; i < y.Length; i++) y[i] = b == 0 ? a * x[i] : a * x[i] + b * y[i];
     }
 
     internal static void Kernel(Index1D tid, ElementRange r, float a, ArrayView<float> x, float b, ArrayView<float> y)
@@ -21,7 +22,7 @@ public static class Axpby
         {
             int i = r.Index(tid, k);
             if (i >= r.Total) return;
-            y[i] = a * x[i] + b * y[i];
+            y[i] = b == 0 ? a * x[i] : a * x[i] + b * y[i];   // 0 * NaN would be NaN
         }
     }
 

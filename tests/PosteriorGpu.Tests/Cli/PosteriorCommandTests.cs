@@ -86,9 +86,10 @@ public class PosteriorCommandTests
         Assert.That(run.GetProperty("time_per_sample_seconds").GetDouble(), Is.GreaterThan(0));
         var per = root.GetProperty("per_input");
         Assert.That(per.GetArrayLength(), Is.EqualTo(2));
-        // The metrics are those of the written arrays: recompute PSNR of the mean on the missing box.
-        var missing = new float[1024];
-        for (int i = 8; i < 24; i++) for (int j = 8; j < 24; j++) missing[i * 32 + j] = 1;
+        // The metrics are those of the written arrays: recompute PSNR of the mean on the missing pixels (the default
+        // mask: each pixel observed with probability 0.25, operator seed 0).
+        using var op = PosteriorGpu.Samplers.Operators.InpaintingOperator.RandomPixels(TestDevices.Cpu, 1, 32, 32, 0.25, 0);
+        var missing = op.Mask.Select(v => 1 - v).ToArray();
         double expected = PosteriorGpu.Samplers.Diagnostics.ImageMetrics.Psnr(mean.AsSpan(1024, 1024), digits.AsSpan(1024, 1024), missing);
         Assert.That(per[1].GetProperty("psnr_missing_mean").GetDouble(), Is.EqualTo(expected).Within(1e-4));
         foreach (string key in new[] { "psnr_mean", "ssim_mean", "psnr_samples", "ssim_samples", "residual_over_sigma_samples",
@@ -205,8 +206,8 @@ public class PosteriorCommandTests
         AssertOneLineError(Run("--task", "colorize", "--model", model), 2, "colorize", "inpaint");
         AssertOneLineError(Run("--sampler", "heun", "--model", model), 2, "heun", "annealed-langevin");
         AssertOneLineError(Run(["--sampler", "dpnp", "--model", model, "--out", Out("x"), .. Quick]), 2, "dpnp", "at least 2");
-        AssertOneLineError(Run(["--task", "phase", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps");
-        AssertOneLineError(Run(["--task", "onebit", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear");
+        AssertOneLineError(Run(["--task", "phase", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps");
+        AssertOneLineError(Run(["--task", "onebit", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear");
         AssertOneLineError(Run("--model", Out("no-such-model"), "--device", "cpu"), 1, "no-such-model", "--model");
         AssertOneLineError(Run("--model", model, "--stpes", "3"), 2, "--stpes");
         AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples");

@@ -73,7 +73,7 @@ public class PosteriorTaskTests
     [Test]
     public void TrivialFill_PutsTheMeanOfTheObservedPixelsIntoTheBox()
     {
-        using var task = PosteriorTask.Create("inpaint", TestDevices.Cpu, 1, 8, 8, new TaskSettings());
+        using var task = PosteriorTask.Create("inpaint", TestDevices.Cpu, 1, 8, 8, new TaskSettings { Mask = "box" });
         var missing = task.MissingMask!;
         Assert.That(missing.Sum(), Is.EqualTo(16f), "centred 4 x 4 box");
         var x = Enumerable.Range(0, 64).Select(i => i / 64f).ToArray();

@@ -29,6 +29,20 @@ public class ElementwiseTests
         TestData.AssertClose(ty.ToHost(), y, 1e-6, "axpby");
     }
 
+    [Test]
+    public void Axpby_WithZeroBeta_DoesNotReadY()
+    {
+        // A rented buffer may hold NaN; y = a x must not become 0 * NaN = NaN.
+        var x = new float[] { 1, -2, 3 };
+        var y = new float[] { float.NaN, float.PositiveInfinity, 5 };
+        using var tx = Tensor.FromHost(TestDevices.Cpu, x, [1, 1, 1, 3]);
+        using var ty = Tensor.FromHost(TestDevices.Cpu, y, [1, 1, 1, 3]);
+        Axpby.Run(2f, tx, 0f, ty);
+        Axpby.Reference(2f, x, 0f, y);
+        Assert.That(ty.ToHost(), Is.EqualTo(new float[] { 2, -4, 6 }));
+        Assert.That(y, Is.EqualTo(new float[] { 2, -4, 6 }));
+    }
+
     [TestCaseSource(nameof(Cases))]
     public void LangevinStep_MatchesReference(int[] shape)
     {
