@@ -15,7 +15,8 @@ public static class CommandLine
                                  [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
                                  [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
                                  [--mask random|box|half] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
-                                 [--step-scale 0.5] [--prior-timestep 50] [--eta-max 1] (annealed Langevin) [--out out/posterior]
+                                 [--step-scale S] (DPS zeta: 3, cs and onebit 1; annealed Langevin 0.5) [--prior-timestep 50] [--eta-max 1]
+                                 (annealed Langevin) [--out out/posterior]
           devices              list the accelerators ILGPU finds, in the order they are chosen
           eps                  run a diffusers UNet2DModel checkpoint on saved inputs:
                                  --model DIR --x x.npy --t t.npy --out eps.npy

@@ -78,6 +78,10 @@ public class PosteriorCommandTests
         var root = json.RootElement;
         Assert.That(root.GetProperty("options").GetProperty("seed").GetUInt64(), Is.EqualTo(5));
         Assert.That(root.GetProperty("options").GetProperty("task").GetString(), Is.EqualTo("inpaint"));
+        // The defaults: DPS with the task's zeta (3 for inpainting; cs and one-bit keep the paper's 1).
+        Assert.That(root.GetProperty("options").GetProperty("sampler").GetString(), Is.EqualTo("dps"));
+        Assert.That(root.GetProperty("options").GetProperty("step_scale").GetDouble(), Is.EqualTo(PosteriorTask.DpsZeta("inpaint")));
+        Assert.That((PosteriorTask.DpsZeta("inpaint"), PosteriorTask.DpsZeta("cs"), PosteriorTask.DpsZeta("onebit")), Is.EqualTo((3.0, 1.0, 1.0)));
         var run = root.GetProperty("run");
         Assert.That(run.GetProperty("inputs_completed").GetInt32(), Is.EqualTo(2));
         Assert.That(run.GetProperty("interrupted").GetBoolean(), Is.False);
