@@ -33,7 +33,7 @@ public static class PosteriorCommand
     public const int InterruptedExitCode = 130;
 
     /// <summary>Default inputs and samples per input. With the default sampler (DPS, 24 reverse-diffusion steps, each a
-    /// forward and a backward pass through the network) the 16 samples take about 90 s with the shipped model on a 2-core CPU,
+    /// forward and a backward pass through the network) the 16 samples take 80 to 95 s with the shipped model on a 2-core CPU,
     /// which keeps the README's main command under 3 minutes on a fresh machine with the build.</summary>
     public const int DefaultCount = 4, DefaultSamples = 4;
 
