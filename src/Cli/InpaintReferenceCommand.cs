@@ -30,7 +30,7 @@ public static class InpaintReferenceCommand
         if (task != "inpaint") throw new UsageException($"{run} is a '{task}' run; inpaint-reference compares inpainting runs only");
         var settings = new TaskSettings
         {
-            Mask = options.GetProperty("mask").GetString() ?? "box",
+            Mask = options.GetProperty("mask").GetString() ?? TaskSettings.DefaultMask,
             Ratio = options.GetProperty("ratio").ValueKind == JsonValueKind.Number ? options.GetProperty("ratio").GetDouble() : null,
             OperatorSeed = options.GetProperty("operator_seed").GetUInt64(),
         };

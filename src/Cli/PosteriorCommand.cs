@@ -44,10 +44,6 @@ public static class PosteriorCommand
     /// </summary>
     public const string DefaultSampler = "dps";
 
-    /// <summary>The default inpainting mask: each pixel observed with probability 0.25 (--mask random). The centred
-    /// 16 x 16 box (--mask box) hides nearly all of a digit and leaves a posterior too wide for a 4-sample mean to show much.</summary>
-    public const string DefaultMask = "random";
-
     /// <summary>Runs the command from the console: Ctrl-C cancels the run.</summary>
     public static int Run(Options o, TextWriter stdout, TextWriter stderr)
     {
@@ -100,7 +96,7 @@ public static class PosteriorCommand
         string outDir = o.Get("out") ?? Path.Combine("out", "posterior");
         var settings = new TaskSettings
         {
-            Mask = o.Get("mask") ?? DefaultMask,
+            Mask = o.Get("mask") ?? TaskSettings.DefaultMask,
             Factor = o.Int("factor", 4),
             BlurSigma = o.Double("blur-sigma", 2.0),
             Ratio = o.Get("ratio") is null ? null : o.Double("ratio", 0),

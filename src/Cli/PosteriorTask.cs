@@ -11,7 +11,11 @@ public sealed record TaskSettings
 {
     /// <summary>Inpainting mask: box (a centred H/2 x W/2 box is missing), half (the bottom half is
     /// missing), random (each pixel observed with probability <see cref="Ratio"/>, default 0.25).</summary>
-    public string Mask { get; init; } = "random";
+    public string Mask { get; init; } = DefaultMask;
+
+    /// <summary>The default inpainting mask: each pixel observed with probability 0.25. The centred box hides nearly all
+    /// of a 32 x 32 digit and leaves a posterior too wide for a 4-sample mean to show much (docs/posterior-images.md).</summary>
+    public const string DefaultMask = "random";
 
     /// <summary>Super-resolution factor (average pooling over factor x factor blocks).</summary>
     public int Factor { get; init; } = 4;
