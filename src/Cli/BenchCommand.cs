@@ -1,5 +1,5 @@
 using PosteriorGpu.Samplers.Unconditional;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using System.Diagnostics;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;

@@ -4,7 +4,7 @@ using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Cli;

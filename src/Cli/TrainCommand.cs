@@ -3,7 +3,7 @@ using System.Globalization;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Training;
+using PosteriorGpu.Models.Training;
 
 namespace PosteriorGpu.Cli;
 

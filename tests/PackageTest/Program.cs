@@ -5,7 +5,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 if (args.Length != 1)

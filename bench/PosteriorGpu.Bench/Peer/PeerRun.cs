@@ -10,7 +10,7 @@ using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Bench.Peer;

@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Bench.Samplers;
 

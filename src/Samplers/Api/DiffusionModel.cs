@@ -3,7 +3,7 @@ using PosteriorGpu.Models;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu;
 

@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Samplers.Diagnostics;
 

@@ -5,7 +5,7 @@ using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Samplers.Diagnostics;

@@ -4,7 +4,7 @@ using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Samplers.Operators;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Samplers.Posterior;

@@ -1,4 +1,4 @@
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Samplers.Posterior;
 

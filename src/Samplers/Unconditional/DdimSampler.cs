@@ -2,7 +2,7 @@ using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Samplers.Unconditional;
 

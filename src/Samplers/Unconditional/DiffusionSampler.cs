@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Samplers.Unconditional;
 

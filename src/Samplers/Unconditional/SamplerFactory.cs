@@ -1,5 +1,5 @@
 using PosteriorGpu.Models;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Samplers.Unconditional;
 

@@ -1,6 +1,6 @@
 using NUnit.Framework;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Training;
+using PosteriorGpu.Models.Training;
 using PosteriorGpu.Tests.Data;
 using PosteriorGpu.Tests.Training;
 

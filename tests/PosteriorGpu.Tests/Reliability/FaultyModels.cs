@@ -2,7 +2,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Tests.Reliability;
 

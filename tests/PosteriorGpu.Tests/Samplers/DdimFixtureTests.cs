@@ -2,7 +2,7 @@ using NUnit.Framework;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Tests.Samplers;

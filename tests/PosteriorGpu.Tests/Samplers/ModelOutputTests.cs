@@ -1,5 +1,5 @@
 using NUnit.Framework;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Tests.Samplers;
 

@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Tests.Samplers;

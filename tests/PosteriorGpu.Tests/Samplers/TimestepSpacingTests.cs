@@ -1,6 +1,6 @@
 using System.Text.Json;
 using NUnit.Framework;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Tests.Samplers;
 

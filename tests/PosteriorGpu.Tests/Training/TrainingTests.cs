@@ -4,7 +4,7 @@ using PosteriorGpu.Kernels.Optim;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Training;
+using PosteriorGpu.Models.Training;
 
 namespace PosteriorGpu.Tests.Training;
 

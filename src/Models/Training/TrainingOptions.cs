@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Training;
+namespace PosteriorGpu.Models.Training;
 
 /// <summary>Options of denoising score-matching training; the defaults train a small MNIST U-Net.</summary>
 public sealed record TrainingOptions

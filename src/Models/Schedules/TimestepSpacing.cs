@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>diffusers' inference-timestep spacings ("leading", "trailing", "linspace"), as NumPy computes them.</summary>
 /// <remarks>

@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>Converts a model output (epsilon, v or x0) into the (eps, x0) pair every sampler works with.</summary>
 /// <remarks>

@@ -10,9 +10,9 @@ using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
-using PosteriorGpu.Samplers.Schedules;
+using PosteriorGpu.Models.Schedules;
 
-namespace PosteriorGpu.Samplers.Training;
+namespace PosteriorGpu.Models.Training;
 
 /// <summary>Where a training run is: the step just finished, the loss averaged since the last report,
 /// the gradient norm before clipping, and the wall time so far.</summary>

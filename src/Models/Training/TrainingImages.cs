@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Training;
+namespace PosteriorGpu.Models.Training;
 
 /// <summary>A training set held on the host: <see cref="Count"/> images [C, H, W], scaled to [-1, 1], back to back.</summary>
 public sealed class TrainingImages

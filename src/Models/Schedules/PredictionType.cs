@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>What a diffusion model's output means (diffusers' prediction_type).</summary>
 public enum PredictionType

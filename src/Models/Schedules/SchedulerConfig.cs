@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>The fields of a diffusers scheduler_config.json (DDIM/DDPM/DPM-Solver family), with diffusers' defaults.</summary>
 /// <remarks>

@@ -1,4 +1,4 @@
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>Bit-exact emulations of the few PyTorch float32 CPU operations diffusers uses to build a schedule.</summary>
 /// <remarks>

@@ -1,6 +1,6 @@
 using static System.FormattableString;
 
-namespace PosteriorGpu.Samplers.Schedules;
+namespace PosteriorGpu.Models.Schedules;
 
 /// <summary>A discrete variance-preserving noise schedule: betas, alphas and alphas_cumprod over T training timesteps.</summary>
 /// <remarks>
