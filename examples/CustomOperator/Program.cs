@@ -4,6 +4,7 @@ using PosteriorGpu;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
 
 string repo = args.Length > 0 ? args[0] : ".";
 using var device = GpuDevice.Open();
@@ -14,7 +15,8 @@ using var projections = new RowAndColumnSums(device, 32, 32);
 OperatorChecks.CheckAdjoint(projections, device);   // throws if AdjointItem is not the adjoint of ForwardItem
 Console.WriteLine($"adjoint test passed: gap {OperatorChecks.AdjointGap(projections, device):E1}");
 
-var sampler = new PosteriorSampler(model, projections, sigmaY: 0.1f);
+// The 32 x 32 image preset (24 network calls a sample); the defaults (about a thousand) are sized for exactness.
+var sampler = new PosteriorSampler(model, projections, 0.1f, AnnealedLangevinOptions.Image32);
 float[] y = sampler.Measure(digit, seed: 2);
 float[][] samples = sampler.Sample(y, count: 4, seed: 2);
 double error = Math.Sqrt(Enumerable.Range(0, digit.Length).Average(i => Math.Pow(samples.Average(s => s[i]) - digit[i], 2)));

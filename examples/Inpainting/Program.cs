@@ -3,6 +3,7 @@ using PosteriorGpu;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
 
 string repo = args.Length > 0 ? args[0] : ".";
 using var device = GpuDevice.Open();   // CUDA, else OpenCL, else the CPU (POSTERIORGPU_DEVICE=cpu|cuda|opencl picks one)
@@ -13,7 +14,7 @@ var mask = new float[32 * 32];         // 1 = observed, 0 = missing: a 16 x 16 h
 for (int i = 0; i < mask.Length; i++) mask[i] = i / 32 is >= 8 and < 24 && i % 32 is >= 8 and < 24 ? 0 : 1;
 using var inpainting = new InpaintingOperator(device, 1, 32, 32, mask);
 
-var sampler = new PosteriorSampler(model, inpainting, sigmaY: 0.05f);   // annealed Langevin, 24 network calls a sample
+var sampler = new PosteriorSampler(model, inpainting, 0.05f, AnnealedLangevinOptions.Image32);   // annealed Langevin, 24 network calls a sample
 float[] y = sampler.Measure(digit, seed: 1);                             // y = mask * digit + 0.05 z
 float[][] samples = sampler.Sample(y, count: 4, seed: 1);               // 4 draws of p(x | y), [1, 32, 32] each
 

@@ -76,22 +76,20 @@ public static class PosteriorCommand
         string samplerName = o.Get("sampler") ?? DefaultSampler;
         if (!PosteriorTask.Names.Contains(taskName))
             throw new UsageException($"unknown task '{taskName}'; --task takes {string.Join(", ", PosteriorTask.Names)}");
-        var method = PosteriorSamplers.Method(samplerName);
+        PosteriorSamplers.Require(samplerName);
         int count = o.Int("count", DefaultCount);
         int samples = o.Int("samples", DefaultSamples);
         double sigmaY = o.Double("sigma-y", 0.05);
-        var defaults = new PosteriorOptions();
-        var budget = defaults with
-        {
-            Method = method,
-            Steps = o.Int("steps", defaults.Steps),
-            Levels = o.Int("levels", defaults.Levels),
-            PriorSteps = o.Int("prior-steps", defaults.PriorSteps),
-            StepScale = o.Get("step-scale") is { } ? o.Double("step-scale", 0)
-                : method == PosteriorMethod.Dps ? PosteriorTask.DpsZeta(taskName) : null,
-            PriorTimestep = o.Get("prior-timestep") is null ? null : o.Int("prior-timestep", 0),
-            EtaMax = o.Get("eta-max") is null ? null : o.Double("eta-max", 0),
-        };
+        var defaults = new PosteriorBudget();
+        var budget = new PosteriorBudget(
+            Steps: o.Int("steps", defaults.Steps),
+            Levels: o.Int("levels", defaults.Levels),
+            PriorSteps: o.Int("prior-steps", defaults.PriorSteps),
+            StepScale: o.Get("step-scale") is { } ? o.Double("step-scale", 0)
+                : samplerName == "dps" ? PosteriorTask.DpsZeta(taskName) : null,
+            PriorTimestep: o.Get("prior-timestep") is null ? null : o.Int("prior-timestep", 0),
+            EtaMax: o.Get("eta-max") is null ? null : o.Double("eta-max", 0));
+        PosteriorSamplers.Options(samplerName, budget);   // flag errors before any loading
         ulong seed = (ulong)o.Int("seed", 0);
         string outDir = o.Get("out") ?? Path.Combine("out", "posterior");
         var settings = new TaskSettings
@@ -114,7 +112,7 @@ public static class PosteriorCommand
 
         using var dev = GpuDevice.Open(deviceKind);
         // DPS differentiates through the network: it needs the U-Net with a backward pass.
-        using var model = DiffusionModel.Load(dev, modelDir, withGradients: method == PosteriorMethod.Dps);
+        using var model = DiffusionModel.Load(dev, modelDir, withGradients: PosteriorSamplers.NeedsGradients(samplerName));
         int c = model.Channels, h = model.Height, w = model.Width;
 
         var (allImages, available, inputSource) = PosteriorInputs.Load(o.Get("input"), c, h, w, o.Flag("invert"));
@@ -123,7 +121,7 @@ public static class PosteriorCommand
         var truth = allImages.AsSpan(0, count * d).ToArray();
 
         using var task = PosteriorTask.Create(taskName, dev, c, h, w, settings);
-        var sampler = PosteriorSamplers.Create(model, task.Operator, (float)sigmaY, budget);
+        var sampler = PosteriorSamplers.Create(model, task.Operator, (float)sigmaY, samplerName, budget);
         int batchInputs = o.Int("batch", dev.IsCpu ? Math.Max(1, 16 / samples) : Math.Max(1, 256 / samples));
         if (batchInputs < 1) throw new UsageException("--batch (inputs per batch) must be at least 1");
         batchInputs = Math.Min(batchInputs, count);

@@ -1,46 +1,105 @@
 using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
 
 namespace PosteriorGpu.Cli;
 
-/// <summary>The --sampler switch over the library's <see cref="PosteriorSampler"/>: names, and errors in the
-/// command line's own words (flags instead of option properties).</summary>
-public static class PosteriorSamplers
+/// <summary>The command line's budget flags, shared by every --sampler (their defaults give 24 network evaluations a sample).</summary>
+/// <param name="Steps">--steps: network evaluations of the main loop (annealed Langevin: Langevin steps over all levels;
+/// DPnP: the denoising draws' network calls over all sweeps; DPS: reverse-diffusion steps after the first --prior-steps).</param>
+/// <param name="Levels">--levels: annealing levels (annealed Langevin) or Gibbs sweeps (DPnP); --steps is split evenly.</param>
+/// <param name="PriorSteps">--prior-steps: DDIM steps of the prior draw (annealed Langevin, DPnP); DPS runs --steps +
+/// --prior-steps reverse-diffusion steps from noise instead.</param>
+/// <param name="StepScale">--step-scale: annealed Langevin's step scale, DPS's zeta (null: the preset's, or the task's zeta).</param>
+/// <param name="PriorTimestep">--prior-timestep: annealed Langevin's prior-score timestep (null: the preset's).</param>
+/// <param name="EtaMax">--eta-max: annealed Langevin's and DPnP's first level (null: the preset's).</param>
+internal sealed record PosteriorBudget(int Steps = 16, int Levels = 4, int PriorSteps = 8, double? StepScale = null,
+    int? PriorTimestep = null, double? EtaMax = null);
+
+/// <summary>The --sampler switch: maps the command line's budget flags onto each method's own options (its 32 x 32 image
+/// preset), and the methods' option errors back onto the flags, in the command line's own words.</summary>
+internal static class PosteriorSamplers
 {
-    /// <summary>The names --sampler takes, in <see cref="PosteriorMethod"/> order.</summary>
+    /// <summary>The names --sampler takes.</summary>
     public static readonly string[] Names = ["annealed-langevin", "dpnp", "dps"];
 
-    private static readonly Dictionary<string, string> Flags = new()
-    {
-        [nameof(PosteriorOptions.Steps)] = "--steps",
-        [nameof(PosteriorOptions.Levels)] = "--levels",
-        [nameof(PosteriorOptions.PriorSteps)] = "--prior-steps",
-        [nameof(PosteriorOptions.StepScale)] = "--step-scale",
-        [nameof(PosteriorOptions.PriorTimestep)] = "--prior-timestep",
-        [nameof(PosteriorOptions.EtaMax)] = "--eta-max",
-    };
-
-    /// <summary>The method of a --sampler name.</summary>
+    /// <summary>Checks a --sampler name.</summary>
     /// <exception cref="UsageException">Unknown name.</exception>
-    public static PosteriorMethod Method(string name) => Array.IndexOf(Names, name) switch
+    public static string Require(string name) => Names.Contains(name) ? name
+        : throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}");
+
+    /// <summary>True for the samplers that differentiate through the network (the model must be loaded with gradients).</summary>
+    public static bool NeedsGradients(string name) => name == "dps";
+
+    /// <summary>The method's options for the budget: its Image32 preset with the flags applied.</summary>
+    /// <exception cref="UsageException">A flag is out of range for the method (names the flag).</exception>
+    public static PosteriorMethodOptions Options(string name, PosteriorBudget b)
     {
-        < 0 => throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}"),
-        int i => (PosteriorMethod)i,
-    };
+        Require(name);
+        void Check(bool ok, string flag, object value, string rule)
+        {
+            if (!ok) throw new UsageException($"{name}: {flag} = {value}: {rule}");
+        }
+        Check(b.Steps >= 1, "--steps", b.Steps, "must be at least 1");
+        Check(b.PriorSteps >= 1, "--prior-steps", b.PriorSteps, "must be at least 1");
+        Check(b.StepScale is null || (b.StepScale > 0 && double.IsFinite(b.StepScale.Value)), "--step-scale", b.StepScale!, "must be positive and finite");
+        // A flag the method does not read is a mistake worth naming, not a silent no-op.
+        if (b.PriorTimestep is not null && name != "annealed-langevin")
+            throw new UsageException($"--prior-timestep applies to --sampler annealed-langevin only, not {name}");
+        if (b.EtaMax is not null && name == "dps")
+            throw new UsageException("--eta-max applies to --sampler annealed-langevin and dpnp only, not dps");
+        switch (name)
+        {
+            case "annealed-langevin":
+                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
+                Check(b.Steps >= b.Levels, "--steps", b.Steps, $"must be at least --levels ({b.Levels}): each level takes --steps / --levels Langevin steps");
+                var al = AnnealedLangevinOptions.Image32;
+                return al with
+                {
+                    Levels = b.Levels, StepsPerLevel = b.Steps / b.Levels, PriorSteps = b.PriorSteps,
+                    StepScale = b.StepScale ?? al.StepScale, PriorTimestep = b.PriorTimestep ?? al.PriorTimestep, EtaMax = b.EtaMax ?? al.EtaMax,
+                };
+            case "dpnp":
+                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
+                Check(b.Steps / b.Levels >= 2, "--steps", b.Steps,
+                    $"must be at least 2 x --levels = {2 * b.Levels}: each sweep's denoising draw takes --steps / --levels network calls, at least 2");
+                var dp = DpnpOptions.Image32;
+                return dp with
+                {
+                    Iterations = b.Levels, PriorSteps = b.PriorSteps, EtaMax = b.EtaMax ?? dp.EtaMax,
+                    Denoiser = dp.Denoiser with { Steps = b.Steps / b.Levels - 1 },
+                };
+            default:
+                var ds = DpsOptions.Image32;
+                return ds with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? ds.StepSize };
+        }
+    }
 
     /// <summary>Builds the sampler; option errors come back as usage errors that name the flag.</summary>
-    /// <exception cref="UsageException">An option is out of range, or the method needs a linear operator.</exception>
-    public static PosteriorSampler Create(DiffusionModel model, IForwardOperator op, float sigmaY, PosteriorOptions options)
+    /// <exception cref="UsageException">A flag is out of range, or the method needs a linear operator.</exception>
+    public static PosteriorSampler Create(DiffusionModel model, IForwardOperator op, float sigmaY, string name, PosteriorBudget budget)
     {
-        if (options.Method == PosteriorMethod.AnnealedLangevin && !op.IsLinear)
-            throw new UsageException($"sampler {Names[0]} needs a linear forward operator but {op.Name} is nonlinear; use --sampler dps or dpnp");
+        if (name == "annealed-langevin" && !op.IsLinear)
+            throw new UsageException($"sampler {name} needs a linear forward operator but {op.Name} is nonlinear; use --sampler dps or dpnp");
+        var options = Options(name, budget);
         try
         {
             return new PosteriorSampler(model, op, sigmaY, options);
         }
         catch (InvalidOptionException e)
         {
-            string flag = Flags.GetValueOrDefault(e.Option, e.Option);
-            throw new UsageException($"{Names[(int)options.Method]}: " + e.Message.Replace($"PosteriorOptions.{e.Option} =", flag));
+            // The flag that set the option, and its value as given on the command line.
+            (string flag, object? value) = e.Option switch
+            {
+                "Levels" or "Iterations" => ("--levels", budget.Levels),
+                "StepsPerLevel" or "Denoiser.Steps" => ("--steps", budget.Steps),
+                "Steps" => ("--steps + --prior-steps", budget.Steps + budget.PriorSteps),
+                "PriorSteps" => ("--prior-steps", budget.PriorSteps),
+                "StepScale" or "StepSize" => ("--step-scale", e.Value),
+                "PriorTimestep" => ("--prior-timestep", e.Value),
+                "EtaMax" => ("--eta-max", e.Value),
+                _ => ($"{e.Record}.{e.Option}", e.Value),
+            };
+            throw new UsageException($"{name}: {flag} = {value}: {e.Rule}");
         }
     }
 }

@@ -18,7 +18,7 @@ public static class RobustnessCommand
             int.TryParse(s, out int v) && v > 0 ? v : throw new UsageException($"--dims takes positive integers separated by commas, got '{s}'")).ToArray();
         int chains = o.Int("chains", 4096);
         double bound = o.Double("bound", 1000);
-        var options = new AnnealedLangevinOptions { Levels = o.Int("levels", 100), StepsPerLevel = o.Int("steps-per-level", 10) };
+        var options = new AnnealedLangevinOptions { Levels = o.Int("levels", 100), StepsPerLevel = o.Int("steps-per-level", 10), StepScale = 0.1 };
         if (chains < 2 || options.Levels < 1 || options.StepsPerLevel < 1 || !(bound >= 0))
             throw new UsageException("--chains must be at least 2, --levels and --steps-per-level at least 1, --bound at least 0");
         using var dev = GpuDevice.Open(DeviceKinds.Parse(o.Get("device"), "--device"));

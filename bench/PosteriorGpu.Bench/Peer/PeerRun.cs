@@ -236,10 +236,12 @@ public static class PeerRun
         using (var truth = start.SliceBatch(0, 1)) op.Forward(truth, y);
         using var x = Tensor.Empty(device, n, 3, 32, 32);
         var options = new AnnealedLangevinOptions { Levels = s.PosteriorLevels, StepsPerLevel = s.PosteriorStepsPerLevel, StepScale = 0.01 };
-        new AnnealedLangevinSampler(unet, schedule, options with { Levels = 1, StepsPerLevel = 1 }).Sample(x, y, op, 0.1f, 2, warmStart: start);
+        x.CopyFrom(start);
+        new AnnealedLangevinSampler(unet, schedule, options with { Levels = 1, StepsPerLevel = 1 }).Refine(x, y, op, 0.1f, 2);
         device.Synchronize();
         var sw = Stopwatch.StartNew();
-        new AnnealedLangevinSampler(unet, schedule, options).Sample(x, y, op, 0.1f, 2, warmStart: start);
+        x.CopyFrom(start);
+        new AnnealedLangevinSampler(unet, schedule, options).Refine(x, y, op, 0.1f, 2);
         device.Synchronize();
         double seconds = sw.Elapsed.TotalSeconds;
         int steps = s.PosteriorLevels * s.PosteriorStepsPerLevel;

@@ -61,7 +61,8 @@ public class PosteriorStepBench : IThroughput
     [Benchmark(OperationsPerInvoke = StepsPerInvocation)]
     public void Steps()
     {
-        sampler.Sample(x, y, op, 0.1f, 7, warmStart: start);
+        x.CopyFrom(start);
+        sampler.Refine(x, y, op, 0.1f, 7);
         device.Synchronize();
     }
 

@@ -56,14 +56,14 @@ public sealed class DiffusionModel : IDisposable
     public int ImageLength => Channels * Height * Width;
 
     /// <summary>True when the network can differentiate its output (<see cref="IDifferentiableScoreModel"/>), which
-    /// <see cref="PosteriorMethod.Dps"/> needs.</summary>
+    /// DPS (<see cref="Samplers.Posterior.DpsSampler"/>) needs.</summary>
     public bool HasGradients => Network is IDifferentiableScoreModel;
 
     /// <summary>
     /// Loads a diffusers UNet2DModel folder onto <paramref name="device"/>. The schedule comes from
     /// scheduler_config.json when the folder has one, else diffusers' DDPMScheduler defaults (linear betas
     /// 1e-4 to 0.02 over 1000 steps). <paramref name="withGradients"/> loads the network with its backward
-    /// pass (for <see cref="PosteriorMethod.Dps"/>; the same outputs, more memory).
+    /// pass (for DPS (<see cref="Samplers.Posterior.DpsSampler"/>); the same outputs, more memory).
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder or its config.json / weights are missing.</exception>
     /// <exception cref="CheckpointFormatException">A file is malformed, the config has no sample_size, or in_channels

@@ -64,7 +64,7 @@ public static class RobustnessStudy
                 using var x = Tensor.Empty(device, chains, 1, 1, d);
                 var trajectory = new List<double>();
                 var progress = new Recorder(() => trajectory.Add(MeanSquaredRadius(x.ToHost(), d)));
-                new AnnealedLangevinSampler(model, schedule, o).Sample(x, ty, op, SigmaY, (ulong)seed, 0, null, progress);
+                new AnnealedLangevinSampler(model, schedule, o).Sample(x, ty, op, SigmaY, (ulong)seed, 0, progress);
                 var s = x.ToHost();
                 double v = SigmaY * SigmaY / (1 + SigmaY * SigmaY);
                 double err = 0;

@@ -8,9 +8,10 @@ using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Samplers.Posterior;
 
-/// <summary>The annealing schedule of <see cref="AnnealedLangevinSampler"/>, with defaults that work for
-/// data scaled to about unit variance.</summary>
-public sealed record AnnealedLangevinOptions
+/// <summary>The options of <see cref="AnnealedLangevinSampler"/>. The defaults are right on exact posteriors (checked on
+/// Gaussian priors, data scaled to about unit variance); <see cref="Image32"/> is the budget the command line uses for
+/// 32 x 32 image models.</summary>
+public sealed record AnnealedLangevinOptions : PosteriorMethodOptions
 {
     /// <summary>Number of measurement noise levels K (eta_1 > ... > eta_K = sigma_y, geometric).</summary>
     public int Levels { get; init; } = 20;
@@ -22,63 +23,110 @@ public sealed record AnnealedLangevinOptions
     public double EtaMax { get; init; } = 1.0;
 
     /// <summary>Step size h_k = StepScale / (1 + ||A||^2 / eta_k^2): a fraction of the inverse curvature
-    /// of the level's potential for a prior with unit-scale score Lipschitz constant.</summary>
-    public double StepScale { get; init; } = 0.1;
+    /// of the level's potential for a prior with unit-scale score Lipschitz constant. The unadjusted step's stationary
+    /// variance exceeds the target's by about a factor 1 / (1 - StepScale / 2) in the stiffest directions (1.11 at the
+    /// default 0.2), while directions the measurement leaves to the prior move about StepScale times slower than they
+    /// could; 0.2 balances the two on the exact Gaussian checks (0.1: variance 1.05x but a correlated prior's means lag
+    /// by 4.7 standard errors; 0.2: 1.11x and 3.0).</summary>
+    public double StepScale { get; init; } = 0.2;
 
     /// <summary>The diffusion timestep whose score serves as the prior score (the smallest: 0).</summary>
     public int PriorTimestep { get; init; }
 
-    /// <summary>The unconditional sampler that draws the starting prior samples (unless a warm start is given).</summary>
+    /// <summary>The unconditional sampler of the prior draw that starts the chains (<see cref="PriorDraw"/>).</summary>
     public string PriorSampler { get; init; } = "ddpm";
 
     /// <summary>Steps of that sampler.</summary>
     public int PriorSteps { get; init; } = 50;
+
+    /// <summary>The preset for 32 x 32 image models (the command line's): a DDIM-8 prior draw, then 4 levels x 4 steps
+    /// (24 network evaluations a sample) with step scale 0.5 and the prior score at timestep 50 (an image model's score
+    /// at timestep 0 is about 100 eps and too stiff for a few large steps).</summary>
+    public static AnnealedLangevinOptions Image32 { get; } = new()
+    {
+        Levels = 4, StepsPerLevel = 4, StepScale = 0.5, PriorTimestep = 50, PriorSampler = "ddim", PriorSteps = 8,
+    };
+
+    /// <summary>The prior draw these options describe.</summary>
+    public PriorDraw Start => new(PriorSampler, PriorSteps);
+
+    /// <inheritdoc/>
+    public override void Validate(NoiseSchedule schedule)
+    {
+        Require(Levels >= 1, nameof(Levels), Levels, "must be at least 1");
+        Require(StepsPerLevel >= 1, nameof(StepsPerLevel), StepsPerLevel, "must be at least 1");
+        Require(EtaMax > 0 && double.IsFinite(EtaMax), nameof(EtaMax), EtaMax, "must be positive and finite");
+        Require(StepScale > 0 && double.IsFinite(StepScale), nameof(StepScale), StepScale, "must be positive and finite");
+        Require(PriorTimestep >= 0 && PriorTimestep < schedule.NumTrainTimesteps, nameof(PriorTimestep), PriorTimestep,
+            $"must lie in 0..{schedule.NumTrainTimesteps - 1} (the schedule's timesteps)");
+        Start.Validate(GetType().Name, schedule);
+    }
+
+    /// <inheritdoc/>
+    public override IPosteriorSampler CreateSampler(IScoreModel model, NoiseSchedule schedule) => new AnnealedLangevinSampler(model, schedule, this);
 }
 
 /// <summary>
 /// Posterior sampling with a diffusion prior and annealed Langevin dynamics (Xun, Gupta, Price 2025):
-/// from a prior sample (drawn with the diffusion model, or a caller's warm start), run Langevin on
-/// grad log p(x) + A^T (y_k - A x) / eta_k^2 for a decreasing sequence eta_1 > ... > eta_K = sigma_y,
-/// with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k (so y_k is a valid
-/// measurement at level eta_k; each chain has its own z). The prior score is the network's at the
-/// smallest diffusion time. Linear operators only (the likelihood gradient is exact for them).
+/// from a prior sample (drawn with the diffusion model, or a caller's start through <see cref="RefiningPosteriorSampler.Refine"/>),
+/// run Langevin on grad log p(x) + A^T (y_k - A x) / eta_k^2 for a decreasing sequence eta_1 > ... > eta_K = sigma_y
+/// (<see cref="Ladders.Geometric"/>), with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k
+/// (so y_k is a valid measurement at level eta_k; each chain has its own z). The prior score is the network's at the
+/// timestep <see cref="AnnealedLangevinOptions.PriorTimestep"/>. Linear operators only (the likelihood gradient is exact for them).
 /// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
-public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule schedule, AnnealedLangevinOptions? options = null)
+public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
 {
-    /// <summary>Random stream of the Langevin noise.</summary>
-    public const uint LangevinStream = 0x414C4E47;
+    /// <summary>Random stream of the Langevin noise (<see cref="RandomStreams.Langevin"/>).</summary>
+    public const uint LangevinStream = RandomStreams.Langevin;
 
-    /// <summary>Random stream of the nested measurement noise.</summary>
-    public const uint MeasurementStream = 0x414C4D53;
+    /// <summary>Random stream of the nested measurement noise (<see cref="RandomStreams.NestedMeasurements"/>).</summary>
+    public const uint MeasurementStream = RandomStreams.NestedMeasurements;
 
-    /// <summary>The schedule in use.</summary>
-    public AnnealedLangevinOptions Options { get; } = options ?? new AnnealedLangevinOptions();
+    private readonly IScoreModel model;
+    private readonly NoiseSchedule schedule;
 
-    /// <summary>The measurement noise levels eta_1 ... eta_K.</summary>
-    public double[] Levels(double sigmaY)
+    /// <summary>An annealed Langevin sampler; the options are validated here.</summary>
+    /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
+    public AnnealedLangevinSampler(IScoreModel model, NoiseSchedule schedule, AnnealedLangevinOptions? options = null)
+        : base(model, schedule, (options ?? new AnnealedLangevinOptions()).Start)
     {
-        int k = Options.Levels;
-        double top = Math.Max(Options.EtaMax, sigmaY);
-        return Enumerable.Range(0, k).Select(i => k == 1 ? sigmaY : top * Math.Pow(sigmaY / top, (double)i / (k - 1))).ToArray();
+        this.model = model;
+        this.schedule = schedule;
+        Options = options ?? new AnnealedLangevinOptions();
+        Options.Validate(schedule);
     }
 
-    /// <summary>
-    /// Draws x.N posterior samples of p(x | y) into x ([N, C, H, W]). y is one measurement ([1, ...])
-    /// shared by all chains, or one per chain ([N, ...]). <paramref name="warmStart"/> replaces the
-    /// prior draw (the paper's local variant refines any sampler's output this way).
-    /// </summary>
-    /// <exception cref="SamplerDivergedException">A chain stopped being finite; names the Langevin step, the chains
-    /// and the cause, and x holds the last finite state (see <see cref="SamplerDivergedException.LastFiniteStep"/>).</exception>
-    /// <exception cref="ArgumentOutOfRangeException">sigma_y is not positive.</exception>
-    public void Sample(Tensor x, Tensor y, ILinearOperator op, float sigmaY, ulong seed, long firstSample = 0,
-        Tensor? warmStart = null, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <summary>The options in use.</summary>
+    public AnnealedLangevinOptions Options { get; }
+
+    /// <inheritdoc/>
+    public override string Name => "annealed-langevin";
+
+    /// <inheritdoc/>
+    protected override string RefinementDescription =>
+        $"annealed Langevin: {Options.Levels} levels x {Options.StepsPerLevel} Langevin steps (eta from {Options.EtaMax} down to sigma_y, " +
+        $"step scale {Options.StepScale}, prior score at timestep {Options.PriorTimestep})";
+
+    /// <inheritdoc/>
+    public override int RefinementEvaluations => Options.Levels * Options.StepsPerLevel;
+
+    /// <summary>The measurement noise levels eta_1 ... eta_K.</summary>
+    public double[] Levels(double sigmaY) => Ladders.Geometric(Math.Max(Options.EtaMax, sigmaY), sigmaY, Options.Levels);
+
+    /// <inheritdoc/>
+    protected override void RequireOperator(IForwardOperator op)
     {
-        RequireSigmaY(sigmaY);
-        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
-        if (warmStart is not null) x.CopyFrom(warmStart);
-        else PosteriorCommon.DrawPrior(x, model, schedule, Options.PriorSampler, Options.PriorSteps, seed, firstSample, cancellationToken);
-        Anneal(x, y, op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
+        if (op is not ILinearOperator)
+            throw new ArgumentException($"{Name}: needs a linear forward operator but {op.Name} is nonlinear; use DPnP or DPS", nameof(op));
+    }
+
+    /// <inheritdoc/>
+    protected override PosteriorRun RefineCore(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
+        IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
+    {
+        Anneal(x, y, (ILinearOperator)op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
+        return new PosteriorRun(RefinementEvaluations);
     }
 
     /// <summary>
@@ -91,7 +139,7 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
     public void SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
         long firstSample = 0, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        RequireSigmaY(sigmaY);
+        PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
         if (!(sigma > 0 && float.IsFinite(sigma))) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive and finite");
         using var exclusive = x.Device.Exclusive(cancellationToken);
         using var pool = new TensorPool(x.Device);
@@ -156,17 +204,8 @@ public sealed class AnnealedLangevinSampler(IScoreModel model, NoiseSchedule sch
             if (Divergence.NonFinite(norms).Length > 0)
                 throw Diagnose(chains, levelStart, (float)eta[k], h, first, k, levels);
             if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
-            progress?.Report(new SamplerProgress(k + 1, levels));
+            progress?.Report(new SamplerProgress((k + 1) * Options.StepsPerLevel, RefinementEvaluations));
         }
-    }
-
-    /// <summary>Checked before any work: the annealing ends at eta_K = sigma_y and divides by its square.</summary>
-    private static void RequireSigmaY(float sigmaY)
-    {
-        if (!(sigmaY > 0 && float.IsFinite(sigmaY)))
-            throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY,
-                "annealed langevin: sigma_y must be positive and finite (the last noise level is sigma_y and the likelihood divides by its square; " +
-                "for noise-free measurements use a small positive sigma_y)");
     }
 
     /// <summary>The buffers and constants of one annealing run.</summary>

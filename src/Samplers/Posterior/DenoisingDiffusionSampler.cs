@@ -56,8 +56,8 @@ public sealed record DenoisingDiffusionOptions
 /// </summary>
 public sealed class DenoisingDiffusionSampler(IScoreModel model, NoiseSchedule schedule, DenoisingDiffusionOptions? options = null)
 {
-    /// <summary>Random stream of the sampler's noise.</summary>
-    public const uint NoiseStream = 0x44445321;
+    /// <summary>Random stream of the sampler's noise (<see cref="RandomStreams.DenoisingDiffusion"/>).</summary>
+    public const uint NoiseStream = RandomStreams.DenoisingDiffusion;
 
     private readonly float[] timestep = new float[1];
 
@@ -159,7 +159,7 @@ public sealed class DenoisingDiffusionSampler(IScoreModel model, NoiseSchedule s
     {
         int n = Options.Steps;
         double hi = Options.SigmaMax * eta, lo = Options.SigmaMin * eta;
-        return Enumerable.Range(0, n).Select(i => n == 1 ? lo : hi * Math.Pow(lo / hi, (double)i / (n - 1))).ToArray();
+        return Ladders.Geometric(hi, lo, n);
     }
 
     private static double Tau(double eta, double sigma) => eta * sigma / Math.Sqrt(eta * eta + sigma * sigma);

@@ -22,8 +22,10 @@ public enum DpsStepRule
     Likelihood,
 }
 
-/// <summary>The schedule of <see cref="DpsSampler"/>.</summary>
-public sealed record DpsOptions
+/// <summary>The options of <see cref="DpsSampler"/> (Chung et al.'s Algorithm 1 with its step size zeta).
+/// <see cref="Image32"/> is the budget the command line uses for 32 x 32 image models. DPS is the biased baseline:
+/// even with an exact score its samples are not the posterior's (the tests measure by how much).</summary>
+public sealed record DpsOptions : PosteriorMethodOptions
 {
     /// <summary>DDPM steps (leading spacing, as the unconditional DDPM sampler).</summary>
     public int Steps { get; init; } = 100;
@@ -33,6 +35,21 @@ public sealed record DpsOptions
 
     /// <summary>How the measurement gradient is weighed.</summary>
     public DpsStepRule Rule { get; init; } = DpsStepRule.ResidualNorm;
+
+    /// <summary>The preset for 32 x 32 image models (the command line's): 24 reverse-diffusion steps (24 network
+    /// evaluations and 24 vector-Jacobian products a sample), zeta 1 (the command sets zeta per task).</summary>
+    public static DpsOptions Image32 { get; } = new() { Steps = 24 };
+
+    /// <inheritdoc/>
+    public override void Validate(NoiseSchedule schedule)
+    {
+        Require(Steps >= 1 && Steps <= schedule.NumTrainTimesteps, nameof(Steps), Steps, $"must lie in 1..{schedule.NumTrainTimesteps} (the schedule's timesteps)");
+        Require(StepSize >= 0 && double.IsFinite(StepSize), nameof(StepSize), StepSize, "must be at least 0 and finite");
+        Require(Enum.IsDefined(Rule), nameof(Rule), Rule, "must be a DpsStepRule");
+    }
+
+    /// <inheritdoc/>
+    public override IPosteriorSampler CreateSampler(IScoreModel model, NoiseSchedule schedule) => new DpsSampler(model, schedule, this);
 }
 
 /// <summary>
@@ -45,30 +62,39 @@ public sealed record DpsOptions
 /// are biased even with an exact score.
 /// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
-public sealed class DpsSampler
+public sealed class DpsSampler : IPosteriorSampler
 {
     private readonly IDifferentiableScoreModel model;
     private readonly NoiseSchedule schedule;
     private readonly float[] timestep = new float[1];
 
-    /// <summary>A DPS sampler over a differentiable score model.</summary>
+    /// <summary>A DPS sampler over a differentiable score model; the options are validated here.</summary>
     /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>.</exception>
+    /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
     public DpsSampler(IScoreModel model, NoiseSchedule schedule, DpsOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(schedule);
         this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
             $"dps: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
             "DPS differentiates the measurement residual through the network's epsilon", nameof(model));
         this.schedule = schedule;
         Options = options ?? new DpsOptions();
-        if (Options.Steps < 1 || Options.Steps > schedule.NumTrainTimesteps)
-            throw new ArgumentOutOfRangeException(nameof(options), Options.Steps, $"dps: Steps must be in [1, {schedule.NumTrainTimesteps}]");
-        if (!(Options.StepSize >= 0) || double.IsInfinity(Options.StepSize))
-            throw new ArgumentOutOfRangeException(nameof(options), Options.StepSize, "dps: StepSize must be >= 0 and finite");
+        Options.Validate(schedule);
     }
 
-    /// <summary>The schedule in use.</summary>
+    /// <summary>The options in use.</summary>
     public DpsOptions Options { get; }
+
+    /// <inheritdoc/>
+    public string Name => "dps";
+
+    /// <inheritdoc/>
+    public string Description => $"DPS: {Options.Steps} reverse-diffusion steps from noise, step size {Options.StepSize} ({Options.Rule} rule); " +
+                                 "each step differentiates the measurement residual through the network";
+
+    /// <inheritdoc/>
+    public int NetworkEvaluations => Options.Steps;
 
     /// <summary>
     /// Draws x.N posterior samples of p(x | y) into x ([N, C, H, W]); y is one measurement ([1, ...]) or one per chain.
@@ -76,13 +102,10 @@ public sealed class DpsSampler
     /// </summary>
     /// <exception cref="SamplerDivergedException">A chain stopped being finite; names the step.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
-    public void Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample = 0,
+    public PosteriorRun Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample = 0,
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        if (!(sigmaY > 0)) throw new ArgumentOutOfRangeException(nameof(sigmaY), sigmaY, "dps: sigma_y must be positive");
-        Shape.RequireRank("dps", x, "x", 4);
-        if (x.C != model.Channels || (model.Height > 0 && x.H != model.Height) || (model.Width > 0 && x.W != model.Width))
-            throw new ArgumentException($"dps: the model takes [N, {model.Channels}, {model.Height}, {model.Width}] but x has shape {Shape.Format(x.Shape)}");
+        PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
         int n = x.N;
         using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
         using var pool = new TensorPool(x.Device);
@@ -96,7 +119,7 @@ public sealed class DpsSampler
         using var scales = pool.Rent(n);
         var host = new float[n];
         x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(seed, PosteriorCommon.StartStream, 0).ForBatch(firstSample, x.ItemLength));
+        AddNoise.Run(x, 1f, new RandomDraw(seed, RandomStreams.Start, 0).ForBatch(firstSample, x.ItemLength));
 
         int steps = Options.Steps;
         var timesteps = schedule.Timesteps(steps);
@@ -137,10 +160,11 @@ public sealed class DpsSampler
 
             var c = DiffusionStep.Ddpm(a, ap);
             if (i == steps - 1) c = c with { Sigma = 0 };
-            DiffusionStep.Run(x, eps, c, new RandomDraw(seed, DiffusionSampler.NoiseStream, (ulong)i).ForBatch(firstSample, x.ItemLength));
+            DiffusionStep.Run(x, eps, c, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
             Axpby.Run(1f, g, 1f, x);
             PosteriorCommon.CheckFinite(x, norm, host, "dps", i + 1, steps);
             progress?.Report(new SamplerProgress(i + 1, steps));
         }
+        return new PosteriorRun(steps);
     }
 }

@@ -9,22 +9,9 @@ using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Samplers.Posterior;
 
-/// <summary>Steps every posterior sampler shares: the prior draw that starts the chains, one measurement
-/// copied to every chain, the operator norm that sets step sizes, and the finiteness check.</summary>
+/// <summary>Steps every posterior sampler shares: one measurement copied to every chain, the operator norm that sets step sizes, and the finiteness check.</summary>
 internal static class PosteriorCommon
 {
-    /// <summary>Random stream of the starting noise of the prior draw.</summary>
-    public const uint StartStream = 0x78545354;
-
-    /// <summary>x = a prior sample per chain: seeded N(0, I) run through an unconditional sampler.</summary>
-    public static void DrawPrior(Tensor x, IScoreModel model, NoiseSchedule schedule, string sampler, int steps,
-        ulong seed, long firstSample, CancellationToken ct)
-    {
-        x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(seed, StartStream, 0).ForBatch(firstSample, x.ItemLength));
-        SamplerFactory.Create(sampler, model, schedule).Sample(x, steps, seed, firstSample, null, ct);
-    }
-
     /// <summary>A rented [N, ...] copy of y for N chains (y is one measurement [1, ...] or one per chain).</summary>
     /// <exception cref="ArgumentException">y has neither 1 nor N items, or holds NaN or infinity.</exception>
     public static Tensor PerChain(Tensor y, int n, int[] measurementShape, TensorPool pool, string sampler, string what = "the measurement y")
@@ -61,7 +48,7 @@ internal static class PosteriorCommon
         using var v = pool.Rent(new[] { 1 }.Concat(op.InputShape).ToArray());
         using var av = pool.Rent(new[] { 1 }.Concat(op.MeasurementShape).ToArray());
         using var norm = pool.Rent(1);
-        var draw = new RandomDraw(1, 0x504F5745, 0);
+        var draw = new RandomDraw(1, RandomStreams.PowerIteration, 0);
         var start = new float[v.Length];
         for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
         v.CopyFrom(start);

@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
@@ -73,7 +74,7 @@ public class AllocationTests
         var progress = new LastStep();
         AssertSteadyState(dev, "annealed Langevin (U-Net, inpainting)", steps =>
         {
-            var sampler = new PosteriorSampler(model, op, 0.1f, new PosteriorOptions { Steps = steps, Levels = 1, PriorSteps = 1 });
+            var sampler = new PosteriorSampler(model, op, 0.1f, new AnnealedLangevinOptions { Levels = 1, StepsPerLevel = steps, PriorSteps = 1 });
             return () => sampler.Sample(y, x, seed: 1, progress: progress);
         });
     }
@@ -103,7 +104,7 @@ public class AllocationTests
         using var x = Tensor.Empty(dev, 1, 1, 32, 32);
         AssertSteadyState(dev, "DPnP, 50 sweeps (U-Net, inpainting)", steps =>
         {
-            var sampler = new PosteriorSampler(model, op, 0.1f, new PosteriorOptions { Method = PosteriorMethod.Dpnp, Steps = steps, Levels = steps / 2, PriorSteps = 1 });
+            var sampler = new PosteriorSampler(model, op, 0.1f, new DpnpOptions { Iterations = steps / 2, Denoiser = new DenoisingDiffusionOptions { Steps = 1 }, PriorSteps = 1 });
             return () => sampler.Sample(y, x, seed: 1);
         });
     }
@@ -119,7 +120,7 @@ public class AllocationTests
         // A DPS step is a forward and a backward pass (4 times the launches): measured over 25 steps, scaled to 100.
         AssertSteadyState(dev, "DPS (U-Net forward and backward, inpainting)", steps =>
         {
-            var sampler = new PosteriorSampler(model, op, 0.1f, new PosteriorOptions { Method = PosteriorMethod.Dps, Steps = steps, Levels = 1, PriorSteps = 1 });
+            var sampler = new PosteriorSampler(model, op, 0.1f, new DpsOptions { Steps = steps + 1 });
             return () => sampler.Sample(y, x, seed: 1);
         }, extra: 25);
     }

@@ -3,6 +3,7 @@ using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Samplers.Unconditional;
 using PosteriorGpu.Tests.Posterior;
 
@@ -15,7 +16,7 @@ public class PosteriorSamplerTests
     private const int Side = GaussianInverseProblem.Side, D = GaussianInverseProblem.D;
 
     // The analytic prior is exact at every timestep: prior score at t = 0, a schedule like the Gaussian tests'.
-    private static readonly PosteriorOptions Exactish = new() { Steps = 300, Levels = 12, PriorSteps = 25, StepScale = 0.3, PriorTimestep = 0 };
+    private static readonly AnnealedLangevinOptions Exactish = new() { Levels = 12, StepsPerLevel = 25, PriorSteps = 25, StepScale = 0.3, PriorTimestep = 0 };
 
     private static float[] Host(Tensor t) => t.ToHost();
 
@@ -37,16 +38,16 @@ public class PosteriorSamplerTests
         Assert.That(w2, Is.LessThan(tolerance));
     }
 
-    [TestCase(PosteriorMethod.Dpnp)]
-    [TestCase(PosteriorMethod.Dps)]
-    public void OtherMethods_MoveFromThePriorToThePosterior(PosteriorMethod method)
+    [TestCase("dpnp")]
+    [TestCase("dps")]
+    public void OtherMethods_MoveFromThePriorToThePosterior(string method)
     {
         var dev = TestDevices.Cpu;
         using var problem = new GaussianInverseProblem(dev);
         using var model = new DiffusionModel(problem.Prior, problem.Schedule);
-        var options = method == PosteriorMethod.Dpnp
-            ? new PosteriorOptions { Method = method, Steps = 80, Levels = 20, PriorSteps = 10 }
-            : new PosteriorOptions { Method = method, Steps = 90, PriorSteps = 10, StepScale = 0.3 };
+        PosteriorMethodOptions options = method == "dpnp"
+            ? new DpnpOptions { Iterations = 20, Denoiser = new DenoisingDiffusionOptions { Steps = 3 }, PriorSteps = 10 }
+            : new DpsOptions { Steps = 100, StepSize = 0.3 };
         var sampler = new PosteriorSampler(model, problem.Operator, GaussianInverseProblem.SigmaY, options);
         using var x = Tensor.Empty(dev, 1024, 1, Side, Side);
         sampler.Sample(problem.Y, x, seed: 4);
@@ -84,9 +85,9 @@ public class PosteriorSamplerTests
         var dev = TestDevices.Cpu;
         using var problem = new GaussianInverseProblem(dev);
         using var model = new DiffusionModel(problem.Prior, problem.Schedule);
-        foreach (var method in Enum.GetValues<PosteriorMethod>())
+        foreach (PosteriorMethodOptions method in new PosteriorMethodOptions[] { new AnnealedLangevinOptions(), new DpnpOptions(), new DpsOptions() })
         {
-            var sampler = new PosteriorSampler(model, problem.Operator, GaussianInverseProblem.SigmaY, new PosteriorOptions { Method = method });
+            var sampler = new PosteriorSampler(model, problem.Operator, GaussianInverseProblem.SigmaY, method);
             var seen = new List<SamplerProgress>();
             sampler.Sample(Host(problem.Y), count: 2, seed: 1, progress: new Recorder(seen));
             Assert.That(seen, Is.Not.Empty, method.ToString());
@@ -136,20 +137,25 @@ public class PosteriorSamplerTests
         float sigma = GaussianInverseProblem.SigmaY;
 
         Assert.That(() => new PosteriorSampler(model, op, 0f), Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("sigma_y"));
-        var e = Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new PosteriorOptions { Steps = 3, Levels = 4 }))!;
-        Assert.That(e.Option, Is.EqualTo("Steps"));
-        Assert.That(e.Message, Does.Contain("Levels (4)"));
-        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new PosteriorOptions { PriorTimestep = 1000 }))!.Message,
+        var e = Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new AnnealedLangevinOptions { StepsPerLevel = 0 }))!;
+        Assert.That(e.Option, Is.EqualTo("StepsPerLevel"));
+        Assert.That(e.Record, Is.EqualTo("AnnealedLangevinOptions"));
+        Assert.That(e.Message, Does.Contain("AnnealedLangevinOptions.StepsPerLevel = 0").And.Contain("at least 1"));
+        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new AnnealedLangevinOptions { PriorTimestep = 1000 }))!.Message,
             Does.Contain("0..999"));
-        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new PosteriorOptions { Method = PosteriorMethod.Dpnp, Steps = 4, Levels = 4 }))!.Option,
-            Is.EqualTo("Steps"));
+        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new DpnpOptions { Denoiser = new() { Steps = 0 } }))!.Option,
+            Is.EqualTo("Denoiser.Steps"));
+        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new DpnpOptions { PriorSampler = "euler" }))!.Message,
+            Does.Contain("ddpm, ddim"));
+        Assert.That(Assert.Throws<InvalidOptionException>(() => new PosteriorSampler(model, op, sigma, new DpsOptions { StepSize = double.NaN }))!.Option,
+            Is.EqualTo("StepSize"));
 
         using var wrongShape = new CompressedSensingOperator(dev, [1, 4, 4], 3, seed: 1);
         Assert.That(() => new PosteriorSampler(model, wrongShape, sigma), Throws.ArgumentException.With.Message.Contains("[1, 4, 4]").And.Message.Contains("[1, 8, 8]"));
         using var phase = new OneBitOperator(dev, [1, Side, Side], 8, 0.5f, seed: 1);
         Assert.That(() => new PosteriorSampler(model, phase, sigma), Throws.ArgumentException.With.Message.Contains("nonlinear"));
         using var noGradients = new DiffusionModel(new WithoutGradients(problem.Prior), problem.Schedule);
-        Assert.That(() => new PosteriorSampler(noGradients, op, sigma, new PosteriorOptions { Method = PosteriorMethod.Dps }),
+        Assert.That(() => new PosteriorSampler(noGradients, op, sigma, new DpsOptions()),
             Throws.ArgumentException.With.Message.Contains("withGradients"));
 
         var sampler = new PosteriorSampler(model, op, sigma);

@@ -217,7 +217,11 @@ public class PosteriorCommandTests
         AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples");
         AssertOneLineError(Run(["--model", model, "--task", "superres", "--factor", "5", "--out", Out("x"), .. Quick]), 2, "--factor 5");
         AssertOneLineError(Run(["--model", model, "--step-scale", "0", "--out", Out("x"), .. Quick]), 2, "--step-scale");
-        AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "0..999");
+        AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "annealed-langevin only");
+        AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2,
+            "--prior-timestep = 1000", "0..999");
+        AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--steps", "3", "--levels", "4", "--out", Out("x")]), 2,
+            "--steps = 3", "--levels (4)");
         AssertOneLineError(Run("--model", model, "--device", "tpu"), 1, "tpu");
         AssertOneLineError(Run(["--model", model, "--input", Out("missing.npy"), .. Quick]), 1, "missing.npy", "not found");
 

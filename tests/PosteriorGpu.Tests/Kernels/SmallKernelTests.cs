@@ -43,6 +43,28 @@ public class SmallKernelTests
         TestData.AssertClose(ty.ToHost(), expected, 1e-7, "scale per item");
     }
 
+    [TestCase(1, 1)]
+    [TestCase(5, 37)]
+    [TestCase(3, 2 * 16 * 16 + 1)]
+    public void SelectItems_MatchesReference(int n, int len)
+    {
+        var dev = TestDevices.Cpu;
+        var x = TestData.Random(n * len, 5);
+        var candidate = TestData.Random(n * len, 6);
+        var accept = Enumerable.Range(0, n).Select(i => i % 2 == 0 ? 1f : 0f).ToArray();
+        using var tx = Tensor.FromHost(dev, x, n, len);
+        using var tc = Tensor.FromHost(dev, candidate, n, len);
+        using var ta = Tensor.FromHost(dev, accept, n);
+        SelectItems.Run(tx, tc, ta);
+        var expected = (float[])x.Clone();
+        SelectItems.Reference(expected, candidate, accept);
+        Assert.That(tx.ToHost(), Is.EqualTo(expected), "bitwise: an accepted item is the candidate exactly");
+        Assert.That(expected.AsSpan(0, len).ToArray(), Is.EqualTo(candidate.AsSpan(0, len).ToArray()), "item 0 accepted");
+        if (n > 1) Assert.That(expected.AsSpan(len, len).ToArray(), Is.EqualTo(x.AsSpan(len, len).ToArray()), "item 1 kept");
+        using var wrong = Tensor.Zeros(dev, n + 1);
+        Assert.Throws<ArgumentException>(() => SelectItems.Run(tx, tc, wrong));
+    }
+
     [TestCase(1, 1, 1)]
     [TestCase(5, 10, 33)]
     public void EmbeddingAdd_MatchesReference(int n, int classes, int dim)

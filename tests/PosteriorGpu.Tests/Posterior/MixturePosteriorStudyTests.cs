@@ -10,7 +10,7 @@ public class MixturePosteriorStudyTests
     public void SmallStudy_RunsAndItsReferenceRowsAreOrdered()
     {
         var rows = MixturePosteriorStudy.Run(TestDevices.Cpu, [4], [1], chains: 256,
-            new AnnealedLangevinOptions { Levels = 4, StepsPerLevel = 10, PriorSteps = 10 }, 1,
+            new AnnealedLangevinOptions { Levels = 4, StepsPerLevel = 10, PriorSteps = 10, StepScale = 0.1 }, 1,
             new DpnpOptions { Iterations = 4, PriorSteps = 10 }, MixturePosteriorStudy.DefaultDps with { Steps = 10 });
         var r = rows.Single();
         TestContext.Out.WriteLine(MixturePosteriorStudy.ToMarkdown(rows));

@@ -26,7 +26,7 @@ public class PosteriorSamplerBehaviourTests
                 {
                     Iterations = 4, ConsistencySteps = 2, PriorSteps = 5,
                     Denoiser = new DenoisingDiffusionOptions { Kind = kind, Steps = 3 },
-                }).Sample(x, p.Y, p.Operator, GaussianInverseProblem.SigmaY, seed, firstSample, null, progress, ct);
+                }).Sample(x, p.Y, p.Operator, GaussianInverseProblem.SigmaY, seed, firstSample, progress, ct);
                 break;
             case "dps":
                 new DpsSampler(model, p.Schedule, new DpsOptions { Steps = 4, StepSize = 0.3 })

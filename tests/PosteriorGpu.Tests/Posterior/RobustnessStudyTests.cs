@@ -9,7 +9,7 @@ public class RobustnessStudyTests
     [Test]
     public void SmallRun_PlainLangevinDipsAndIsTrapped_AnnealedLangevinIsNot()
     {
-        var options = new AnnealedLangevinOptions { Levels = 20, StepsPerLevel = 10, PriorSteps = 20 };
+        var options = new AnnealedLangevinOptions { Levels = 20, StepsPerLevel = 10, PriorSteps = 20, StepScale = 0.1 };
         var s = RobustnessStudy.Measure(TestDevices.Cpu, 64, 256, options);
         TestContext.Out.WriteLine(RobustnessStudy.ToMarkdown([s], options));
         var plain = s.Runs.Single(r => r.Sampler == "plain Langevin" && !r.Perturbed);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using NUnit.Framework;
+using PosteriorGpu.Tests.Posterior;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
@@ -94,7 +95,7 @@ public class NumericalFaultTests
         var model = new FaultyModel(prior, 17, Fault.NaN, items: [2]) { PoisonInput = true };
         var clock = Stopwatch.StartNew();
         var ex = Assert.Throws<SamplerDivergedException>(() =>
-            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).Sample(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
+            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
         TestContext.Out.WriteLine(ex!.Message);
         Assert.That((ex.Step, ex.Steps, ex.Cause, ex.LastFiniteStep), Is.EqualTo((17, 40, DivergenceCause.ModelOutput, 16)));
         Assert.That(ex.Items, Is.EqualTo(new[] { 2 }));
@@ -106,7 +107,7 @@ public class NumericalFaultTests
         using var cts = new CancellationTokenSource();
         var counting = new FaultyModel(prior, int.MaxValue, Fault.NaN) { OnCall = call => { if (call == 16) cts.Cancel(); } };
         Assert.Throws<OperationCanceledException>(() => new AnnealedLangevinSampler(counting, CheapPriors.Schedule, Short)
-            .Sample(reference, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm, cancellationToken: cts.Token));
+            .RefineFrom(reference, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm, cancellationToken: cts.Token));
         Assert.That(x.ToHost(), Is.EqualTo(reference.ToHost()));
     }
 
@@ -118,7 +119,7 @@ public class NumericalFaultTests
         using var x = Tensor.Empty(Dev, 2, 1, Side, Side);
         var model = new FaultyModel(prior, 25, Fault.Explode) { PoisonInput = true };
         var ex = Assert.Throws<SamplerDivergedException>(() =>
-            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).Sample(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
+            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
         Assert.That((ex!.Step, ex.Cause, ex.LastFiniteStep), Is.EqualTo((25, DivergenceCause.ModelOutput, 24)));
         Assert.That(x.ToHost().All(float.IsFinite));
     }
@@ -133,7 +134,7 @@ public class NumericalFaultTests
         var options = Short with { StepScale = 40, StepsPerLevel = 200 };
         var clock = Stopwatch.StartNew();
         var ex = Assert.Throws<SamplerDivergedException>(() =>
-            new AnnealedLangevinSampler(prior, CheapPriors.Schedule, options).Sample(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
+            new AnnealedLangevinSampler(prior, CheapPriors.Schedule, options).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
         TestContext.Out.WriteLine(ex!.Message);
         Assert.That(ex.Cause, Is.EqualTo(DivergenceCause.Exploded));
         Assert.That(ex.Message, Does.Contain("step size h =").And.Contain("unstable"));
@@ -170,7 +171,7 @@ public class NumericalFaultTests
         using var x = Tensor.Empty(Dev, 2, 1, Side, Side);
         var model = new FaultyModel(prior, int.MaxValue, Fault.NaN);
         var ex = Assert.Throws<ArgumentException>(() =>
-            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).Sample(x, p.Y, p.Op, 0.1f, seed: 1, warmStart: p.Warm));
+            new AnnealedLangevinSampler(model, CheapPriors.Schedule, Short).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 1, warmStart: p.Warm));
         Assert.That(ex!.Message, Does.Contain("annealed langevin").And.Contain("measurement y holds NaN or infinity"));
         Assert.That(model.Calls, Is.Zero);
     }
@@ -189,7 +190,7 @@ public class NumericalFaultTests
             y[2] = y2;
             using var p = MakeProblem(4, matrix, y);
             using var x = Tensor.Empty(Dev, 4, 1, Side, Side);
-            new AnnealedLangevinSampler(prior, CheapPriors.Schedule, Short).Sample(x, p.Y, p.Op, 0.1f, seed: 6, warmStart: p.Warm);
+            new AnnealedLangevinSampler(prior, CheapPriors.Schedule, Short).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 6, warmStart: p.Warm);
             return x.ToHost();
         }
         var a = Run(0f);
@@ -206,7 +207,7 @@ public class NumericalFaultTests
         using var p = MakeProblem(512, new float[6 * D]);
         using var x = Tensor.Empty(Dev, 512, 1, Side, Side);
         new AnnealedLangevinSampler(prior, CheapPriors.Schedule, Short with { StepsPerLevel = 25 })
-            .Sample(x, p.Y, p.Op, 0.1f, seed: 7, warmStart: p.Warm);
+            .RefineFrom(x, p.Y, p.Op, 0.1f, seed: 7, warmStart: p.Warm);
         var s = x.ToHost();
         Assert.That(s.All(float.IsFinite));
         // The sample mean is the prior mean to within sampling error (chi-square over 16 coordinates), with

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using NUnit.Framework;
+using PosteriorGpu.Tests.Posterior;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
@@ -191,10 +192,10 @@ public class ResourceTests
             },
         };
         var options = new AnnealedLangevinOptions { Levels = 100, StepsPerLevel = 100, StepScale = 0.3 };
-        new AnnealedLangevinSampler(prior, CheapPriors.Schedule, options with { Levels = 1, StepsPerLevel = 1 }).Sample(x, y, op, 0.1f, seed: 5, warmStart: warm);
+        new AnnealedLangevinSampler(prior, CheapPriors.Schedule, options with { Levels = 1, StepsPerLevel = 1 }).RefineFrom(x, y, op, 0.1f, seed: 5, warmStart: warm);
         long liveBefore = Dev.LiveBuffers;
         var clock = Stopwatch.StartNew();
-        new AnnealedLangevinSampler(model, CheapPriors.Schedule, options).Sample(x, y, op, 0.1f, seed: 5, warmStart: warm);
+        new AnnealedLangevinSampler(model, CheapPriors.Schedule, options).RefineFrom(x, y, op, 0.1f, seed: 5, warmStart: warm);
         TestContext.Out.WriteLine($"10,000 Langevin steps in {clock.Elapsed.TotalSeconds:F1} s; at step 1,000: {early}; at step 10,000: {late}; " +
                                   $"host bytes allocated per step (garbage) {(allocatedLate - allocatedEarly) / 9000.0:F0}");
         Assert.That(model.Calls, Is.EqualTo(10_000));
