@@ -5,7 +5,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu convergence`: prints the deterministic samplers' errors against the exact
 /// answer (Gaussian prior, exact score) and their observed orders, as a Markdown table.</summary>
-public static class ConvergenceCommand
+internal static class ConvergenceCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["steps", "device"];

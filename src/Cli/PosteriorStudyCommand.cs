@@ -6,7 +6,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu posterior-study`: posterior samplers on Gaussian-mixture priors against exact
 /// posterior samples (sliced W2), as a Markdown table.</summary>
-public static class PosteriorStudyCommand
+internal static class PosteriorStudyCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["dims", "rows", "chains", "levels", "steps-per-level", "device", "samplers", "dpnp-iterations", "dps-steps", "dps-zeta"];

@@ -171,6 +171,14 @@ public sealed class BlurOperator : LinearOperator
     /// <inheritdoc/>
     public override float[] AdjointReference(ReadOnlySpan<float> y) => RunReference(y, adjoint: true);
 
+    /// <summary>The blurred images y themselves.</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return y.ToHost();
+    }
+
     /// <inheritdoc/>
     protected override void DisposeDeviceData() => filterTensor.Dispose();
 }

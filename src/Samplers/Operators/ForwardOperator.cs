@@ -1,4 +1,5 @@
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Samplers.Operators;
@@ -71,6 +72,24 @@ public abstract class ForwardOperator : IForwardOperator, IDisposable
         if (!(sigma > 0) || float.IsInfinity(sigma))
             throw new ArgumentOutOfRangeException(nameof(sigma), sigma, $"operator {Name}: the noise level sigma must be positive and finite");
         LogLikelihoodGradientCore(x, y, sigma, grad);
+    }
+
+    /// <inheritdoc/>
+    public virtual void Simulate(Tensor x, float sigma, RandomDraw draw, Tensor y)
+    {
+        int n = ValidateInput(x, "input");
+        ValidateMeasurement(y, n);
+        Measurements.AddedGaussian(this, x, sigma, draw, y);
+    }
+
+    /// <inheritdoc/>
+    public virtual MeasurementDiscrepancy Discrepancy => MeasurementDiscrepancy.ResidualOverSigma;
+
+    /// <inheritdoc/>
+    public virtual float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return MeasurementPreview.Default(this, y);
     }
 
     /// <summary>y = A(x), shapes already checked.</summary>

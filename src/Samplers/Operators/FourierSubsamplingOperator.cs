@@ -113,6 +113,14 @@ public sealed class FourierSubsamplingOperator : LinearOperator
         return x;
     }
 
+    /// <summary>The zero-filled reconstruction A^T y = Re F^H (M ⊙ y), unstretched (it has the image's scale).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return MeasurementPreview.BackProjection(this, y, stretch: false);
+    }
+
     /// <inheritdoc/>
     protected override void DisposeDeviceData() => maskTensor.Dispose();
 }

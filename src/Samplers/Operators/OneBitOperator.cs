@@ -77,8 +77,8 @@ public sealed class OneBitOperator : ForwardOperator
     /// <summary>The specification of the quantizer: +1 where v &gt;= 0, else -1.</summary>
     public static float Sign(float v) => v >= 0f ? 1f : -1f;
 
-    /// <summary>The specification of <see cref="Measure"/>: sign(A x + tau + sigma z), z from <paramref name="draw"/>.</summary>
-    public float[] MeasureReference(ReadOnlySpan<float> x, float sigma, RandomDraw draw)
+    /// <summary>The specification of <see cref="Simulate"/>: sign(A x + tau + sigma z), z from <paramref name="draw"/>.</summary>
+    public float[] SimulateReference(ReadOnlySpan<float> x, float sigma, RandomDraw draw)
     {
         ItemsOf(x, InputLength, "input");
         var u = GaussianMatrix.MultiplyReference(matrix, Rows, Columns, x, dither);
@@ -87,7 +87,7 @@ public sealed class OneBitOperator : ForwardOperator
     }
 
     /// <inheritdoc/>
-    public override float[] ForwardReference(ReadOnlySpan<float> x) => MeasureReference(x, 0f, default);
+    public override float[] ForwardReference(ReadOnlySpan<float> x) => SimulateReference(x, 0f, default);
 
     /// <summary>The probit log-likelihood sum_i log Phi(y_i (a_i^T x + tau_i) / sigma) per item, all in
     /// double (x too, so tests can take finite differences of it).</summary>
@@ -166,16 +166,40 @@ public sealed class OneBitOperator : ForwardOperator
         Quantize(y, 0f, default);
     }
 
-    /// <summary>A noisy measurement y = sign(A x + tau + sigma z), z ~ N(0, I) drawn from <paramref name="draw"/>:
-    /// the model whose likelihood <see cref="IForwardOperator.LogLikelihoodGradient"/> differentiates.</summary>
-    public void Measure(Tensor x, float sigma, RandomDraw draw, Tensor y)
+    /// <summary>A noisy measurement y = sign(A x + tau + sigma z), z ~ N(0, I) drawn from <paramref name="draw"/>: the
+    /// noise enters before the quantizer, the model whose probit likelihood
+    /// <see cref="IForwardOperator.LogLikelihoodGradient"/> differentiates (noise added to the signs would not be).</summary>
+    /// <exception cref="ArgumentException">x or y does not have the operator's shapes.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">sigma is negative or not finite.</exception>
+    public override void Simulate(Tensor x, float sigma, RandomDraw draw, Tensor y)
     {
         int n = ValidateInput(x);
         ValidateMeasurement(y, n);
-        if (!(sigma >= 0) || float.IsInfinity(sigma))
-            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "operator one-bit: sigma must be >= 0 and finite");
+        Measurements.RequireNoiseLevel(sigma, "operator one-bit");
         Affine(x, y);
         Quantize(y, sigma, draw);
+    }
+
+    /// <summary>The fraction of measured signs that sign(A x + tau) reproduces: a residual norm of signs says little.</summary>
+    public override MeasurementDiscrepancy Discrepancy => MeasurementDiscrepancy.SignAgreement;
+
+    /// <summary>The back-projection A^T y of the signs, stretched to [-1, 1] per image (computed on the host: the
+    /// operator is nonlinear and has no adjoint of its own).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        int n = ValidateMeasurement(y);
+        var host = y.ToHost();
+        int m = Rows, d = Columns;
+        var result = new float[n * d];
+        for (int k = 0; k < n; k++)
+            for (int r = 0; r < m; r++)
+            {
+                float v = host[k * m + r];
+                for (int i = 0; i < d; i++) result[k * d + i] += matrix[(long)r * d + i] * v;
+            }
+        MeasurementPreview.Stretch(result, n);
+        return result;
     }
 
     /// <inheritdoc/>

@@ -291,6 +291,32 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
         if (cropPlan.Total > 0) crop(cropPlan.Threads, cropPlan, H, W, Hp, Wp, InputLength, modulationTensor.View, z.View, grad.View);
     }
 
+    /// <summary>log(1 + |y|) of each channel's centred (fftshifted) spectrum, averaged over s x s blocks down to the
+    /// image's size and stretched to [-1, 1] per image: the diffraction pattern, not an image of x.</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        int n = ValidateMeasurement(y);
+        var host = y.ToHost();
+        int c = InputShape[0], sh = Hp / H, sw = Wp / W;
+        var result = new float[n * InputLength];
+        for (int p = 0; p < n * c; p++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++)
+                {
+                    double sum = 0;
+                    for (int a = 0; a < sh; a++)
+                        for (int b = 0; b < sw; b++)
+                        {
+                            int u = (i * sh + a + Hp / 2) % Hp, v = (j * sw + b + Wp / 2) % Wp;   // fftshift
+                            sum += Math.Log(1 + Math.Abs(host[(p * Hp + u) * Wp + v]));
+                        }
+                    result[(p * H + i) * W + j] = (float)(sum / (sh * sw));
+                }
+        MeasurementPreview.Stretch(result, n);
+        return result;
+    }
+
     /// <inheritdoc/>
     protected override void DisposeDeviceData() => modulationTensor.Dispose();
 }

@@ -120,6 +120,22 @@ public sealed class SuperResolutionOperator : LinearOperator
         return y;
     }
 
+    /// <summary>The low-resolution images upsampled by pixel repetition (each value over its f x f block, not divided
+    /// by f^2 as the adjoint would).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        int n = ValidateMeasurement(y);
+        var host = y.ToHost();
+        int c = InputShape[0], h = InputShape[1], w = InputShape[2], f = Factor, hs = h / f, ws = w / f;
+        var result = new float[n * InputLength];
+        for (int p = 0; p < n * c; p++)
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                    result[(p * h + i) * w + j] = host[(p * hs + i / f) * ws + j / f];
+        return result;
+    }
+
     /// <inheritdoc/>
     public override float[] AdjointReference(ReadOnlySpan<float> y)
     {

@@ -27,13 +27,7 @@ public class NonlinearGradientTests
         var dev = op.Device;
         using var tx = Tensor.FromHost(dev, xTrue, OperatorCases.Batched(n, op.InputShape));
         using var ty = Tensor.Empty(dev, OperatorCases.Batched(n, op.MeasurementShape));
-        var draw = new RandomDraw(99, 1, 0);
-        if (op is OneBitOperator ob) ob.Measure(tx, sigma, draw, ty);
-        else
-        {
-            op.Forward(tx, ty);
-            Measurements.AddGaussianNoise(ty, sigma, draw);
-        }
+        op.Simulate(tx, sigma, new RandomDraw(99, 1, 0), ty);
         return ty.ToHost();
     }
 
@@ -141,7 +135,7 @@ public class NonlinearGradientTests
     }
 
     [Test]
-    public void OneBitMeasure_MatchesReference()
+    public void OneBitSimulate_MatchesReference()
     {
         var dev = TestDevices.Cpu;
         using var op = new OneBitOperator(dev, [7], 33, 0.2f, 3);
@@ -149,10 +143,10 @@ public class NonlinearGradientTests
         var draw = new RandomDraw(8, 2, 1);
         using var tx = Tensor.FromHost(dev, x, 3, 7);
         using var ty = Tensor.Empty(dev, 3, 33);
-        op.Measure(tx, 0.5f, draw, ty);
+        op.Simulate(tx, 0.5f, draw, ty);
         var got = ty.ToHost();
         Assert.That(got.All(v => v is 1f or -1f), Is.True);
-        Assert.That(got, Is.EqualTo(op.MeasureReference(x, 0.5f, draw)));
+        Assert.That(got, Is.EqualTo(op.SimulateReference(x, 0.5f, draw)));
         op.Forward(tx, ty);
         Assert.That(ty.ToHost(), Is.Not.EqualTo(got), "noise flips some bits at sigma = 0.5");
     }
