@@ -1,4 +1,5 @@
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Fft;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
