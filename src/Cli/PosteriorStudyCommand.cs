@@ -1,5 +1,5 @@
 using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 using PosteriorGpu.Samplers.Posterior;
 
 namespace PosteriorGpu.Cli;
