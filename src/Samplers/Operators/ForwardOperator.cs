@@ -8,7 +8,9 @@ namespace PosteriorGpu.Samplers.Operators;
 /// <summary>
 /// Shared plumbing of the forward operators: shape and device checks with clear messages, a
 /// <see cref="TensorPool"/> for intermediates (so repeated calls allocate nothing after the first),
-/// host references for tests, and disposal of the operator's device data. Not thread-safe.
+/// host references for tests, and disposal of the operator's device data. The task members
+/// (<see cref="Simulate"/>, <see cref="Discrepancy"/>, <see cref="Preview"/>) are virtual with the interface's
+/// defaults; an operator overrides the ones its measurement needs. Not thread-safe.
 /// </summary>
 public abstract class ForwardOperator : IForwardOperator, IDisposable
 {
