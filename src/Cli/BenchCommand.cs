@@ -9,7 +9,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu bench`: a quick timing of the U-Net forward pass on the chosen device
 /// (warm-up first, then the median of timed passes, each ended by a device synchronisation).</summary>
-public static class BenchCommand
+internal static class BenchCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["model", "batch", "iters", "device"];

@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Device;
 namespace PosteriorGpu.Cli;
 
 /// <summary>The `posteriorgpu` command: dispatches subcommands, turns failures into one-line errors.</summary>
-public static class CommandLine
+internal static class CommandLine
 {
     private const string Usage = """
         usage: posteriorgpu <command> [options]
@@ -102,4 +102,4 @@ public static class CommandLine
 }
 
 /// <summary>A mistake in the command line; exit code 2.</summary>
-public sealed class UsageException(string message) : Exception(message);
+internal sealed class UsageException(string message) : Exception(message);

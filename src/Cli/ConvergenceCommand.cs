@@ -1,11 +1,11 @@
 using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 
 namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu convergence`: prints the deterministic samplers' errors against the exact
 /// answer (Gaussian prior, exact score) and their observed orders, as a Markdown table.</summary>
-public static class ConvergenceCommand
+internal static class ConvergenceCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["steps", "device"];

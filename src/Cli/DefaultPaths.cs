@@ -4,7 +4,7 @@ namespace PosteriorGpu.Cli;
 /// command runs from the repository root (`dotnet run --project src/Cli`), from elsewhere, or from a
 /// published folder: the path as given, then the same relative path under the executable's folder and
 /// each folder above it (bin/Release/net10.0 lies inside the repository).</summary>
-public static class DefaultPaths
+internal static class DefaultPaths
 {
     /// <summary>The default model folder, relative to the repository root.</summary>
     public const string Model = "models/mnist-unet";

@@ -8,7 +8,7 @@ namespace PosteriorGpu.Cli;
 /// <summary>`posteriorgpu digits-quality`: a simple quality figure for MNIST samples, the mean
 /// distance from each sample to its nearest MNIST test image, beside the same figure for real test
 /// images against the training set (what a perfect model would score) and for uniform noise images.</summary>
-public static class DigitsQualityCommand
+internal static class DigitsQualityCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["samples", "mnist", "real", "device"];

@@ -7,7 +7,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu eps`: runs a diffusers checkpoint on saved inputs and writes its epsilon,
 /// so a converted model can be checked against PyTorch's output in one line.</summary>
-public static class EpsCommand
+internal static class EpsCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["model", "x", "t", "out", "device"];

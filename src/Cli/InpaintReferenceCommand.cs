@@ -11,7 +11,7 @@ namespace PosteriorGpu.Cli;
 /// PSNR on the missing pixels of the run's posterior mean beside a k-nearest-neighbour estimate from the MNIST
 /// training set (<see cref="NearestNeighbourInpainting"/>: what a posterior mean with the data's own prior reaches
 /// on the same measurements) and the trivial fill. It shows how much of the possible margin the model keeps.</summary>
-public static class InpaintReferenceCommand
+internal static class InpaintReferenceCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["run", "k", "mnist", "device"];

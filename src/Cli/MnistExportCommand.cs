@@ -6,7 +6,7 @@ namespace PosteriorGpu.Cli;
 /// <summary>`posteriorgpu mnist-export`: chosen MNIST images, padded to 32 x 32 and scaled to [-1, 1],
 /// as a float32 .npy [k, 1, 32, 32] (and optionally a PNG grid). It makes the committed default inputs
 /// of `posterior` (data/mnist-test-digits.npy, see data/README.md) and any other input set.</summary>
-public static class MnistExportCommand
+internal static class MnistExportCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["mnist", "split", "indices", "out", "png"];

@@ -2,7 +2,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>Parses "--name value" pairs and "--flag" switches; every option must be known to the
 /// command, so a typo is an error instead of being ignored.</summary>
-public sealed class Options
+internal sealed class Options
 {
     private readonly Dictionary<string, string?> values = new();
 

@@ -4,7 +4,7 @@ namespace PosteriorGpu.Cli;
 
 /// <summary>Writes a batch of images [N, C, H, W] (values in [-1, 1], as diffusion models produce)
 /// as one PNG grid: grey for one channel, RGB for three (other channel counts show channel 0).</summary>
-public static class PngGrid
+internal static class PngGrid
 {
     /// <summary>Tiles the images row-major, <paramref name="columns"/> per row, with a 2-pixel gap.</summary>
     public static void Write(string path, ReadOnlySpan<float> images, int[] shape, int columns = 8)

@@ -17,7 +17,7 @@ namespace PosteriorGpu.Cli;
 /// Inputs run in batches of --batch; Ctrl-C stops after the running batch is abandoned and writes
 /// what the finished batches produced (exit code 130).
 /// </summary>
-public static class PosteriorCommand
+internal static class PosteriorCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known =
@@ -149,8 +149,8 @@ public static class PosteriorCommand
             using var y = Tensor.Empty(dev, [k, .. task.Operator.MeasurementShape]);
             task.Measure(x0, (float)sigmaY, seed, first, y);
             var yHost = y.ToHost();
-            task.Visualise(y, k).CopyTo(measurementView, first * d);
-            ResidualNorms(task, x0, yHost, k, m, sigmaY).CopyTo(truthResiduals, first);
+            task.Operator.Preview(y).CopyTo(measurementView, first * d);
+            task.Operator.Discrepancy.Evaluate(task.Operator, x0, y, sigmaY).CopyTo(truthResiduals, first);
 
             var yChains = new float[chains * m];
             for (int i = 0; i < chains; i++) Array.Copy(yHost, (i / samples) * m, yChains, i * m, m);
@@ -168,7 +168,7 @@ public static class PosteriorCommand
             }
             var xs = x.ToHost();
             xs.CopyTo(samplesHost, first * samples * d);
-            ResidualNorms(task, x, yChains, chains, m, sigmaY).CopyTo(residuals, first * samples);
+            task.Operator.Discrepancy.Evaluate(task.Operator, x, yc, sigmaY).CopyTo(residuals, first * samples);
             done = first + k;
             batchDone?.Invoke(done);
             if (cancel.IsCancellationRequested) { interrupted = done < count; break; }
@@ -224,28 +224,6 @@ public static class PosteriorCommand
         stdout.WriteLine($"wrote {string.Join(", ", files.Append(metricsPath))} in {total.Elapsed.TotalSeconds:F1} s" +
                          (interrupted ? $" (interrupted: {done} of {count} inputs)" : ""));
         return interrupted ? InterruptedExitCode : 0;
-    }
-
-    /// <summary>||A(x) - y|| / sigma_y per item; for one-bit, where that norm says little, the fraction of
-    /// measured signs that A(x) reproduces.</summary>
-    private static double[] ResidualNorms(PosteriorTask task, Tensor x, float[] y, int n, int m, double sigmaY)
-    {
-        using var ax = Tensor.Empty(x.Device, [n, .. task.Operator.MeasurementShape]);
-        task.Operator.Forward(x, ax);
-        var a = ax.ToHost();
-        var result = new double[n];
-        bool signs = task.Name == "onebit";
-        for (int i = 0; i < n; i++)
-        {
-            double sum = 0;
-            for (int j = 0; j < m; j++)
-            {
-                double r = a[i * m + j] - y[i * m + j];
-                sum += signs ? (r == 0 ? 1 : 0) : r * r;
-            }
-            result[i] = signs ? sum / m : Math.Sqrt(sum) / sigmaY;
-        }
-        return result;
     }
 
     private sealed class Relay(Action<SamplerProgress> report) : IProgress<SamplerProgress>

@@ -15,7 +15,7 @@ namespace PosteriorGpu.Cli;
 ///   from 0..255 to [-1, 1]. MNIST digits are white on black: give --invert for a dark digit on a light
 ///   background.
 /// </summary>
-public static class PosteriorInputs
+internal static class PosteriorInputs
 {
     /// <summary>Loads the images; <paramref name="source"/> null means the default digits.</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>

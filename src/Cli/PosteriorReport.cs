@@ -1,6 +1,7 @@
 using System.Text.Json;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Samplers.Operators;
 
 namespace PosteriorGpu.Cli;
 
@@ -11,7 +12,7 @@ namespace PosteriorGpu.Cli;
 /// the truth, for inpainting also on the missing pixels and for the trivial fill, the measurement residual).
 /// Samples are clipped to [-1, 1], the images' range, before the mean, the deviation and every metric.
 /// </summary>
-public sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, int samples)
+internal sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, int samples)
 {
     /// <summary>Most sample columns in the grid.</summary>
     public const int MaxSampleColumns = 4;
@@ -26,10 +27,11 @@ public sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, int
     /// <summary>Samples [n, S, C, H, W] as drawn.</summary>
     public required float[] Samples { get; init; }
 
-    /// <summary>The measurements as images [n, C, H, W] (<see cref="PosteriorTask.Visualise"/>).</summary>
+    /// <summary>The measurements as images [n, C, H, W] (the operator's <see cref="IForwardOperator.Preview"/>).</summary>
     public required float[] Measurements { get; init; }
 
-    /// <summary>||A(x_s) - y|| / sigma_y per sample [n S] (one-bit: fraction of signs reproduced).</summary>
+    /// <summary>The operator's discrepancy per sample [n S] (<see cref="IForwardOperator.Discrepancy"/>: ||A(x_s) - y|| / sigma_y,
+    /// for one-bit the fraction of signs reproduced).</summary>
     public required double[] Residuals { get; init; }
 
     /// <summary>The same for the ground truth, per input [n].</summary>
@@ -163,7 +165,9 @@ public sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, int
         return list;
     }
 
-    private string ResidualName => task.Name == "onebit" ? "sign_agreement_samples" : "residual_over_sigma_samples";
+    private MeasurementDiscrepancy Discrepancy => task.Operator.Discrepancy;
+
+    private string ResidualName => $"{Discrepancy.Name}_samples";
 
     /// <summary>Averages of the per-input metrics over the inputs (infinite PSNRs count as missing).</summary>
     public Dictionary<string, object?> Averages()
@@ -211,9 +215,7 @@ public sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, int
         var a = Averages();
         string F(string key, string format = "F2") => a.TryGetValue(key, out var v) && v is double d ? d.ToString(format) : "n/a";
         string line = $"  PSNR mean {F("psnr_mean")} dB, samples {F("psnr_samples")} dB; SSIM mean {F("ssim_mean", "F3")}, samples {F("ssim_samples", "F3")}; " +
-                      (task.Name == "onebit"
-                          ? $"signs reproduced {F("sign_agreement_samples", "P1")} (truth {F("sign_agreement_truth", "P1")})"
-                          : $"||A x - y|| / sigma_y {F("residual_over_sigma_samples", "F1")} (truth {F("residual_over_sigma_truth", "F1")})");
+                      $"{Discrepancy.Label} {F($"{Discrepancy.Name}_samples", Discrepancy.Format)} (truth {F($"{Discrepancy.Name}_truth", Discrepancy.Format)})";
         if (task.MissingMask is not null)
             line += $"\n  missing pixels: PSNR of the posterior mean {F("psnr_missing_mean")} dB vs trivial fill {F("psnr_missing_trivial_fill")} dB";
         return line;

@@ -1,12 +1,12 @@
 using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 using PosteriorGpu.Samplers.Posterior;
 
 namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu posterior-study`: posterior samplers on Gaussian-mixture priors against exact
 /// posterior samples (sliced W2), as a Markdown table.</summary>
-public static class PosteriorStudyCommand
+internal static class PosteriorStudyCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["dims", "rows", "chains", "levels", "steps-per-level", "device", "samplers", "dpnp-iterations", "dps-steps", "dps-zeta"];

@@ -1,5 +1,4 @@
 using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu;
@@ -7,7 +6,7 @@ using PosteriorGpu;
 namespace PosteriorGpu.Cli;
 
 /// <summary>The settings of the forward operators that `posterior` builds (each task reads its own).</summary>
-public sealed record TaskSettings
+internal sealed record TaskSettings
 {
     /// <summary>Inpainting mask: box (a centred H/2 x W/2 box is missing), half (the bottom half is
     /// missing), random (each pixel observed with probability <see cref="Ratio"/>, default 0.25).</summary>
@@ -32,33 +31,57 @@ public sealed record TaskSettings
 }
 
 /// <summary>
-/// One inverse problem of `posteriorgpu posterior`: the forward operator for a task name, how to take a
-/// noisy measurement y = A(x) + sigma_y z (for onebit the noise enters before the quantizer), and how to
-/// show y as an image in the output grid.
+/// One inverse problem of `posteriorgpu posterior`: a table from task name to a factory of its forward operator (with
+/// a description for the log and metrics.json) and its per-task defaults. Everything else about the task, how to
+/// simulate y, how to measure a sample against it and how to show it, the operator owns
+/// (<see cref="IForwardOperator.Simulate"/>, <see cref="IForwardOperator.Discrepancy"/>, <see cref="IForwardOperator.Preview"/>):
+/// a new task is an operator file and a line in <see cref="Table"/>.
 /// </summary>
-public sealed class PosteriorTask : IDisposable
+internal sealed class PosteriorTask : IDisposable
 {
-    /// <summary>The task names, as --task takes them.</summary>
-    public static readonly IReadOnlyList<string> Names = ["inpaint", "superres", "deblur", "cs", "mri", "phase", "onebit"];
+    /// <summary>What a factory gets: the device, the image shape [C, H, W] and the settings.</summary>
+    private sealed record Setup(GpuDevice Device, int C, int H, int W, TaskSettings Settings)
+    {
+        public int D => C * H * W;
+    }
 
     /// <summary>
-    /// DPS's step size zeta for a task when --step-scale is not given. With 24 steps the paper's zeta = 1 fits most
-    /// measurements loosely (residual 1.5 to 4 times the noise's); zeta = 3 brings inpainting, super-resolution,
-    /// deblurring, MRI and phase retrieval to about the noise's level and raises the posterior mean's PSNR by 3.5 to
-    /// 13 dB, while compressed sensing (its Gaussian matrix has a large norm) overshoots and one-bit sensing overfits the
-    /// signs at 3, so they keep 1. Measured with the shipped model: docs/posterior-images.md.
+    /// One row of the table. <paramref name="DpsZeta"/> is DPS's step size zeta for the task when --step-scale is not
+    /// given. With 24 steps the paper's zeta = 1 fits most measurements loosely (residual 1.5 to 4 times the noise's);
+    /// zeta = 3 brings inpainting, super-resolution, deblurring, MRI and phase retrieval to about the noise's level and
+    /// raises the posterior mean's PSNR by 3.5 to 13 dB, while compressed sensing (its Gaussian matrix has a large norm)
+    /// overshoots and one-bit sensing overfits the signs at 3, so they keep 1. Measured with the shipped model:
+    /// docs/posterior-images.md.
     /// </summary>
-    public static double DpsZeta(string task) => task is "cs" or "onebit" ? 1.0 : 3.0;
+    private sealed record Entry(string Name, double DpsZeta, Func<Setup, PosteriorTask> Create);
 
-    private PosteriorTask(string name, ForwardOperator op, string description)
+    private static readonly Entry[] Table =
+    [
+        new("inpaint", 3.0, Inpainting),
+        new("superres", 3.0, SuperResolution),
+        new("deblur", 3.0, Deblurring),
+        new("cs", 1.0, CompressedSensing),
+        new("mri", 3.0, FourierSubsampling),
+        new("phase", 3.0, s => new(new PhaseRetrievalOperator(s.Device, s.C, s.H, s.W, 2, PhaseMaskKind.UniformPhase, s.Settings.OperatorSeed),
+            $"coded-diffraction phase retrieval, uniform random phases, oversampling 2 (seed {s.Settings.OperatorSeed})")),
+        new("onebit", 1.0, OneBit),
+    ];
+
+    /// <summary>The task names, as --task takes them.</summary>
+    public static readonly IReadOnlyList<string> Names = Table.Select(e => e.Name).ToArray();
+
+    /// <summary>DPS's step size zeta for a task when --step-scale is not given (see the table's rows).</summary>
+    /// <exception cref="UsageException">Unknown task.</exception>
+    public static double DpsZeta(string task) => Find(task).DpsZeta;
+
+    private PosteriorTask(ForwardOperator op, string description)
     {
-        Name = name;
         Operator = op;
         Description = description;
     }
 
     /// <summary>The task name.</summary>
-    public string Name { get; }
+    public string Name { get; private set; } = "";
 
     /// <summary>The forward operator.</summary>
     public ForwardOperator Operator { get; }
@@ -69,81 +92,92 @@ public sealed class PosteriorTask : IDisposable
     /// <summary>The missing pixels of inpainting ([H, W], 1 = missing), null for the other tasks.</summary>
     public float[]? MissingMask { get; private init; }
 
+    private static Entry Find(string name) => Table.FirstOrDefault(e => e.Name == name)
+        ?? throw new UsageException($"unknown task '{name}'; --task takes {string.Join(", ", Names)}");
+
     /// <summary>Builds the operator of <paramref name="name"/> for images [C, H, W].</summary>
     /// <exception cref="UsageException">Unknown task, or settings that do not fit the image size.</exception>
     public static PosteriorTask Create(string name, GpuDevice device, int c, int h, int w, TaskSettings s)
     {
-        int d = c * h * w;
+        var entry = Find(name);
         try
         {
-            switch (name)
-            {
-                case "inpaint":
-                {
-                    InpaintingOperator op = s.Mask switch
-                    {
-                        "box" => InpaintingOperator.Box(device, c, h, w, h / 4, w / 4, h / 2, w / 2),
-                        "half" => InpaintingOperator.HalfImage(device, c, h, w, ImageHalf.Top),
-                        "random" => InpaintingOperator.RandomPixels(device, c, h, w, s.Ratio ?? 0.25, s.OperatorSeed),
-                        _ => throw new UsageException($"--mask must be box, half or random but got '{s.Mask}'"),
-                    };
-                    var observed = op.Mask;
-                    string what = s.Mask switch
-                    {
-                        "box" => $"a centred {h / 2} x {w / 2} box missing",
-                        "half" => "bottom half missing",
-                        _ => $"each pixel observed with probability {s.Ratio ?? 0.25} (seed {s.OperatorSeed})",
-                    };
-                    return new PosteriorTask(name, op, $"inpainting, {what}, {op.ObservedFraction:P0} of pixels observed")
-                    {
-                        MissingMask = observed.Take(h * w).Select(v => v == 0 ? 1f : 0f).ToArray(),
-                    };
-                }
-                case "superres":
-                    if (s.Factor < 2 || h % s.Factor != 0 || w % s.Factor != 0)
-                        throw new UsageException($"--factor {s.Factor} must be at least 2 and divide the image size {h} x {w}");
-                    return new PosteriorTask(name, new SuperResolutionOperator(device, c, h, w, s.Factor),
-                        $"super-resolution, {s.Factor} x {s.Factor} average pooling to {h / s.Factor} x {w / s.Factor}");
-                case "deblur":
-                {
-                    if (!(s.BlurSigma > 0) || s.BlurSigma > Math.Min(h, w))
-                        throw new UsageException($"--blur-sigma must be positive and at most the image size, got {s.BlurSigma}");
-                    int size = 2 * (int)Math.Ceiling(2 * s.BlurSigma) + 1;
-                    return new PosteriorTask(name, BlurOperator.Gaussian(device, c, h, w, size, (float)s.BlurSigma),
-                        $"Gaussian blur, sigma {s.BlurSigma} px, {size} x {size} filter, zero boundary");
-                }
-                case "cs":
-                {
-                    int m = Rows(s.Ratio ?? 0.25, d);
-                    return new PosteriorTask(name, new CompressedSensingOperator(device, [c, h, w], m, s.OperatorSeed),
-                        $"compressed sensing, {m} Gaussian measurements of {d} pixels (entries N(0, 1/m), seed {s.OperatorSeed})");
-                }
-                case "mri":
-                {
-                    double fraction = s.Ratio ?? 0.25;
-                    if (!(fraction > 0 && fraction <= 1)) throw new UsageException($"--ratio must lie in (0, 1] for mri, got {fraction}");
-                    double centre = Math.Min(0.08, fraction);
-                    var op = FourierSubsamplingOperator.RandomLines(device, c, h, w, fraction, centre, s.OperatorSeed);
-                    return new PosteriorTask(name, op,
-                        $"Fourier subsampling, random k-space columns, {op.SampledFraction:P0} sampled ({centre:P0} centre band, seed {s.OperatorSeed})");
-                }
-                case "phase":
-                    return new PosteriorTask(name, new PhaseRetrievalOperator(device, c, h, w, 2, PhaseMaskKind.UniformPhase, s.OperatorSeed),
-                        $"coded-diffraction phase retrieval, uniform random phases, oversampling 2 (seed {s.OperatorSeed})");
-                case "onebit":
-                {
-                    int m = Rows(s.Ratio ?? 1.0, d);
-                    return new PosteriorTask(name, new OneBitOperator(device, [c, h, w], m, 1f, s.OperatorSeed),
-                        $"one-bit dithered sensing, {m} signs of Gaussian projections, dither uniform in [-1, 1] (seed {s.OperatorSeed})");
-                }
-                default:
-                    throw new UsageException($"unknown task '{name}'; --task takes {string.Join(", ", Names)}");
-            }
+            var task = entry.Create(new Setup(device, c, h, w, s));
+            task.Name = name;
+            return task;
         }
         catch (ArgumentException e)
         {
             throw new UsageException($"task {name} does not fit images of {c} x {h} x {w}: {e.Message}");
         }
+    }
+
+    private static PosteriorTask Inpainting(Setup s)
+    {
+        var (c, h, w, t) = (s.C, s.H, s.W, s.Settings);
+        InpaintingOperator op = t.Mask switch
+        {
+            "box" => InpaintingOperator.Box(s.Device, c, h, w, h / 4, w / 4, h / 2, w / 2),
+            "half" => InpaintingOperator.HalfImage(s.Device, c, h, w, ImageHalf.Top),
+            "random" => InpaintingOperator.RandomPixels(s.Device, c, h, w, t.Ratio ?? 0.25, t.OperatorSeed),
+            _ => throw new UsageException($"--mask must be box, half or random but got '{t.Mask}'"),
+        };
+        string what = t.Mask switch
+        {
+            "box" => $"a centred {h / 2} x {w / 2} box missing",
+            "half" => "bottom half missing",
+            _ => $"each pixel observed with probability {t.Ratio ?? 0.25} (seed {t.OperatorSeed})",
+        };
+        return new PosteriorTask(op, $"inpainting, {what}, {op.ObservedFraction:P0} of pixels observed")
+        {
+            MissingMask = op.Mask.Take(h * w).Select(v => v == 0 ? 1f : 0f).ToArray(),
+        };
+    }
+
+    private static PosteriorTask SuperResolution(Setup s)
+    {
+        int f = s.Settings.Factor;
+        if (f < 2 || s.H % f != 0 || s.W % f != 0)
+            throw new UsageException($"--factor {f} must be at least 2 and divide the image size {s.H} x {s.W}");
+        return new PosteriorTask(new SuperResolutionOperator(s.Device, s.C, s.H, s.W, f),
+            $"super-resolution, {f} x {f} average pooling to {s.H / f} x {s.W / f}");
+    }
+
+    private static PosteriorTask Deblurring(Setup s)
+    {
+        double sigma = s.Settings.BlurSigma;
+        if (!(sigma > 0) || sigma > Math.Min(s.H, s.W))
+            throw new UsageException($"--blur-sigma must be positive and at most the image size, got {sigma}");
+        int size = 2 * (int)Math.Ceiling(2 * sigma) + 1;
+        return new PosteriorTask(BlurOperator.Gaussian(s.Device, s.C, s.H, s.W, size, (float)sigma),
+            $"Gaussian blur, sigma {sigma} px, {size} x {size} filter, zero boundary");
+    }
+
+    private static PosteriorTask CompressedSensing(Setup s)
+    {
+        int m = Rows(s.Settings.Ratio ?? 0.25, s.D);
+        ulong seed = s.Settings.OperatorSeed;
+        return new PosteriorTask(new CompressedSensingOperator(s.Device, [s.C, s.H, s.W], m, seed),
+            $"compressed sensing, {m} Gaussian measurements of {s.D} pixels (entries N(0, 1/m), seed {seed})");
+    }
+
+    private static PosteriorTask FourierSubsampling(Setup s)
+    {
+        double fraction = s.Settings.Ratio ?? 0.25;
+        if (!(fraction > 0 && fraction <= 1)) throw new UsageException($"--ratio must lie in (0, 1] for mri, got {fraction}");
+        double centre = Math.Min(0.08, fraction);
+        ulong seed = s.Settings.OperatorSeed;
+        var op = FourierSubsamplingOperator.RandomLines(s.Device, s.C, s.H, s.W, fraction, centre, seed);
+        return new PosteriorTask(op,
+            $"Fourier subsampling, random k-space columns, {op.SampledFraction:P0} sampled ({centre:P0} centre band, seed {seed})");
+    }
+
+    private static PosteriorTask OneBit(Setup s)
+    {
+        int m = Rows(s.Settings.Ratio ?? 1.0, s.D);
+        ulong seed = s.Settings.OperatorSeed;
+        return new PosteriorTask(new OneBitOperator(s.Device, [s.C, s.H, s.W], m, 1f, seed),
+            $"one-bit dithered sensing, {m} signs of Gaussian projections, dither uniform in [-1, 1] (seed {seed})");
     }
 
     private static int Rows(double ratio, int d)
@@ -152,107 +186,10 @@ public sealed class PosteriorTask : IDisposable
         return Math.Max(1, (int)Math.Round(ratio * d));
     }
 
-    /// <summary>y = A(x) + sigma z (one-bit: sign(A x + tau + sigma z)), with z drawn per input:
-    /// input <paramref name="firstInput"/> + n of the run uses the same noise whatever the batch.</summary>
+    /// <summary>The operator's simulated measurement (<see cref="IForwardOperator.Simulate"/>), with the noise drawn per
+    /// input: input <paramref name="firstInput"/> + n of the run uses the same noise whatever the batch.</summary>
     public void Measure(Tensor x, float sigma, ulong seed, long firstInput, Tensor y) =>
-        Measurements.Simulate(Operator, x, sigma, PosteriorSampler.MeasurementDraw(seed, firstInput, Shape.Elements(Operator.MeasurementShape)), y);
-
-    /// <summary>The measurements of <paramref name="n"/> inputs shown as [n, C, H, W] images in [-1, 1]:
-    /// inpainting: mask y (missing pixels at 0, mid grey); super-resolution: y upsampled by pixel repetition;
-    /// deblurring: y; mri: the zero-filled reconstruction A^T y; cs and onebit: the back-projection A^T y
-    /// stretched to [-1, 1] per image; phase: log(1 + |y|) of the centred spectrum, 2 x 2 averaged, stretched.</summary>
-    public float[] Visualise(Tensor y, int n)
-    {
-        var shape = Operator.InputShape;
-        int c = shape[0], h = shape[1], w = shape[2], d = c * h * w;
-        var result = new float[n * d];
-        var host = y.ToHost();
-        switch (Operator)
-        {
-            case BlurOperator:
-                Array.Copy(host, result, result.Length);
-                break;
-            case InpaintingOperator inpaint:
-            {
-                // y carries noise on every entry; the sampler sees only the observed ones (A^T y = mask y).
-                using var x = Tensor.Empty(y.Device, [n, .. shape]);
-                inpaint.Adjoint(y, x);
-                x.CopyTo(result);
-                break;
-            }
-            case SuperResolutionOperator sr:
-            {
-                int f = sr.Factor, hs = h / f, ws = w / f;
-                for (int p = 0; p < n * c; p++)
-                    for (int i = 0; i < h; i++)
-                        for (int j = 0; j < w; j++)
-                            result[(p * h + i) * w + j] = host[(p * hs + i / f) * ws + j / f];
-                break;
-            }
-            case FourierSubsamplingOperator mri:
-            {
-                using var x = Tensor.Empty(y.Device, [n, .. shape]);
-                mri.Adjoint(y, x);
-                x.CopyTo(result);
-                break;
-            }
-            case CompressedSensingOperator cs:
-            {
-                using var x = Tensor.Empty(y.Device, [n, .. shape]);
-                cs.Adjoint(y, x);
-                x.CopyTo(result);
-                Stretch(result, n);
-                break;
-            }
-            case OneBitOperator oneBit:
-            {
-                // A^T y on the host: the operator is nonlinear and has no adjoint of its own.
-                var a = oneBit.Matrix;
-                int m = oneBit.Rows;
-                for (int k = 0; k < n; k++)
-                    for (int r = 0; r < m; r++)
-                    {
-                        float v = host[k * m + r];
-                        for (int i = 0; i < d; i++) result[k * d + i] += a[r * d + i] * v;
-                    }
-                Stretch(result, n);
-                break;
-            }
-            case PhaseRetrievalOperator:
-            {
-                int hp = Operator.MeasurementShape[1], wp = Operator.MeasurementShape[2], sh = hp / h, sw = wp / w;
-                for (int p = 0; p < n * c; p++)
-                    for (int i = 0; i < h; i++)
-                        for (int j = 0; j < w; j++)
-                        {
-                            double sum = 0;
-                            for (int a = 0; a < sh; a++)
-                                for (int b = 0; b < sw; b++)
-                                {
-                                    int u = (i * sh + a + hp / 2) % hp, v = (j * sw + b + wp / 2) % wp;   // fftshift
-                                    sum += Math.Log(1 + Math.Abs(host[(p * hp + u) * wp + v]));
-                                }
-                            result[(p * h + i) * w + j] = (float)(sum / (sh * sw));
-                        }
-                Stretch(result, n);
-                break;
-            }
-        }
-        return result;
-    }
-
-    /// <summary>Maps each of the n images linearly onto [-1, 1] (constant images become 0).</summary>
-    private static void Stretch(float[] images, int n)
-    {
-        int d = images.Length / n;
-        for (int k = 0; k < n; k++)
-        {
-            var img = images.AsSpan(k * d, d);
-            float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
-            foreach (float v in img) { lo = Math.Min(lo, v); hi = Math.Max(hi, v); }
-            for (int i = 0; i < img.Length; i++) img[i] = hi > lo ? 2 * (img[i] - lo) / (hi - lo) - 1 : 0f;
-        }
-    }
+        Operator.Simulate(x, sigma, PosteriorSampler.MeasurementDraw(seed, firstInput, Shape.Elements(Operator.MeasurementShape)), y);
 
     /// <summary>The trivial inpainting: missing pixels filled with the mean of the image's observed pixels
     /// (per channel); the baseline a posterior sampler must beat.</summary>

@@ -7,7 +7,7 @@ namespace PosteriorGpu.Cli;
 /// line in place (carriage return); otherwise (CI, pipes, tests) it writes a plain line at every 10% and at
 /// most every 10 seconds, so logs stay short.
 /// </summary>
-public sealed class ProgressBar
+internal sealed class ProgressBar
 {
     private const int Width = 28;
     private readonly TextWriter writer;

@@ -1,12 +1,12 @@
 using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 using PosteriorGpu.Samplers.Posterior;
 
 namespace PosteriorGpu.Cli;
 
 /// <summary>`posteriorgpu robustness`: plain vs annealed Langevin with an exact and a perturbed score in the setting of
 /// Xun, Gupta and Price's Figure 3, as Markdown tables.</summary>
-public static class RobustnessCommand
+internal static class RobustnessCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["dims", "chains", "bound", "levels", "steps-per-level", "device"];

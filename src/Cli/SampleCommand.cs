@@ -12,7 +12,7 @@ namespace PosteriorGpu.Cli;
 /// <summary>`posteriorgpu sample`: unconditional samples from a diffusers checkpoint with any of the
 /// unconditional samplers, from given or seeded starting noise, so a run can be compared with
 /// diffusers' own from the same x_T.</summary>
-public static class SampleCommand
+internal static class SampleCommand
 {
     /// <summary>The options this command takes (besides --verbose).</summary>
     public static readonly string[] Known = ["model", "sampler", "steps", "scheduler-config", "xT", "seed", "batch", "eta", "out", "png", "device"];

@@ -10,7 +10,7 @@ namespace PosteriorGpu.Cli;
 /// <summary>`posteriorgpu train`: denoising score matching of a diffusers U-Net on MNIST (padded to
 /// 32 x 32, scaled to [-1, 1]); writes a diffusers model folder (EMA weights), a resumable training
 /// state and loss.csv into --out.</summary>
-public static class TrainCommand
+internal static class TrainCommand
 {
     /// <summary>The options this command takes (besides --verbose and --resume).</summary>
     public static readonly string[] Known =

@@ -1,6 +1,7 @@
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Priors;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 

@@ -1,5 +1,6 @@
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Priors;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Models.Priors;

@@ -10,7 +10,7 @@ namespace PosteriorGpu.Models.Priors;
 internal static class PriorLevels
 {
     /// <summary>Floats per item.</summary>
-    public const int Stride = 4;
+    public const int Stride = Kernels.Priors.NoiseLevelTable.Stride;
 
     /// <summary>alpha_bar for each of <paramref name="batch"/> items (one timestep per item, or one for all).</summary>
     public static double[] AlphaBars(Func<double, double> alphaBar, ReadOnlySpan<float> timesteps, int batch, string op)

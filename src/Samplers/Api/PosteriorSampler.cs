@@ -136,7 +136,7 @@ public sealed class PosteriorSampler
         using var exclusive = device.Exclusive();
         using var xt = Tensor.FromHost(device, x, 1, Model.Channels, Model.Height, Model.Width);
         using var yt = Tensor.Empty(device, [1, .. Operator.MeasurementShape]);
-        Measurements.Simulate(Operator, xt, SigmaY, MeasurementDraw(seed, index, Shape.Elements(Operator.MeasurementShape)), yt);
+        Operator.Simulate(xt, SigmaY, MeasurementDraw(seed, index, Shape.Elements(Operator.MeasurementShape)), yt);
         return yt.ToHost();
     }
 

@@ -1,6 +1,5 @@
-using ILGPU;
-using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Samplers.Operators;
@@ -16,7 +15,7 @@ public enum BlurBoundary
 
 /// <summary>
 /// Blur (deconvolution problems): every channel correlated with one kh x kw filter k (odd sizes,
-/// centred): y[i, j] = sum_{u, v} k[u, v] x[i + u - kh/2, j + v - kw/2], reading zeros or wrapping
+/// centred; the <see cref="BlurCorrelation"/> kernel): y[i, j] = sum_{u, v} k[u, v] x[i + u - kh/2, j + v - kw/2], reading zeros or wrapping
 /// around outside the image. The adjoint is the correlation with the flipped filter under the same
 /// boundary rule, x[a, b] = sum_{u, v} k[u, v] y[a - u + kh/2, b - v + kw/2], which is the exact
 /// transpose for both rules. y has the image's shape.
@@ -83,85 +82,21 @@ public sealed class BlurOperator : LinearOperator
     /// <summary>What the blur reads outside the image.</summary>
     public BlurBoundary Boundary { get; }
 
-    /// <summary>The specification: for each of <paramref name="planes"/> h x w planes, out[i, j] =
-    /// sum k[u, v] in[i + s (u - kh/2), j + s (v - kw/2)] with s = +1 (forward) or -1 (adjoint),
-    /// outside indices zero or wrapped.</summary>
-    public static void Reference(ReadOnlySpan<float> input, Span<float> output, int planes, int h, int w,
-        ReadOnlySpan<float> k, int kh, int kw, BlurBoundary boundary, bool adjoint)
-    {
-        int s = adjoint ? -1 : 1, rh = kh / 2, rw = kw / 2;
-        for (int p = 0; p < planes; p++)
-            for (int i = 0; i < h; i++)
-                for (int j = 0; j < w; j++)
-                {
-                    double acc = 0;
-                    for (int u = 0; u < kh; u++)
-                    {
-                        int a = i + s * (u - rh);
-                        if (boundary == BlurBoundary.Circular) a = ((a % h) + h) % h;
-                        else if (a < 0 || a >= h) continue;
-                        for (int v = 0; v < kw; v++)
-                        {
-                            int b = j + s * (v - rw);
-                            if (boundary == BlurBoundary.Circular) b = ((b % w) + w) % w;
-                            else if (b < 0 || b >= w) continue;
-                            acc += (double)k[u * kw + v] * input[(p * h + a) * w + b];
-                        }
-                    }
-                    output[(p * h + i) * w + j] = (float)acc;
-                }
-    }
-
-    internal static void Kernel(Index1D tid, ElementRange r, int h, int w, int kh, int kw, int sign, int circular,
-        ArrayView<float> k, ArrayView<float> input, ArrayView<float> output)
-    {
-        int rh = kh / 2, rw = kw / 2;
-        for (int it = 0; it < r.Count; it++)
-        {
-            int o = r.Index(tid, it);
-            if (o >= r.Total) return;
-            int p = o / (h * w), q = o - p * h * w;
-            int i = q / w, j = q - i * w;
-            int plane = p * h * w;
-            float acc = 0;
-            for (int u = 0; u < kh; u++)
-            {
-                int a = i + sign * (u - rh);
-                if (circular != 0) a = ((a % h) + h) % h;
-                else if (a < 0 || a >= h) continue;
-                for (int v = 0; v < kw; v++)
-                {
-                    int b = j + sign * (v - rw);
-                    if (circular != 0) b = ((b % w) + w) % w;
-                    else if (b < 0 || b >= w) continue;
-                    acc += k[u * kw + v] * input[plane + a * w + b];
-                }
-            }
-            output[o] = acc;
-        }
-    }
-
-    private void Launch(Tensor input, Tensor output, bool adjoint)
-    {
-        var plan = Device.Plan(output.Length);
-        if (plan.Total == 0) return;
-        var k = Device.Kernel("blur", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int, int,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
-        k(plan.Threads, plan, InputShape[1], InputShape[2], KernelHeight, KernelWidth, adjoint ? -1 : 1,
-            Boundary == BlurBoundary.Circular ? 1 : 0, filterTensor.View, input.View, output.View);
-    }
+    private bool Circular => Boundary == BlurBoundary.Circular;
 
     /// <inheritdoc/>
-    protected override void ForwardCore(Tensor x, Tensor y) => Launch(x, y, adjoint: false);
+    protected override void ForwardCore(Tensor x, Tensor y) =>
+        BlurCorrelation.Run(filterTensor, KernelHeight, KernelWidth, Circular, adjoint: false, x, y);
 
     /// <inheritdoc/>
-    protected override void AdjointCore(Tensor y, Tensor x) => Launch(y, x, adjoint: true);
+    protected override void AdjointCore(Tensor y, Tensor x) =>
+        BlurCorrelation.Run(filterTensor, KernelHeight, KernelWidth, Circular, adjoint: true, y, x);
 
     private float[] RunReference(ReadOnlySpan<float> input, bool adjoint)
     {
         int n = ItemsOf(input, InputLength, adjoint ? "measurement" : "input");
         var output = new float[input.Length];
-        Reference(input, output, n * InputShape[0], InputShape[1], InputShape[2], filter, KernelHeight, KernelWidth, Boundary, adjoint);
+        BlurCorrelation.Reference(input, output, n * InputShape[0], InputShape[1], InputShape[2], filter, KernelHeight, KernelWidth, Circular, adjoint);
         return output;
     }
 
@@ -170,6 +105,14 @@ public sealed class BlurOperator : LinearOperator
 
     /// <inheritdoc/>
     public override float[] AdjointReference(ReadOnlySpan<float> y) => RunReference(y, adjoint: true);
+
+    /// <summary>The blurred images y themselves.</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return y.ToHost();
+    }
 
     /// <inheritdoc/>
     protected override void DisposeDeviceData() => filterTensor.Dispose();

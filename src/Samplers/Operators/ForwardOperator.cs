@@ -1,4 +1,6 @@
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
+using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Samplers.Operators;
@@ -6,7 +8,9 @@ namespace PosteriorGpu.Samplers.Operators;
 /// <summary>
 /// Shared plumbing of the forward operators: shape and device checks with clear messages, a
 /// <see cref="TensorPool"/> for intermediates (so repeated calls allocate nothing after the first),
-/// host references for tests, and disposal of the operator's device data. Not thread-safe.
+/// host references for tests, and disposal of the operator's device data. The task members
+/// (<see cref="Simulate"/>, <see cref="Discrepancy"/>, <see cref="Preview"/>) are virtual with the interface's
+/// defaults; an operator overrides the ones its measurement needs. Not thread-safe.
 /// </summary>
 public abstract class ForwardOperator : IForwardOperator, IDisposable
 {
@@ -71,6 +75,24 @@ public abstract class ForwardOperator : IForwardOperator, IDisposable
         if (!(sigma > 0) || float.IsInfinity(sigma))
             throw new ArgumentOutOfRangeException(nameof(sigma), sigma, $"operator {Name}: the noise level sigma must be positive and finite");
         LogLikelihoodGradientCore(x, y, sigma, grad);
+    }
+
+    /// <inheritdoc/>
+    public virtual void Simulate(Tensor x, float sigma, RandomDraw draw, Tensor y)
+    {
+        int n = ValidateInput(x, "input");
+        ValidateMeasurement(y, n);
+        Measurements.AddedGaussian(this, x, sigma, draw, y);
+    }
+
+    /// <inheritdoc/>
+    public virtual MeasurementDiscrepancy Discrepancy => MeasurementDiscrepancy.ResidualOverSigma;
+
+    /// <inheritdoc/>
+    public virtual float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return MeasurementPreview.Default(this, y);
     }
 
     /// <summary>y = A(x), shapes already checked.</summary>

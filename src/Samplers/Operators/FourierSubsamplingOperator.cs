@@ -1,4 +1,5 @@
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Fft;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
@@ -111,6 +112,14 @@ public sealed class FourierSubsamplingOperator : LinearOperator
         var x = new float[y.Length / 2];
         ComplexOps.RealPartReference(z, x);
         return x;
+    }
+
+    /// <summary>The zero-filled reconstruction A^T y = Re F^H (M ⊙ y), unstretched (it has the image's scale).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return MeasurementPreview.BackProjection(this, y, stretch: false);
     }
 
     /// <inheritdoc/>

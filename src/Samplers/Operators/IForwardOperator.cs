@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Samplers.Operators;
@@ -5,7 +6,10 @@ namespace PosteriorGpu.Samplers.Operators;
 /// <summary>
 /// The measurement model y = A(x) + noise, batched: x [N, ...InputShape] (images: [N, C, H, W])
 /// to y [N, ...MeasurementShape]. Samplers receive the operator per call (as deepinv's physics)
-/// and know a measurement only through this interface.
+/// and know a measurement only through this interface. Besides A and its likelihood gradient, an operator owns
+/// its task: how a noisy measurement is simulated (<see cref="Simulate"/>), how far a sample is from y
+/// (<see cref="Discrepancy"/>) and how y looks as an image (<see cref="Preview"/>); the three have defaults, so an
+/// operator of your own needs only the four members above them.
 /// </summary>
 public interface IForwardOperator
 {
@@ -31,6 +35,29 @@ public interface IForwardOperator
     /// </summary>
     /// <exception cref="ArgumentException">A shape does not match, or sigma is not positive and finite.</exception>
     void LogLikelihoodGradient(Tensor x, Tensor y, float sigma, Tensor grad);
+
+    /// <summary>
+    /// A simulated noisy measurement of x with noise level <paramref name="sigma"/> and z ~ N(0, I) from
+    /// <paramref name="draw"/>: the model that <see cref="LogLikelihoodGradient"/> differentiates. Default:
+    /// y = A(x) + sigma z. An operator whose noise enters elsewhere overrides it (one-bit sensing quantizes after the
+    /// noise, y = sign(A x + tau + sigma z)).
+    /// </summary>
+    /// <exception cref="ArgumentException">x or y does not have the operator's shapes.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">sigma is negative or not finite.</exception>
+    void Simulate(Tensor x, float sigma, RandomDraw draw, Tensor y) => Measurements.AddedGaussian(this, x, sigma, draw, y);
+
+    /// <summary>How reports measure a sample against y (<see cref="MeasurementDiscrepancy.Evaluate"/>). Default: the
+    /// residual norm ||A(x) - y|| / sigma_y; sign measurements use the fraction of signs reproduced.</summary>
+    MeasurementDiscrepancy Discrepancy => MeasurementDiscrepancy.ResidualOverSigma;
+
+    /// <summary>
+    /// The measurements y [N, ...MeasurementShape] shown as N images of the input's shape, host values meant for
+    /// [-1, 1] (the images' range), for a grid beside the truth and the samples. Default
+    /// (<see cref="MeasurementPreview.Default"/>): a linear operator's back-projection A^T y stretched to [-1, 1] per
+    /// image, mid grey for a nonlinear one; the library's operators show what their measurement looks like.
+    /// </summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    float[] Preview(Tensor y) => MeasurementPreview.Default(this, y);
 }
 
 /// <summary>A linear forward operator: A(x) = A x, with the adjoint (transpose) A^T.</summary>

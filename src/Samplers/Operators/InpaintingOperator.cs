@@ -1,4 +1,5 @@
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -107,6 +108,15 @@ public sealed class InpaintingOperator : LinearOperator
 
     /// <inheritdoc/>
     public override float[] AdjointReference(ReadOnlySpan<float> y) => ForwardReference(y);
+
+    /// <summary>mask ⊙ y = A^T y, unstretched: y carries noise on every entry, but a sampler sees only the observed
+    /// ones, so the missing pixels show as 0 (mid grey).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        ValidateMeasurement(y);
+        return MeasurementPreview.BackProjection(this, y, stretch: false);
+    }
 
     /// <inheritdoc/>
     protected override void DisposeDeviceData() => maskTensor.Dispose();

@@ -5,7 +5,8 @@ using PosteriorGpu.Kernels.Tensors;
 namespace PosteriorGpu.Samplers.Operators;
 
 /// <summary>Measurement noise: y += sigma z with z ~ N(0, I) drawn in the kernel from
-/// (seed, stream, step, index), so a seed gives the same noisy measurement on every device.</summary>
+/// (seed, stream, step, index), so a seed gives the same noisy measurement on every device. The operators'
+/// <see cref="IForwardOperator.Simulate"/> uses it for y = A(x) + sigma z.</summary>
 public static class Measurements
 {
     /// <summary>The specification: y[i] += sigma * draw.Normal(i).</summary>
@@ -15,30 +16,27 @@ public static class Measurements
     /// <exception cref="ArgumentOutOfRangeException">sigma is negative or not finite.</exception>
     public static void AddGaussianNoise(Tensor y, float sigma, RandomDraw draw)
     {
-        if (!(sigma >= 0) || float.IsInfinity(sigma))
-            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "measurement noise: sigma must be >= 0 and finite");
+        RequireNoiseLevel(sigma, "measurement noise");
         if (y.Length == 0) return;
         AddNoise.Run(y, sigma, draw);
     }
 
-    /// <summary>
-    /// A simulated noisy measurement y = A(x) + sigma z, z ~ N(0, I) from <paramref name="draw"/>; for
-    /// <see cref="OneBitOperator"/> the noise enters before the quantizer, y = sign(A x + tau + sigma z), the model
-    /// its likelihood assumes. x is [N, ...InputShape], y [N, ...MeasurementShape].
-    /// </summary>
+    /// <summary>The default <see cref="IForwardOperator.Simulate"/>: y = A(x) + sigma z, Gaussian noise added after the operator.</summary>
     /// <exception cref="ArgumentException">A shape does not match the operator.</exception>
     /// <exception cref="ArgumentOutOfRangeException">sigma is negative or not finite.</exception>
-    public static void Simulate(IForwardOperator op, Tensor x, float sigma, RandomDraw draw, Tensor y)
+    public static void AddedGaussian(IForwardOperator op, Tensor x, float sigma, RandomDraw draw, Tensor y)
     {
         ArgumentNullException.ThrowIfNull(op);
-        if (op is OneBitOperator oneBit)
-        {
-            oneBit.Measure(x, sigma, draw, y);
-            return;
-        }
-        if (!(sigma >= 0) || float.IsInfinity(sigma))
-            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "measurement noise: sigma must be >= 0 and finite");
+        RequireNoiseLevel(sigma, $"operator {op.Name}");
         op.Forward(x, y);
         AddGaussianNoise(y, sigma, draw);
+    }
+
+    /// <summary>Throws unless sigma is a usable noise level (&gt;= 0 and finite).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">sigma is negative, NaN or infinite.</exception>
+    public static void RequireNoiseLevel(float sigma, string what)
+    {
+        if (!(sigma >= 0) || float.IsInfinity(sigma))
+            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, $"{what}: sigma must be >= 0 and finite");
     }
 }

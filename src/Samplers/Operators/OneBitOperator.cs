@@ -1,6 +1,5 @@
-using ILGPU;
-using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -11,8 +10,9 @@ namespace PosteriorGpu.Samplers.Operators;
 /// m x d Gaussian matrix A and a dither tau uniform in [-lambda, lambda], both seeded. Nonlinear.
 /// With Gaussian noise before the quantizer, y = sign(A x + tau + sigma e), the likelihood is probit:
 /// p(y_i | x) = Phi(u_i), u_i = y_i (a_i^T x + tau_i) / sigma, so
-/// grad log p(y | x) = A^T [y_i R(u_i) / sigma] with R = phi / Phi (<see cref="Probit"/>), evaluated
-/// stably for very negative u (no NaN).
+/// grad log p(y | x) = A^T [y_i R(u_i) / sigma] with R = phi / Phi (the <see cref="ProbitWeights"/> kernel; double
+/// references in <see cref="Probit"/>), evaluated stably for very negative u (no NaN). Its kernels:
+/// <see cref="SignQuantize"/>, <see cref="ProbitWeights"/> and a GEMM.
 /// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class OneBitOperator : ForwardOperator
@@ -74,20 +74,17 @@ public sealed class OneBitOperator : ForwardOperator
 
     // ---- references -------------------------------------------------------------------------
 
-    /// <summary>The specification of the quantizer: +1 where v &gt;= 0, else -1.</summary>
-    public static float Sign(float v) => v >= 0f ? 1f : -1f;
-
-    /// <summary>The specification of <see cref="Measure"/>: sign(A x + tau + sigma z), z from <paramref name="draw"/>.</summary>
-    public float[] MeasureReference(ReadOnlySpan<float> x, float sigma, RandomDraw draw)
+    /// <summary>The specification of <see cref="Simulate"/>: sign(A x + tau + sigma z), z from <paramref name="draw"/>.</summary>
+    public float[] SimulateReference(ReadOnlySpan<float> x, float sigma, RandomDraw draw)
     {
         ItemsOf(x, InputLength, "input");
         var u = GaussianMatrix.MultiplyReference(matrix, Rows, Columns, x, dither);
-        for (int i = 0; i < u.Length; i++) u[i] = Sign(sigma == 0 ? u[i] : u[i] + sigma * draw.Normal(i));
+        SignQuantize.Reference(u, sigma, draw);
         return u;
     }
 
     /// <inheritdoc/>
-    public override float[] ForwardReference(ReadOnlySpan<float> x) => MeasureReference(x, 0f, default);
+    public override float[] ForwardReference(ReadOnlySpan<float> x) => SimulateReference(x, 0f, default);
 
     /// <summary>The probit log-likelihood sum_i log Phi(y_i (a_i^T x + tau_i) / sigma) per item, all in
     /// double (x too, so tests can take finite differences of it).</summary>
@@ -118,32 +115,7 @@ public sealed class OneBitOperator : ForwardOperator
         return GaussianMatrix.TransposeMultiplyReference(matrix, Rows, Columns, t);
     }
 
-    // ---- kernels ----------------------------------------------------------------------------
-
-    /// <summary>u = sign(u + sigma z) in place (z from the draw when sigma &gt; 0).</summary>
-    internal static void SignKernel(Index1D tid, ElementRange r, ArrayView<float> u, float sigma, RandomDraw draw)
-    {
-        for (int k = 0; k < r.Count; k++)
-        {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float v = u[i];
-            if (sigma > 0f) v += sigma * draw.Normal(i);
-            u[i] = v >= 0f ? 1f : -1f;
-        }
-    }
-
-    /// <summary>t = y R(y t / sigma) / sigma in place: the probit weights A^T maps to the gradient.</summary>
-    internal static void ProbitWeightKernel(Index1D tid, ElementRange r, ArrayView<float> y, ArrayView<float> t, float invSigma)
-    {
-        for (int k = 0; k < r.Count; k++)
-        {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float yi = y[i];
-            t[i] = yi * Probit.InverseMillsRatio(yi * t[i] * invSigma) * invSigma;
-        }
-    }
+    // ---- device ------------------------------------------------------------------------------
 
     private void Affine(Tensor x, Tensor u)
     {
@@ -151,31 +123,47 @@ public sealed class OneBitOperator : ForwardOperator
         Kernels.Gemm.Gemm.Run(flat, false, matrixTensor, true, u, 1f, 0f, ditherTensor);
     }
 
-    private void Quantize(Tensor u, float sigma, RandomDraw draw)
-    {
-        var plan = Device.Plan(u.Length);
-        var k = Device.Kernel("one-bit-sign", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            ArrayView<float>, float, RandomDraw>(SignKernel));
-        if (plan.Total > 0) k(plan.Threads, plan, u.View, sigma, draw);
-    }
-
     /// <inheritdoc/>
     protected override void ForwardCore(Tensor x, Tensor y)
     {
         Affine(x, y);
-        Quantize(y, 0f, default);
+        SignQuantize.Run(y, 0f, default);
     }
 
-    /// <summary>A noisy measurement y = sign(A x + tau + sigma z), z ~ N(0, I) drawn from <paramref name="draw"/>:
-    /// the model whose likelihood <see cref="IForwardOperator.LogLikelihoodGradient"/> differentiates.</summary>
-    public void Measure(Tensor x, float sigma, RandomDraw draw, Tensor y)
+    /// <summary>A noisy measurement y = sign(A x + tau + sigma z), z ~ N(0, I) drawn from <paramref name="draw"/>: the
+    /// noise enters before the quantizer, the model whose probit likelihood
+    /// <see cref="IForwardOperator.LogLikelihoodGradient"/> differentiates (noise added to the signs would not be).</summary>
+    /// <exception cref="ArgumentException">x or y does not have the operator's shapes.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">sigma is negative or not finite.</exception>
+    public override void Simulate(Tensor x, float sigma, RandomDraw draw, Tensor y)
     {
         int n = ValidateInput(x);
         ValidateMeasurement(y, n);
-        if (!(sigma >= 0) || float.IsInfinity(sigma))
-            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "operator one-bit: sigma must be >= 0 and finite");
+        Measurements.RequireNoiseLevel(sigma, "operator one-bit");
         Affine(x, y);
-        Quantize(y, sigma, draw);
+        SignQuantize.Run(y, sigma, draw);
+    }
+
+    /// <summary>The fraction of measured signs that sign(A x + tau) reproduces: a residual norm of signs says little.</summary>
+    public override MeasurementDiscrepancy Discrepancy => MeasurementDiscrepancy.SignAgreement;
+
+    /// <summary>The back-projection A^T y of the signs, stretched to [-1, 1] per image (computed on the host: the
+    /// operator is nonlinear and has no adjoint of its own).</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        int n = ValidateMeasurement(y);
+        var host = y.ToHost();
+        int m = Rows, d = Columns;
+        var result = new float[n * d];
+        for (int k = 0; k < n; k++)
+            for (int r = 0; r < m; r++)
+            {
+                float v = host[k * m + r];
+                for (int i = 0; i < d; i++) result[k * d + i] += matrix[(long)r * d + i] * v;
+            }
+        MeasurementPreview.Stretch(result, n);
+        return result;
     }
 
     /// <inheritdoc/>
@@ -183,10 +171,7 @@ public sealed class OneBitOperator : ForwardOperator
     {
         using var t = Pool.Rent(y.Shape);
         Affine(x, t);
-        var plan = Device.Plan(t.Length);
-        var k = Device.Kernel("one-bit-probit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            ArrayView<float>, ArrayView<float>, float>(ProbitWeightKernel));
-        if (plan.Total > 0) k(plan.Threads, plan, y.View, t.View, 1f / sigma);
+        ProbitWeights.Run(y, t, 1f / sigma);
         using var flat = grad.Reshape(grad.N, Columns);
         Kernels.Gemm.Gemm.Run(t, false, matrixTensor, false, flat);
     }

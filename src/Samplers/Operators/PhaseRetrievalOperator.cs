@@ -1,7 +1,6 @@
-using ILGPU;
-using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Fft;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -23,7 +22,8 @@ public enum PhaseMaskKind
 /// Nonlinear. The log-likelihood is the amplitude-based one, log p(y | x) = -|| |B x| - y ||^2 / (2 sigma^2)
 /// with B = F Z diag(P), whose gradient in real x is (Wirtinger calculus, e.g. Candès, Li and
 /// Soltanolkotabi 2015; the amplitude flow of Wang, Giannakis and Eldar 2018)
-/// Re B^H (y ⊙ z / |z| - z) / sigma^2 with z = B x, and z / |z| := 0 where z = 0.
+/// Re B^H (y ⊙ z / |z| - z) / sigma^2 with z = B x, and z / |z| := 0 where z = 0. Its kernels:
+/// <see cref="PadModulate"/>, the FFT, <see cref="AmplitudeResidual"/> and <see cref="CropDemodulate"/>.
 /// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
 public sealed class PhaseRetrievalOperator : ForwardOperator
@@ -103,14 +103,7 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
         int n = ItemsOf(x, InputLength, "input");
         int planes = n * InputShape[0];
         var z = new float[2 * planes * Hp * Wp];
-        for (int p = 0; p < planes; p++)
-            for (int i = 0; i < H; i++)
-                for (int j = 0; j < W; j++)
-                {
-                    int xi = (p * H + i) * W + j, m = xi % InputLength, zi = (p * Hp + i) * Wp + j;
-                    z[2 * zi] = x[xi] * modulation[2 * m];
-                    z[2 * zi + 1] = x[xi] * modulation[2 * m + 1];
-                }
+        PadModulate.Reference(modulation, InputLength, x, z, planes, H, W, Hp, Wp);
         Fft2d.Reference(z, z, [planes, Hp, Wp, 2], inverse: false, FftNorm.Ortho);
         return z;
     }
@@ -130,24 +123,11 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
         var z = TransformReference(x);
         if (y.Length != z.Length / 2)
             throw new ArgumentException($"operator phase-retrieval: {y.Length} measurement values but |B x| has {z.Length / 2}");
-        double scale = 1.0 / ((double)sigma * sigma);
-        for (int k = 0; k < y.Length; k++)
-        {
-            double zr = z[2 * k], zi = z[2 * k + 1], mag = Math.Sqrt(zr * zr + zi * zi);
-            double f = mag > 0 ? y[k] / mag - 1 : -1;
-            z[2 * k] = (float)(scale * f * zr);
-            z[2 * k + 1] = (float)(scale * f * zi);
-        }
+        AmplitudeResidual.Reference((float)(1.0 / ((double)sigma * sigma)), y, z);
         int planes = y.Length / (Hp * Wp);
         Fft2d.Reference(z, z, [planes, Hp, Wp, 2], inverse: true, FftNorm.Ortho);
         var grad = new float[x.Length];
-        for (int p = 0; p < planes; p++)
-            for (int i = 0; i < H; i++)
-                for (int j = 0; j < W; j++)
-                {
-                    int xi = (p * H + i) * W + j, m = xi % InputLength, zi = (p * Hp + i) * Wp + j;
-                    grad[xi] = modulation[2 * m] * z[2 * zi] + modulation[2 * m + 1] * z[2 * zi + 1];
-                }
+        CropDemodulate.Reference(modulation, InputLength, z, grad, planes, H, W, Hp, Wp);
         return grad;
     }
 
@@ -194,74 +174,11 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
         return ll;
     }
 
-    // ---- kernels ----------------------------------------------------------------------------
-
-    /// <summary>z = Z (P ⊙ x): over padded complex elements, the modulated pixel or zero.</summary>
-    internal static void PadModulateKernel(Index1D tid, ElementRange r, int h, int w, int hp, int wp, int itemLength,
-        ArrayView<float> modulation, ArrayView<float> x, ArrayView<float> z)
-    {
-        for (int k = 0; k < r.Count; k++)
-        {
-            int o = r.Index(tid, k);
-            if (o >= r.Total) return;
-            int p = o / (hp * wp), q = o - p * hp * wp;
-            int i = q / wp, j = q - i * wp;
-            float re = 0f, im = 0f;
-            if (i < h && j < w)
-            {
-                int xi = (p * h + i) * w + j;
-                int m = xi % itemLength;
-                float v = x[xi];
-                re = v * modulation[2 * m];
-                im = v * modulation[2 * m + 1];
-            }
-            z[2 * o] = re;
-            z[2 * o + 1] = im;
-        }
-    }
-
-    /// <summary>z = scale (y z / |z| - z) in place (0 where z = 0): the amplitude residual.</summary>
-    internal static void AmplitudeResidualKernel(Index1D tid, ElementRange r, float scale, ArrayView<float> y, ArrayView<float> z)
-    {
-        for (int k = 0; k < r.Count; k++)
-        {
-            int o = r.Index(tid, k);
-            if (o >= r.Total) return;
-            float zr = z[2 * o], zi = z[2 * o + 1];
-            float ar = MathF.Abs(zr), ai = MathF.Abs(zi);
-            float big = MathF.Max(ar, ai), small = MathF.Min(ar, ai);
-            float q = big > 0f ? small / big : 0f;
-            float mag = big * MathF.Sqrt(1f + q * q);
-            // y z / |z| stays bounded however small |z| is; at z = 0 the residual is -z = 0.
-            float ur = mag > 0f ? y[o] * (zr / mag) : 0f;
-            float ui = mag > 0f ? y[o] * (zi / mag) : 0f;
-            z[2 * o] = scale * (ur - zr);
-            z[2 * o + 1] = scale * (ui - zi);
-        }
-    }
-
-    /// <summary>grad = Re(conj(P) ⊙ Z^T u): over image pixels, the top-left H x W corner of each padded plane.</summary>
-    internal static void CropDemodulateKernel(Index1D tid, ElementRange r, int h, int w, int hp, int wp, int itemLength,
-        ArrayView<float> modulation, ArrayView<float> u, ArrayView<float> grad)
-    {
-        for (int k = 0; k < r.Count; k++)
-        {
-            int o = r.Index(tid, k);
-            if (o >= r.Total) return;
-            int p = o / (h * w), q = o - p * h * w;
-            int i = q / w, j = q - i * w;
-            int zi = (p * hp + i) * wp + j;
-            int m = o % itemLength;
-            grad[o] = modulation[2 * m] * u[2 * zi] + modulation[2 * m + 1] * u[2 * zi + 1];
-        }
-    }
+    // ---- device ------------------------------------------------------------------------------
 
     private void Transform(Tensor x, Tensor z)
     {
-        var plan = Device.Plan(z.Length / 2);
-        var k = Device.Kernel("phase-retrieval-pad", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(PadModulateKernel));
-        if (plan.Total > 0) k(plan.Threads, plan, H, W, Hp, Wp, InputLength, modulationTensor.View, x.View, z.View);
+        PadModulate.Run(modulationTensor, x, z);
         Fft2d.Forward(z, z, FftNorm.Ortho);
     }
 
@@ -280,15 +197,35 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
     {
         using var z = Pool.Rent(PaddedShape(x.N));
         Transform(x, z);
-        var plan = Device.Plan(y.Length);
-        var residual = Device.Kernel("phase-retrieval-residual", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            float, ArrayView<float>, ArrayView<float>>(AmplitudeResidualKernel));
-        if (plan.Total > 0) residual(plan.Threads, plan, 1f / (sigma * sigma), y.View, z.View);
+        AmplitudeResidual.Run(1f / (sigma * sigma), y, z);
         Fft2d.Inverse(z, z, FftNorm.Ortho);
-        var crop = Device.Kernel("phase-retrieval-crop", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CropDemodulateKernel));
-        var cropPlan = Device.Plan(grad.Length);
-        if (cropPlan.Total > 0) crop(cropPlan.Threads, cropPlan, H, W, Hp, Wp, InputLength, modulationTensor.View, z.View, grad.View);
+        CropDemodulate.Run(modulationTensor, z, grad);
+    }
+
+    /// <summary>log(1 + |y|) of each channel's centred (fftshifted) spectrum, averaged over s x s blocks down to the
+    /// image's size and stretched to [-1, 1] per image: the diffraction pattern, not an image of x.</summary>
+    /// <exception cref="ArgumentException">y does not have the operator's measurement shape.</exception>
+    public override float[] Preview(Tensor y)
+    {
+        int n = ValidateMeasurement(y);
+        var host = y.ToHost();
+        int c = InputShape[0], sh = Hp / H, sw = Wp / W;
+        var result = new float[n * InputLength];
+        for (int p = 0; p < n * c; p++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++)
+                {
+                    double sum = 0;
+                    for (int a = 0; a < sh; a++)
+                        for (int b = 0; b < sw; b++)
+                        {
+                            int u = (i * sh + a + Hp / 2) % Hp, v = (j * sw + b + Wp / 2) % Wp;   // fftshift
+                            sum += Math.Log(1 + Math.Abs(host[(p * Hp + u) * Wp + v]));
+                        }
+                    result[(p * H + i) * W + j] = (float)(sum / (sh * sw));
+                }
+        MeasurementPreview.Stretch(result, n);
+        return result;
     }
 
     /// <inheritdoc/>

@@ -202,6 +202,12 @@ public class PosteriorCommandTests
         var metrics = File.ReadAllText(Path.Combine(o, "metrics.json"));
         Assert.That(metrics, Does.Contain($"\"sampler\": \"{sampler}\""));
         Assert.That(File.Exists(Path.Combine(o, "grid.png")));
+        // The report scores samples with the operator's own discrepancy: signs reproduced for one-bit, the residual otherwise.
+        var (key, label) = task == "onebit" ? ("sign_agreement", "signs reproduced") : ("residual_over_sigma", "||A x - y|| / sigma_y");
+        using var json = JsonDocument.Parse(metrics);
+        Assert.That(json.RootElement.GetProperty("average").TryGetProperty($"{key}_samples", out _), Is.True, metrics);
+        Assert.That(json.RootElement.GetProperty("average").TryGetProperty($"{key}_truth", out _), Is.True, metrics);
+        Assert.That(stdout, Does.Contain(label));
     }
 
     [Test]

@@ -2,6 +2,7 @@ using NUnit.Framework;
 using PosteriorGpu.Cli;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Samplers.Operators;
 
 namespace PosteriorGpu.Tests.Cli;
 
@@ -83,6 +84,30 @@ public class PosteriorTaskTests
             Assert.That(fill[i], Is.EqualTo(missing[i] != 0 ? (float)observedMean : x[i]).Within(1e-6f), $"pixel {i}");
         Assert.That(missing[2 * 8 + 2], Is.EqualTo(1f));
         Assert.That(missing[1 * 8 + 2], Is.Zero);
+    }
+
+    [Test]
+    public void EveryTask_BuildsItsOperator_WhichPreviewsAndScoresItsMeasurement()
+    {
+        var dev = TestDevices.Cpu;
+        Assert.That(PosteriorTask.Names, Is.EqualTo(new[] { "inpaint", "superres", "deblur", "cs", "mri", "phase", "onebit" }));
+        var x = TestData.Random(2 * 64, 5);
+        foreach (string name in PosteriorTask.Names)
+        {
+            using var task = PosteriorTask.Create(name, dev, 1, 8, 8, new TaskSettings());
+            Assert.That(task.Name, Is.EqualTo(name));
+            Assert.That(task.Description, Is.Not.Empty);
+            Assert.That(task.Operator.InputShape, Is.EqualTo(new[] { 1, 8, 8 }), name);
+            using var tx = Tensor.FromHost(dev, x, 2, 1, 8, 8);
+            using var y = Tensor.Empty(dev, [2, .. task.Operator.MeasurementShape]);
+            task.Measure(tx, 0.05f, 1, 0, y);
+            var preview = task.Operator.Preview(y);
+            Assert.That(preview, Has.Length.EqualTo(2 * 64).And.All.Matches<float>(float.IsFinite), name);
+            var scores = task.Operator.Discrepancy.Evaluate(task.Operator, tx, y, 0.05);
+            Assert.That(scores, Has.Length.EqualTo(2), name);
+            Assert.That(task.Operator.Discrepancy, Is.SameAs(name == "onebit" ? MeasurementDiscrepancy.SignAgreement : MeasurementDiscrepancy.ResidualOverSigma), name);
+            Assert.That(task.MissingMask is not null, Is.EqualTo(name == "inpaint"), name);
+        }
     }
 
     [Test]

@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using PosteriorGpu.Kernels.Operators;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
@@ -27,13 +28,7 @@ public class NonlinearGradientTests
         var dev = op.Device;
         using var tx = Tensor.FromHost(dev, xTrue, OperatorCases.Batched(n, op.InputShape));
         using var ty = Tensor.Empty(dev, OperatorCases.Batched(n, op.MeasurementShape));
-        var draw = new RandomDraw(99, 1, 0);
-        if (op is OneBitOperator ob) ob.Measure(tx, sigma, draw, ty);
-        else
-        {
-            op.Forward(tx, ty);
-            Measurements.AddGaussianNoise(ty, sigma, draw);
-        }
+        op.Simulate(tx, sigma, new RandomDraw(99, 1, 0), ty);
         return ty.ToHost();
     }
 
@@ -99,7 +94,7 @@ public class NonlinearGradientTests
         double worstRelative = 0, worstAbsolute = 0, worstAt = 0;
         for (double u = -2000; u <= 40; u += u < -50 ? 7.3 : 0.0173)
         {
-            float got = Probit.InverseMillsRatio((float)u);
+            float got = ProbitWeights.InverseMillsRatio((float)u);
             double expected = Probit.InverseMillsRatioReference((float)u);
             Assert.That(float.IsFinite(got), Is.True, $"R({u}) = {got}");
             double err = Math.Abs(got - expected);
@@ -110,10 +105,10 @@ public class NonlinearGradientTests
         Assert.That(worstRelative, Is.LessThan(2e-6), $"largest relative error of R(u) for u <= 4 (at u = {worstAt})");
         Assert.That(worstAbsolute, Is.LessThan(1e-9), "largest absolute error of R(u) for u > 4");
         foreach (float u in new[] { -1e30f, -1e8f, -3e4f, 60f, 1e4f, float.MaxValue })
-            Assert.That(float.IsFinite(Probit.InverseMillsRatio(u)), Is.True, $"R({u})");
+            Assert.That(float.IsFinite(ProbitWeights.InverseMillsRatio(u)), Is.True, $"R({u})");
         // R(u) ~ -u - 1/u for u -> -inf; R(0) = 2 phi(0) = sqrt(2/pi).
-        Assert.That(Probit.InverseMillsRatio(-1e4f), Is.EqualTo(1e4).Within(1e-2));
-        Assert.That(Probit.InverseMillsRatio(0f), Is.EqualTo(Math.Sqrt(2 / Math.PI)).Within(1e-6));
+        Assert.That(ProbitWeights.InverseMillsRatio(-1e4f), Is.EqualTo(1e4).Within(1e-2));
+        Assert.That(ProbitWeights.InverseMillsRatio(0f), Is.EqualTo(Math.Sqrt(2 / Math.PI)).Within(1e-6));
         Assert.That(Probit.LogCdfReference(-40), Is.EqualTo(-804.6084420137538).Within(1e-9 * 804.6));
     }
 
@@ -141,7 +136,7 @@ public class NonlinearGradientTests
     }
 
     [Test]
-    public void OneBitMeasure_MatchesReference()
+    public void OneBitSimulate_MatchesReference()
     {
         var dev = TestDevices.Cpu;
         using var op = new OneBitOperator(dev, [7], 33, 0.2f, 3);
@@ -149,10 +144,10 @@ public class NonlinearGradientTests
         var draw = new RandomDraw(8, 2, 1);
         using var tx = Tensor.FromHost(dev, x, 3, 7);
         using var ty = Tensor.Empty(dev, 3, 33);
-        op.Measure(tx, 0.5f, draw, ty);
+        op.Simulate(tx, 0.5f, draw, ty);
         var got = ty.ToHost();
         Assert.That(got.All(v => v is 1f or -1f), Is.True);
-        Assert.That(got, Is.EqualTo(op.MeasureReference(x, 0.5f, draw)));
+        Assert.That(got, Is.EqualTo(op.SimulateReference(x, 0.5f, draw)));
         op.Forward(tx, ty);
         Assert.That(ty.ToHost(), Is.Not.EqualTo(got), "noise flips some bits at sigma = 0.5");
     }

@@ -31,6 +31,8 @@ public static class OperatorCases
         new("phase-retrieval-signs", d => new PhaseRetrievalOperator(d, 2, 8, 4, 2, PhaseMaskKind.RandomSigns, 3)),
         new("phase-retrieval-phases", d => new PhaseRetrievalOperator(d, 1, 4, 8, 2, PhaseMaskKind.UniformPhase, 4)),
         new("one-bit", d => new OneBitOperator(d, [2, 5, 3], 50, 0.5f, 9)),
+        new("identity-image", d => new IdentityOperator(d, [2, 3, 5])),
+        new("identity-vector", d => new IdentityOperator(d, [7])),
     ];
 
     public static IEnumerable<OperatorCase> Linear() => All.Where(c => !NonlinearNames.Contains(c.Name));

@@ -1,5 +1,5 @@
 using NUnit.Framework;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 using PosteriorGpu.Samplers.Posterior;
 
 namespace PosteriorGpu.Tests.Posterior;

@@ -88,7 +88,7 @@ public class NonlinearPosteriorTests
         }
         // ||A||^2 for the consistency steps' curvature bound (entries N(0, 1/m): about (1 + sqrt(d/m))^2).
         double norm2 = Math.Pow(1 + Math.Sqrt(64.0 / m), 2);
-        var r = Run(sampler, op, Disagreement, (t, y) => op.Measure(t, sigmaY, new RandomDraw(4, 2, 0), y), DpsStepRule.Likelihood, norm2, sigmaY);
+        var r = Run(sampler, op, Disagreement, (t, y) => op.Simulate(t, sigmaY, new RandomDraw(4, 2, 0), y), DpsStepRule.Likelihood, norm2, sigmaY);
         TestContext.Out.WriteLine($"one-bit, {sampler}: wrong bits {r.PosteriorMisfit:F1} of {m} (prior samples {r.PriorMisfit:F1}); " +
                                   $"||x - truth||^2 {r.PosteriorError:F2} (prior {r.PriorError:F2})");
         // Measured: DPnP 21 and DPS 3.9 wrong bits against 99 for prior samples.

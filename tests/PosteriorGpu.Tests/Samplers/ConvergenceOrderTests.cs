@@ -1,5 +1,5 @@
 using NUnit.Framework;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 
 namespace PosteriorGpu.Tests.Samplers;
 

@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
-namespace PosteriorGpu.Models.Priors;
+namespace PosteriorGpu.Kernels.Priors;
 
 /// <summary>
 /// The eigenbasis step of a Gaussian's epsilon: out[n, j] = (z[n, j] - sqrt(a_n) m[j]) sqrt(1 - a_n) / (a_n lambda[j] + 1 - a_n).
@@ -48,7 +48,7 @@ public static class SpectralScale
         int n = z.Shape[0], d = z.Shape[1];
         Shape.Require(op, shift, "shift", d);
         Shape.Require(op, lambda, "lambda", d);
-        Shape.Require(op, levels, "levels", n, PriorLevels.Stride);
+        Shape.Require(op, levels, "levels", n, NoiseLevelTable.Stride);
         var plan = z.Device.Plan(z.Length);
         var k = z.Device.Kernel("prior-spectral-scale", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));

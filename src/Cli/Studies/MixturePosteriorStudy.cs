@@ -5,7 +5,7 @@ using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Models.Schedules;
 
-namespace PosteriorGpu.Samplers.Diagnostics;
+namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>
 /// Posterior samplers on Gaussian-mixture priors, where the posterior is known exactly (a mixture with
@@ -15,7 +15,7 @@ namespace PosteriorGpu.Samplers.Diagnostics;
 /// reference rows bound the scale: a second exact draw (the finite-sample floor) and prior samples.
 /// The samplers: annealed Langevin, DPnP (DDIM-type denoiser) and DPS (residual rule), each with the options given.
 /// </summary>
-public static class MixturePosteriorStudy
+internal static class MixturePosteriorStudy
 {
     /// <summary>One setting and its distances.</summary>
     public sealed record Row(int Dimension, int Measurements, double ExactFloor, double Prior, double AnnealedLangevin,

@@ -4,7 +4,7 @@ using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
-namespace PosteriorGpu.Samplers.Diagnostics;
+namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>
 /// Measures each deterministic sampler's error against the exact answer, with an exact score: for a
@@ -15,7 +15,7 @@ namespace PosteriorGpu.Samplers.Diagnostics;
 /// The schedule is Li et al.'s with T steps (the talk's), so T doubles the resolution of the whole
 /// path, and the start is the exact marginal at the first timestep, so only discretisation counts.
 /// </summary>
-public static class ConvergenceStudy
+internal static class ConvergenceStudy
 {
     /// <summary>One sampler's errors at each step count and the observed orders between them: per
     /// doubling of T, and per halving of the schedule's step size c1 log T / T (what a p-th order

@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
-namespace PosteriorGpu.Samplers.Operators;
+namespace PosteriorGpu.Kernels.Operators;
 
 /// <summary>
 /// y[i] = mask[(i / group) % mask.Length] x[i]: a diagonal operator whose mask repeats over the

@@ -1,8 +1,9 @@
 using NUnit.Framework;
+using PosteriorGpu.Kernels.Priors;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.Priors;
 
-namespace PosteriorGpu.Tests.Priors;
+namespace PosteriorGpu.Tests.Kernels;
 
 /// <summary>The prior kernels against their references on random data of awkward shapes.</summary>
 public class PriorKernelTests

@@ -8,7 +8,7 @@ using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
 
-namespace PosteriorGpu.Samplers.Diagnostics;
+namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>
 /// The robustness claim of Xun, Gupta and Price, measured in the setting of their Figure 3: prior N(0, I_d),
@@ -20,7 +20,7 @@ namespace PosteriorGpu.Samplers.Diagnostics;
 /// shell the prior rarely visits; the final samples are scored by E ||x - m_y||^2 / (d v) (m_y, v the exact
 /// posterior's mean and variance per coordinate: 1 for exact samples) and the fraction of chains left on the shell.
 /// </summary>
-public static class RobustnessStudy
+internal static class RobustnessStudy
 {
     /// <summary>sigma_y of Figure 3.</summary>
     public const float SigmaY = 0.1f;

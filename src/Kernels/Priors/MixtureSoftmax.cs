@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
-namespace PosteriorGpu.Models.Priors;
+namespace PosteriorGpu.Kernels.Priors;
 
 /// <summary>Responsibilities of a mixture: r[n, k] = softmax_k(logit[n, k]), with the row maximum
 /// subtracted before exponentiating (a stable log-sum-exp), one row of K per batch item.</summary>

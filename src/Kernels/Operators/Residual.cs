@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
-namespace PosteriorGpu.Samplers.Operators;
+namespace PosteriorGpu.Kernels.Operators;
 
 /// <summary>The scaled measurement residual r = scale (y - A x), overwriting A x in place: the
 /// vector the adjoint maps to the Gaussian log-likelihood gradient (scale = 1 / sigma^2).</summary>

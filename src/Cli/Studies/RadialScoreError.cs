@@ -4,7 +4,7 @@ using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 
-namespace PosteriorGpu.Samplers.Diagnostics;
+namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>
 /// A score model with a bounded error field, for robustness experiments on a prior centred at 0 with unit
@@ -15,7 +15,7 @@ namespace PosteriorGpu.Samplers.Diagnostics;
 /// dips to about a half (Xun, Gupta, Price, Figure 3), passes. In epsilon form eps' = eps - sqrt(1 - a) e(x).
 /// Not thread-safe.
 /// </summary>
-public sealed class RadialScoreError(IScoreModel inner, Func<double, double> alphaBar, double bound, double innerRadius, double outerRadius)
+internal sealed class RadialScoreError(IScoreModel inner, Func<double, double> alphaBar, double bound, double innerRadius, double outerRadius)
     : IScoreModel, IDisposable
 {
     private readonly TensorPool pool = new(inner.Device);

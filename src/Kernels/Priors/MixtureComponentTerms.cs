@@ -3,7 +3,7 @@ using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 
-namespace PosteriorGpu.Models.Priors;
+namespace PosteriorGpu.Kernels.Priors;
 
 /// <summary>
 /// Per item n and component k of a Gaussian mixture at level a_n, given z[n, k, :] = U_k^T x_n:
@@ -75,7 +75,7 @@ public static class MixtureComponentTerms
         Shape.RequireRank(op, z, "z", 2);
         int n = z.Shape[0];
         Shape.Require(op, z, "z", n, k * d);
-        Shape.Require(op, levels, "levels", n, PriorLevels.Stride);
+        Shape.Require(op, levels, "levels", n, NoiseLevelTable.Stride);
         Shape.Require(op, logits, "logits", n, k);
         var device = z.Device;
         int rows = n * k;
