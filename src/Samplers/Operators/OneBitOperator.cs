@@ -15,7 +15,7 @@ namespace PosteriorGpu.Samplers.Operators;
 /// <see cref="SignQuantize"/>, <see cref="ProbitWeights"/> and a GEMM.
 /// Holds device memory (its data and a scratch pool): dispose it. Not thread-safe on its own; samplers call it within their turn on the device.
 /// </summary>
-public sealed class OneBitOperator : ForwardOperator
+public sealed class OneBitOperator : ForwardOperator, ILogLikelihood
 {
     private readonly float[] matrix;
     private readonly float[] dither;
@@ -174,6 +174,29 @@ public sealed class OneBitOperator : ForwardOperator
         ProbitWeights.Run(y, t, 1f / sigma);
         using var flat = grad.Reshape(grad.N, Columns);
         Kernels.Gemm.Gemm.Run(t, false, matrixTensor, false, flat);
+    }
+
+    /// <summary>The probit log-likelihood sum_i log Phi(y_i (a_i^T x + tau_i) / sigma) per item (what a Metropolis-adjusted
+    /// step needs): A x + tau on the device, the m log-CDF terms per item on the host in double (m is small for one-bit).</summary>
+    public void LogLikelihood(Tensor x, Tensor y, float sigma, Tensor logLikelihood)
+    {
+        int n = ValidateInput(x);
+        ValidateMeasurement(y, n);
+        if (!(sigma > 0) || float.IsInfinity(sigma))
+            throw new ArgumentOutOfRangeException(nameof(sigma), sigma, $"operator {Name}: the noise level sigma must be positive and finite");
+        Shape.Require("operator one-bit", logLikelihood, "logLikelihood", n);
+        using var t = Pool.Rent([n, Rows]);
+        Affine(x, t);
+        var u = t.ToHost();
+        var signs = y.ToHost();
+        var ll = new float[n];
+        for (int item = 0; item < n; item++)
+        {
+            double sum = 0;
+            for (int i = 0; i < Rows; i++) sum += Probit.LogCdfReference(signs[item * Rows + i] * (double)u[item * Rows + i] / sigma);
+            ll[item] = (float)sum;
+        }
+        logLikelihood.CopyFrom(ll);
     }
 
     /// <inheritdoc/>
