@@ -61,8 +61,8 @@ public sealed class DiffusionModel : IDisposable
 
     /// <summary>
     /// Loads a diffusers UNet2DModel folder onto <paramref name="device"/>. The schedule comes from
-    /// scheduler_config.json when the folder has one, else diffusers' DDPMScheduler defaults (linear betas
-    /// 1e-4 to 0.02 over 1000 steps). <paramref name="withGradients"/> loads the network with its backward
+    /// scheduler_config.json when the folder has one (its clip_sample and thresholding are honoured or refused by each
+    /// sampler), else diffusers' DDPMScheduler defaults (linear betas 1e-4 to 0.02 over 1000 steps) without clip_sample. <paramref name="withGradients"/> loads the network with its backward
     /// pass (for <see cref="PosteriorMethod.Dps"/>; the same outputs, more memory).
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder or its config.json / weights are missing.</exception>
@@ -74,7 +74,7 @@ public sealed class DiffusionModel : IDisposable
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder)) throw new FileNotFoundException($"{folder}: model folder not found (a diffusers UNet2DModel folder)", folder);
         string schedulerPath = Path.Combine(folder, "scheduler_config.json");
-        var schedule = NoiseSchedule.FromConfig(File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : new SchedulerConfig());
+        var schedule = File.Exists(schedulerPath) ? NoiseSchedule.Load(schedulerPath) : NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = false });
         IScoreModel network = withGradients ? DifferentiableUNet.Load(device, folder) : UNet2DModel.Load(device, folder);
         try
         {
