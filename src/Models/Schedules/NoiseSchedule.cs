@@ -221,6 +221,32 @@ public sealed class NoiseSchedule
         return new NoiseSchedule(f, Invariant($"li_et_al(T={T}, c0={c0}, c1={c1})"), alphas, bar);
     }
 
+    /// <summary>A schedule with the given alphas_cumprod (kept in double; alphas are their ratios, betas 1 - alphas), for
+    /// analytic priors and tests whose noise levels are defined by alpha_bar itself, e.g. alpha_bar(t) = 1 - t / T.
+    /// Unlike the diffusers schedules it may start at alpha_bar 1 (beta 0) and end at alpha_bar 0 (beta 1).</summary>
+    /// <exception cref="ArgumentException">Empty, a value outside [0, 1], an increase, or a 0 before the last entry
+    /// (the next alpha would be 0 / 0); the message names the index.</exception>
+    public static NoiseSchedule FromAlphasCumprod(IReadOnlyList<double> alphasCumprod, string name = "alphas_cumprod")
+    {
+        ArgumentNullException.ThrowIfNull(alphasCumprod);
+        RequireT(alphasCumprod.Count);
+        int T = alphasCumprod.Count;
+        var bar = new double[T];
+        var alphas = new double[T];
+        for (int k = 0; k < T; k++)
+        {
+            double a = alphasCumprod[k], before = k == 0 ? 1.0 : bar[k - 1];
+            if (!(a >= 0 && a <= before))
+                throw new ArgumentException($"{name}: alphas_cumprod[{k}] = {a} must lie in [0, {before}] (non-increasing from 1)", nameof(alphasCumprod));
+            if (before == 0)
+                throw new ArgumentException($"{name}: alphas_cumprod[{k - 1}] is 0 before the last timestep", nameof(alphasCumprod));
+            bar[k] = a;
+            alphas[k] = a / before;
+        }
+        var betas = Array.ConvertAll(alphas, a => (float)(1 - a));
+        return new NoiseSchedule(betas, name, alphas, bar);
+    }
+
     /// <summary>A schedule from explicit betas (diffusers' trained_betas: each value rounded to float32).</summary>
     /// <exception cref="ArgumentException">Empty, or a beta outside (0, 1).</exception>
     public static NoiseSchedule FromBetas(ReadOnlySpan<double> betas)

@@ -22,7 +22,7 @@ public class ClipSampleTests
     {
         var mean = TestData.Random(D, 31).Select(v => 2.5 * Math.Sign(v) + v).ToArray();
         var variance = TestData.Random(D, 32).Select(v => 0.5 + Math.Abs(v)).ToArray();
-        return GaussianPrior.Diagonal(TestDevices.Cpu, C, H, W, mean, variance, AlphaBar.Interpolated(schedule.AlphasCumprodDouble));
+        return GaussianPrior.Diagonal(TestDevices.Cpu, C, H, W, mean, variance, schedule);
     }
 
     private static float[] Start() => TestData.Random(Batch * D, 33, 1.7f);
@@ -153,7 +153,7 @@ public class ClipSampleTests
         var mean = TestData.Random(3 * 4 * 5, 1).Select(v => (double)v).ToArray();
         var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3 + Math.Abs(v)).ToArray();
         var schedule = NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = false, DynamicThresholdingRatio = 0.5 });
-        using var prior = GaussianPrior.Diagonal(TestDevices.Cpu, 3, 4, 5, mean, variance, AlphaBar.Interpolated(schedule.AlphasCumprodDouble));
+        using var prior = GaussianPrior.Diagonal(TestDevices.Cpu, 3, 4, 5, mean, variance, schedule);
         using var x = Tensor.FromHost(TestDevices.Cpu, TestData.Random(2 * 60, 21, 2f), 2, 3, 4, 5);
         SamplerFactory.Create(sampler, prior, schedule).Sample(x, 12, 7, 3);
         Assert.That(x.ToHost(), Is.EqualTo(plain));

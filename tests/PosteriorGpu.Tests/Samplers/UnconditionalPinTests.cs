@@ -17,7 +17,7 @@ public class UnconditionalPinTests
         var dev = TestDevices.Cpu;
         var mean = TestData.Random(3 * 4 * 5, 1).Select(v => (double)v).ToArray();
         var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3 + Math.Abs(v)).ToArray();
-        using var prior = GaussianPrior.Diagonal(dev, 3, 4, 5, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+        using var prior = GaussianPrior.Diagonal(dev, 3, 4, 5, mean, variance, Schedule);
         using var x = Tensor.FromHost(dev, TestData.Random(2 * 60, 21, 2f), 2, 3, 4, 5);
         SamplerFactory.Create(sampler, prior, Schedule, eta: eta).Sample(x, 12, 7, 3);
         return x.ToHost();
