@@ -50,6 +50,11 @@ public static class ClippedDiffusionStep
             : new Coefficients((float)sa, (float)s1, (float)Math.Sqrt(alphaPrev), 0f, (float)d, sigma);
     }
 
+    /// <summary>diffusers' stage "clip or threshold predicted x_0" for one value: clamp(x0, -clipRange, clipRange), or with
+    /// <paramref name="thresholded"/> non-zero clamp(x0, -s, s) / s for the item's threshold s.</summary>
+    public static float ClipX0(float x0, float clipRange, int thresholded, float s) =>
+        thresholded == 0 ? DynamicThreshold.Clamp(x0, -clipRange, clipRange) : DynamicThreshold.Clamp(x0, -s, s) / s;
+
     /// <summary>The specification: a plain loop. <paramref name="thresholds"/> empty clips to [-clipRange, clipRange];
     /// else it holds one threshold per item (x's length must be a multiple of its length).</summary>
     public static void Reference(Span<float> x, ReadOnlySpan<float> eps, Coefficients c, float clipRange, ReadOnlySpan<float> thresholds, RandomDraw draw)
@@ -58,13 +63,7 @@ public static class ClippedDiffusionStep
         for (int i = 0; i < x.Length; i++)
         {
             float x0 = DynamicThreshold.PredictX0(x[i], eps[i], c.SqrtAlpha, c.SqrtOneMinusAlpha);
-            float p;
-            if (thresholds.Length == 0) p = DynamicThreshold.Clamp(x0, -clipRange, clipRange);
-            else
-            {
-                float s = thresholds[i / itemLength];
-                p = DynamicThreshold.Clamp(x0, -s, s) / s;
-            }
+            float p = ClipX0(x0, clipRange, thresholds.Length == 0 ? 0 : 1, thresholds.Length == 0 ? 0f : thresholds[i / itemLength]);
             x[i] = c.X0 * p + c.X * x[i] + c.Eps * eps[i] + (c.Sigma != 0 ? c.Sigma * draw.Normal(i) : 0);
         }
     }
@@ -78,13 +77,7 @@ public static class ClippedDiffusionStep
             if (i >= r.Total) return;
             float xi = x[i], ei = eps[i];
             float x0 = DynamicThreshold.PredictX0(xi, ei, c.SqrtAlpha, c.SqrtOneMinusAlpha);
-            float p;
-            if (thresholded == 0) p = DynamicThreshold.Clamp(x0, -clipRange, clipRange);
-            else
-            {
-                float s = thresholds[i / itemLength];
-                p = DynamicThreshold.Clamp(x0, -s, s) / s;
-            }
+            float p = ClipX0(x0, clipRange, thresholded, thresholded == 0 ? 0f : thresholds[i / itemLength]);
             float v = c.X0 * p + c.X * xi + c.Eps * ei;
             if (c.Sigma != 0) v += c.Sigma * draw.Normal(i);
             x[i] = v;

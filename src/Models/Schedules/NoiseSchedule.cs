@@ -98,7 +98,7 @@ public sealed class NoiseSchedule
             throw new NotSupportedException(
                 $"{file}: thresholding is true (dynamic_thresholding_ratio {Config!.DynamicThresholdingRatio}, sample_max_value " +
                 $"{Config.SampleMaxValue}) but the sampler '{sampler}' does not implement dynamic thresholding of the predicted x0; " +
-                "use ddpm or ddim, or set thresholding to false");
+                "use ddpm, ddim or dpmsolver++2m, or set thresholding to false");
         if (ClipSample && !supportsClipSample)
             throw new NotSupportedException(
                 $"{file}: clip_sample is true (clip_sample_range {Config!.ClipSampleRange}) but the sampler '{sampler}' does not " +

@@ -149,6 +149,17 @@ public abstract class DiffusionSampler
         }
     }
 
+    /// <summary>For samplers that read their data prediction back from eps (DPM-Solver++): eps re-derived in place from the
+    /// x0 that the schedule's config's clipping or thresholding gives at alpha_bar <paramref name="alphaT"/>.</summary>
+    protected void ClipEpsilon(Tensor x, Tensor eps, double alphaT)
+    {
+        var config = Schedule.Config!;
+        float sa = (float)Math.Sqrt(alphaT), s1 = (float)Math.Sqrt(1 - alphaT);
+        if (Schedule.Thresholding)
+            DynamicThreshold.Run(x, eps, sa, s1, (float)config.DynamicThresholdingRatio, (float)config.SampleMaxValue, histogram!, thresholds!);
+        ClippedEpsilon.Run(x, eps, sa, s1, (float)config.ClipSampleRange, Schedule.Thresholding ? thresholds : null);
+    }
+
     /// <summary>A DDPM/DDIM step whose predicted x0 is first clipped (clip_sample) or thresholded per item
     /// (thresholding), as the schedule's config asks (diffusers' step, stage "clip or threshold predicted x_0").</summary>
     protected void ClippedStep(Tensor x, Tensor eps, ClippedDiffusionStep.Coefficients c, RandomDraw draw)

@@ -116,6 +116,34 @@ public class DynamicThresholdTests
         Assert.That(tx.ToHost(), Is.EqualTo(x));
     }
 
+    private static IEnumerable<TestCaseData> EpsilonCases() =>
+        from s in Shapes from mode in new[] { "clip", "threshold" } select new TestCaseData(s, mode).SetArgDisplayNames(Shape.Format(s), mode);
+
+    [TestCaseSource(nameof(EpsilonCases))]
+    public void ClippedEpsilon_MatchesReference_AndGivesBackTheClippedX0(int[] shape, string mode)
+    {
+        var dev = TestDevices.Cpu;
+        int n = Shape.Elements(shape);
+        var x = TestData.Random(n, 3, 3f);
+        var eps = TestData.Random(n, 4, 3f);
+        var thresholds = mode == "clip" ? [] : TestData.Random(shape[0], 6).Select(v => 1 + Math.Abs(v)).ToArray();
+        using var tx = Tensor.FromHost(dev, x, shape);
+        using var te = Tensor.FromHost(dev, eps, shape);
+        using var ts = mode == "clip" ? null : Tensor.FromHost(dev, thresholds, shape[0]);
+        ClippedEpsilon.Run(tx, te, SqrtAlpha, SqrtOneMinusAlpha, 1.5f, ts);
+        var expected = (float[])eps.Clone();
+        ClippedEpsilon.Reference(x, expected, SqrtAlpha, SqrtOneMinusAlpha, 1.5f, thresholds);
+        var got = te.ToHost();
+        Assert.That(got, Is.EqualTo(expected));
+        int len = n / shape[0];
+        for (int i = 0; i < n; i++)
+        {
+            float x0 = DynamicThreshold.PredictX0(x[i], eps[i], SqrtAlpha, SqrtOneMinusAlpha);
+            float want = mode == "clip" ? Math.Clamp(x0, -1.5f, 1.5f) : Math.Clamp(x0, -thresholds[i / len], thresholds[i / len]) / thresholds[i / len];
+            Assert.That(DynamicThreshold.PredictX0(x[i], got[i], SqrtAlpha, SqrtOneMinusAlpha), Is.EqualTo(want).Within(1e-5), $"x0 read back at {i}");
+        }
+    }
+
     [Test]
     public void ClippedStep_ClampsThenDivides()
     {
