@@ -43,10 +43,10 @@ public abstract class DiffusionSampler
     /// <summary>Whether the sampler clamps its predicted x0 when the schedule's config sets clip_sample (DDPM and DDIM do).</summary>
     protected virtual bool SupportsClipSample => false;
 
-    /// <summary>Whether the sampler applies dynamic thresholding when the schedule's config sets thresholding (DDPM and DDIM do).</summary>
+    /// <summary>Whether the sampler applies dynamic thresholding when the schedule's config sets thresholding (DDPM, DDIM and DPM-Solver++ do).</summary>
     protected virtual bool SupportsThresholding => false;
 
-    /// <summary>True when this run's steps clip or threshold x0 (<see cref="ClippedStep"/> instead of the plain fused step).</summary>
+    /// <summary>True when this run's steps clip or threshold x0 (<see cref="ClippedStep"/> or <see cref="ClipEpsilon"/> before the fused update).</summary>
     protected bool ClipsX0 => Schedule.ClipSample || Schedule.Thresholding;
 
     /// <summary>The sampler's name as the command line writes it.</summary>
