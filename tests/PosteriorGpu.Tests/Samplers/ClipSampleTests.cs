@@ -1,6 +1,8 @@
 using NUnit.Framework;
+using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Models.Schedules;
 using PosteriorGpu.Samplers.Unconditional;
@@ -33,8 +35,38 @@ public class ClipSampleTests
         using var prior = Prior(schedule);
         using var x = Tensor.FromHost(TestDevices.Cpu, Start(), Batch, C, H, W);
         var options = SamplerOptions.FromConfig(config) with { UseClippedModelOutput = useClipped };
-        SamplerFactory.Create(sampler, prior, schedule, options, eta).Sample(x, Steps, Seed, FirstSample);
+        IScoreModel model = config.PredictionType == "v_prediction" ? new VPrediction(prior, schedule) : prior;
+        SamplerFactory.Create(sampler, model, schedule, options, eta).Sample(x, Steps, Seed, FirstSample);
         return x.ToHost();
+    }
+
+    // v = sqrt(a) eps - sqrt(1 - a) x0 with x0 = (x - sqrt(1 - a) eps) / sqrt(a) (Salimans and Ho 2022), in float32.
+    private static void ToV(float[] x, float[] eps, float a)
+    {
+        for (int j = 0; j < x.Length; j++)
+        {
+            float x0 = (x[j] - MathF.Sqrt(1 - a) * eps[j]) / MathF.Sqrt(a);
+            eps[j] = MathF.Sqrt(a) * eps[j] - MathF.Sqrt(1 - a) * x0;
+        }
+    }
+
+    /// <summary>The prior as a v-prediction network (host conversion; one timestep for the batch, as the samplers call it).</summary>
+    private sealed class VPrediction(GaussianPrior prior, NoiseSchedule schedule) : IScoreModel
+    {
+        public GpuDevice Device => prior.Device;
+        public int Channels => prior.Channels;
+        public int Height => prior.Height;
+        public int Width => prior.Width;
+
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+        {
+            ScoreModelTimesteps.Require(timesteps, x.N, "v prediction");
+            if (timesteps.Length != 1) throw new NotSupportedException("the test's v model takes one timestep");
+            prior.PredictEpsilon(x, timesteps, epsilon);
+            var e = epsilon.ToHost();
+            ToV(x.ToHost(), e, schedule.AlphasCumprod[(int)timesteps[0]]);
+            epsilon.CopyFrom(e);
+        }
     }
 
     // diffusers' step in float32, tensor by tensor (alphas_cumprod entries are float32, as are the scalars derived from them).
@@ -58,7 +90,18 @@ public class ClipSampleTests
             float aT = acp[t], aP = prev >= 0 ? acp[prev] : 1f;
             float betaT = 1f - aT, betaP = 1f - aP;
             var x0 = new float[x.Length];
-            for (int j = 0; j < x.Length; j++) x0[j] = (x[j] - MathF.Sqrt(betaT) * eps[j]) / MathF.Sqrt(aT);
+            if (config.PredictionType == "v_prediction")
+            {
+                ToV(x, eps, aT);   // the model's output is v: diffusers' v branches of stage 3
+                for (int j = 0; j < x.Length; j++)
+                {
+                    float v = eps[j];
+                    x0[j] = MathF.Sqrt(aT) * x[j] - MathF.Sqrt(betaT) * v;
+                    eps[j] = MathF.Sqrt(aT) * v + MathF.Sqrt(betaT) * x[j];
+                }
+            }
+            else
+                for (int j = 0; j < x.Length; j++) x0[j] = (x[j] - MathF.Sqrt(betaT) * eps[j]) / MathF.Sqrt(aT);
             if (config.Thresholding) ThresholdSample(x0, (float)config.DynamicThresholdingRatio, (float)config.SampleMaxValue);
             else if (config.ClipSample)
                 for (int j = 0; j < x0.Length; j++) x0[j] = Math.Clamp(x0[j], -(float)config.ClipSampleRange, (float)config.ClipSampleRange);
@@ -118,6 +161,9 @@ public class ClipSampleTests
         yield return new TestCaseData("ddim", threshold, 0.5, false).SetArgDisplayNames("ddim eta 0.5", "threshold 0.9 max 2.2");
         yield return new TestCaseData("ddim", clip, 0.0, true).SetArgDisplayNames("ddim eta 0", "clip 1, use_clipped_model_output");
         yield return new TestCaseData("ddim", threshold, 1.0, true).SetArgDisplayNames("ddim eta 1", "threshold, use_clipped_model_output");
+        var v = new SchedulerConfig { ClipSample = true, PredictionType = "v_prediction" };
+        yield return new TestCaseData("ddpm", v, 0.0, false).SetArgDisplayNames("ddpm", "clip 1, v_prediction");
+        yield return new TestCaseData("ddim", v with { Thresholding = true, SampleMaxValue = 1.7 }, 0.0, false).SetArgDisplayNames("ddim eta 0", "threshold, v_prediction");
     }
 
     [TestCaseSource(nameof(Cases))]
