@@ -28,7 +28,7 @@ internal static class BenchCommand
         using var unet = UNet2DModel.Load(dev, model);
         int c = unet.Channels, h = unet.Height, w = unet.Width;
         if (h == 0 || w == 0) throw new UsageException($"{model}: config.json has no sample_size; cannot pick an input size");
-        var schedule = NoiseSchedule.FromConfig(new SchedulerConfig());
+        var schedule = NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = false });
         stdout.WriteLine($"U-Net forward on {dev.Description}, input [B, {c}, {h}, {w}], median of {iters} after warm-up");
         var rng = new Random(1);
         foreach (int b in batches)

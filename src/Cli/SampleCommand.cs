@@ -33,9 +33,9 @@ internal static class SampleCommand
 
         string configPath = o.Get("scheduler-config") ?? Path.Combine(model, "scheduler_config.json");
         var config = File.Exists(configPath) ? SchedulerConfig.Load(configPath)
-            : o.Get("scheduler-config") is null ? new SchedulerConfig()
+            : o.Get("scheduler-config") is null ? new SchedulerConfig { ClipSample = false }
             : throw new FileNotFoundException($"{configPath}: scheduler config not found", configPath);
-        var schedule = NoiseSchedule.FromConfig(config);
+        var schedule = NoiseSchedule.FromConfig(config, File.Exists(configPath) ? configPath : null);
 
         using var dev = GpuDevice.Open(device);
         using var unet = UNet2DModel.Load(dev, model);

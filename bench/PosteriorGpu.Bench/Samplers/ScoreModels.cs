@@ -24,7 +24,7 @@ internal static class ScoreModels
             var rng = new Random(3);
             var mean = Enumerable.Range(0, d).Select(_ => rng.NextDouble() - 0.5).ToArray();
             var variance = Enumerable.Range(0, d).Select(_ => 0.1 + rng.NextDouble()).ToArray();
-            return GaussianPrior.Diagonal(device, 3, 32, 32, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+            return GaussianPrior.Diagonal(device, 3, 32, 32, mean, variance, Schedule);
         }
         string folder = UNetArchitectures.TemporaryCheckpoint(UNetArchitectures.ByName(name));
         try

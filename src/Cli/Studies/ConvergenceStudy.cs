@@ -55,7 +55,7 @@ internal static class ConvergenceStudy
         var schedule = NoiseSchedule.LiEtAl(steps, c0, c1);
         var abar = schedule.AlphasCumprodDouble;
         using var prior = GaussianPrior.Diagonal(device, 1, side, side, mean.Select(v => (double)v).ToArray(),
-            variance.Select(v => (double)v).ToArray(), AlphaBar.Interpolated(abar));
+            variance.Select(v => (double)v).ToArray(), schedule);
         // Every timestep of the T-step schedule, ending on abar[0] (paper's t = 1), not on 1.
         var options = new SamplerOptions { TimestepSpacing = "leading", SetAlphaToOne = false };
         var s = SamplerFactory.Create(sampler, prior, schedule, options);

@@ -43,7 +43,7 @@ internal static class MixturePosteriorStudy
             GaussianDistribution.Isotropic(Enumerable.Range(0, d).Select(_ => rng.NextDouble() * 4 - 2).ToArray(), 0.05)).ToList();
         var mixture = new GaussianMixtureDistribution(Enumerable.Repeat(1.0 / 25, 25).ToArray(), components);
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
-        using var prior = new GaussianMixturePrior(device, 1, 1, d, mixture, AlphaBar.Interpolated(schedule.AlphasCumprodDouble));
+        using var prior = new GaussianMixturePrior(device, 1, 1, d, mixture, schedule);
         using var op = new CompressedSensingOperator(device, [1, 1, d], m, seed: (ulong)(seed * 1000 + d + m));
         const float sigmaY = 0.1f;
         var truth = mixture.Sample(1, seed + 17);

@@ -3,6 +3,8 @@ using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
+using PosteriorGpu.Models.Priors;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Cli.Studies;
 
@@ -15,9 +17,10 @@ namespace PosteriorGpu.Cli.Studies;
 /// dips to about a half (Xun, Gupta, Price, Figure 3), passes. In epsilon form eps' = eps - sqrt(1 - a) e(x).
 /// Not thread-safe.
 /// </summary>
-internal sealed class RadialScoreError(IScoreModel inner, Func<double, double> alphaBar, double bound, double innerRadius, double outerRadius)
+internal sealed class RadialScoreError(IScoreModel inner, NoiseSchedule schedule, double bound, double innerRadius, double outerRadius)
     : IScoreModel, IDisposable
 {
+    private readonly Func<double, double> alphaBar = AlphaBar.Interpolated(schedule.AlphasCumprodDouble);
     private readonly TensorPool pool = new(inner.Device);
     private float[] host = [];
 
@@ -50,6 +53,7 @@ internal sealed class RadialScoreError(IScoreModel inner, Func<double, double> a
     /// <inheritdoc/>
     public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
     {
+        ScoreModelTimesteps.Require(timesteps, x.N, "radial score error");
         inner.PredictEpsilon(x, timesteps, epsilon);
         int n = x.N, d = x.ItemLength;
         if (n == 0) return;
@@ -59,7 +63,7 @@ internal sealed class RadialScoreError(IScoreModel inner, Func<double, double> a
         norm.CopyTo(host);
         for (int i = 0; i < n; i++)
         {
-            double a = alphaBar(timesteps.Length == 1 ? timesteps[0] : timesteps[i]);
+            double a = alphaBar(ScoreModelTimesteps.Of(timesteps, i));
             double length = Math.Sqrt(host[i]);
             // eps' = eps - sqrt(1 - a) e = eps + sqrt(1 - a) Strength(r) x / ||x||.
             host[i] = length > 0 ? (float)(Math.Sqrt(1 - a) * Strength(length / Math.Sqrt(d)) / length) : 0f;

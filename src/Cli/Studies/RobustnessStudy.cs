@@ -37,9 +37,8 @@ internal static class RobustnessStudy
         double innerRadius = 0.45, double outerRadius = 0.75, int seed = 1)
     {
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
-        var alphaBar = AlphaBar.Interpolated(schedule.AlphasCumprodDouble);
-        using var prior = GaussianPrior.Diagonal(device, 1, 1, d, new double[d], Enumerable.Repeat(1.0, d).ToArray(), alphaBar);
-        using var perturbed = new RadialScoreError(prior, alphaBar, bound, innerRadius, outerRadius);
+        using var prior = GaussianPrior.Diagonal(device, 1, 1, d, new double[d], Enumerable.Repeat(1.0, d).ToArray(), schedule);
+        using var perturbed = new RadialScoreError(prior, schedule, bound, innerRadius, outerRadius);
         var identity = new float[d * d];
         for (int i = 0; i < d; i++) identity[i * d + i] = 1;
         using var op = new CompressedSensingOperator(device, [1, 1, d], d, identity);

@@ -3,8 +3,9 @@ namespace PosteriorGpu.Models.Priors;
 /// <summary>
 /// The noise-level convention of the analytic priors: a function from a (possibly fractional)
 /// diffusion timestep t to alpha_bar(t) in [0, 1], with x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps
-/// (Ho et al. 2020, eq. 4). Priors take any such function; <see cref="Interpolated(IReadOnlyList{double})"/>
-/// builds it from a schedule's alphas_cumprod (e.g. NoiseSchedule.AlphasCumprodDouble).
+/// (Ho et al. 2020, eq. 4). The analytic priors build theirs from the NoiseSchedule they are given (its
+/// AlphasCumprodDouble through <see cref="Interpolated(IReadOnlyList{double})"/>), so a prior and a sampler handed
+/// the same schedule cannot disagree about a noise level.
 /// </summary>
 public static class AlphaBar
 {
@@ -42,7 +43,17 @@ public static class AlphaBar
     /// <summary>Checks and returns alpha_bar(t) for item <paramref name="item"/>; the message names both.</summary>
     internal static double Evaluate(Func<double, double> alphaBar, double t, int item)
     {
-        double a = alphaBar(t);
+        double a;
+        try
+        {
+            a = alphaBar(t);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            // The table's message without the parameter suffix .NET appends, prefixed by the item.
+            string why = e.Message.Split(" (Parameter", 2)[0];
+            throw new ArgumentOutOfRangeException(nameof(t), t, $"batch item {item}: {why}");
+        }
         if (!(a >= 0 && a <= 1))
             throw new ArgumentOutOfRangeException(nameof(t), t, $"alpha_bar(t = {t}) for batch item {item} is {a}, outside [0, 1]");
         return a;

@@ -4,6 +4,7 @@ using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Priors;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Models.Priors;
 
@@ -28,7 +29,7 @@ namespace PosteriorGpu.Models.Priors;
 public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposable
 {
     private const string Op = "gaussian mixture prior";
-    private readonly Func<double, double> alphaBar;
+    private readonly Func<double, double> alphaBar;   // the schedule's alphas_cumprod, interpolated
     private readonly Tensor bases;      // [d, K d]: column block k is U_k
     private readonly Tensor shifts;     // [K, d]: U_k^T mu_k
     private readonly Tensor lambdas;    // [K, d]
@@ -38,13 +39,15 @@ public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposabl
     private bool disposed;
 
     /// <summary>A prior with the given mixture over [channels, height, width] images (d must equal the mixture's
-    /// dimension); <paramref name="alphaBar"/> maps a timestep to alpha_bar (see <see cref="AlphaBar"/>).</summary>
+    /// dimension); its noise levels are <paramref name="schedule"/>'s
+    /// (alpha_bar(t) = alphas_cumprod[t], linear between integer t: <see cref="AlphaBar.Interpolated(IReadOnlyList{double})"/>), so a
+    /// sampler given the same <see cref="Schedule"/> walks exactly the levels the prior's scores are exact at.</summary>
     /// <exception cref="ArgumentException">The dimensions disagree.</exception>
-    public GaussianMixturePrior(GpuDevice device, int channels, int height, int width, GaussianMixtureDistribution mixture, Func<double, double> alphaBar)
+    public GaussianMixturePrior(GpuDevice device, int channels, int height, int width, GaussianMixtureDistribution mixture, NoiseSchedule schedule)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(mixture);
-        ArgumentNullException.ThrowIfNull(alphaBar);
+        ArgumentNullException.ThrowIfNull(schedule);
         int d = channels * height * width;
         if (channels < 1 || height < 1 || width < 1 || d != mixture.Dimension)
             throw new ArgumentException(
@@ -54,7 +57,8 @@ public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposabl
         Height = height;
         Width = width;
         Mixture = mixture;
-        this.alphaBar = alphaBar;
+        Schedule = schedule;
+        alphaBar = AlphaBar.Interpolated(schedule.AlphasCumprodDouble);
         pool = new TensorPool(device);
         int k = mixture.Count;
         var u = new float[d * k * d];
@@ -97,6 +101,9 @@ public sealed class GaussianMixturePrior : IDifferentiableScoreModel, IDisposabl
 
     /// <summary>d = C H W.</summary>
     public int Dimension => Mixture.Dimension;
+
+    /// <summary>The noise schedule whose alphas_cumprod the prior's scores are exact at; give samplers this one.</summary>
+    public NoiseSchedule Schedule { get; }
 
     /// <summary>alpha_bar at timestep t, as the model uses it.</summary>
     public double AlphaBarAt(double t) => AlphaBar.Evaluate(alphaBar, t, 0);

@@ -2,12 +2,13 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Priors;
 using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Models.Priors;
 
 /// <summary>
 /// An exact score model for a Gaussian prior x_0 ~ N(mu, Sigma) over [C, H, W] images (d = C H W up to a
-/// few hundred). At alpha_bar a = alphaBar(t) the marginal of x_t = sqrt(a) x_0 + sqrt(1 - a) eps is
+/// few hundred), at the noise levels of a <see cref="NoiseSchedule"/>. At alpha_bar a = alphas_cumprod[t] the marginal of x_t = sqrt(a) x_0 + sqrt(1 - a) eps is
 /// N(sqrt(a) mu, a Sigma + (1 - a) I), so eps(x) = sqrt(1 - a) (a Sigma + (1 - a) I)^{-1} (x - sqrt(a) mu)
 /// and the score is -eps / sqrt(1 - a). With Sigma = U diag(lambda) U^T (eigendecomposed once on the
 /// host) the device computes z = U^T x (GEMM), scales z_j - sqrt(a) (U^T mu)_j by sqrt(1 - a) / (a lambda_j + 1 - a)
@@ -19,7 +20,7 @@ namespace PosteriorGpu.Models.Priors;
 public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
 {
     private const string Op = "gaussian prior";
-    private readonly Func<double, double> alphaBar;
+    private readonly Func<double, double> alphaBar;   // the schedule's alphas_cumprod, interpolated
     private readonly Tensor? basis;
     private readonly Tensor shift;
     private readonly Tensor zeroShift;
@@ -28,13 +29,15 @@ public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
     private bool disposed;
 
     /// <summary>A prior with the given distribution over [channels, height, width] images (d must equal the
-    /// distribution's dimension); <paramref name="alphaBar"/> maps a timestep to alpha_bar (see <see cref="AlphaBar"/>).</summary>
+    /// distribution's dimension); its noise levels are <paramref name="schedule"/>'s
+    /// (alpha_bar(t) = alphas_cumprod[t], linear between integer t: <see cref="AlphaBar.Interpolated(IReadOnlyList{double})"/>), so a
+    /// sampler given the same <see cref="Schedule"/> walks exactly the levels the prior's scores are exact at.</summary>
     /// <exception cref="ArgumentException">The dimensions disagree.</exception>
-    public GaussianPrior(GpuDevice device, int channels, int height, int width, GaussianDistribution distribution, Func<double, double> alphaBar)
+    public GaussianPrior(GpuDevice device, int channels, int height, int width, GaussianDistribution distribution, NoiseSchedule schedule)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(distribution);
-        ArgumentNullException.ThrowIfNull(alphaBar);
+        ArgumentNullException.ThrowIfNull(schedule);
         int d = channels * height * width;
         if (channels < 1 || height < 1 || width < 1 || d != distribution.Dimension)
             throw new ArgumentException(
@@ -44,7 +47,8 @@ public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
         Height = height;
         Width = width;
         Distribution = distribution;
-        this.alphaBar = alphaBar;
+        Schedule = schedule;
+        alphaBar = AlphaBar.Interpolated(schedule.AlphasCumprodDouble);
         pool = new TensorPool(device);
         var u = distribution.Eigenvectors;
         var l = distribution.Eigenvalues;
@@ -60,8 +64,8 @@ public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
 
     /// <summary>N(mu, diag(variances)): the diagonal fast path (one elementwise kernel, no GEMM).</summary>
     public static GaussianPrior Diagonal(GpuDevice device, int channels, int height, int width,
-        IReadOnlyList<double> mean, IReadOnlyList<double> variances, Func<double, double> alphaBar) =>
-        new(device, channels, height, width, GaussianDistribution.Diagonal(mean, variances), alphaBar);
+        IReadOnlyList<double> mean, IReadOnlyList<double> variances, NoiseSchedule schedule) =>
+        new(device, channels, height, width, GaussianDistribution.Diagonal(mean, variances), schedule);
 
     /// <inheritdoc/>
     public GpuDevice Device { get; }
@@ -80,6 +84,9 @@ public sealed class GaussianPrior : IDifferentiableScoreModel, IDisposable
 
     /// <summary>d = C H W.</summary>
     public int Dimension => Distribution.Dimension;
+
+    /// <summary>The noise schedule whose alphas_cumprod the prior's scores are exact at; give samplers this one.</summary>
+    public NoiseSchedule Schedule { get; }
 
     /// <summary>alpha_bar at timestep t, as the model uses it.</summary>
     public double AlphaBarAt(double t) => AlphaBar.Evaluate(alphaBar, t, 0);

@@ -15,14 +15,9 @@ internal static class PriorLevels
     /// <summary>alpha_bar for each of <paramref name="batch"/> items (one timestep per item, or one for all).</summary>
     public static double[] AlphaBars(Func<double, double> alphaBar, ReadOnlySpan<float> timesteps, int batch, string op)
     {
-        if (timesteps.Length != batch && timesteps.Length != 1)
-            throw new ArgumentException($"{op}: {timesteps.Length} timesteps for a batch of {batch}; give one per item or one for all");
+        ScoreModelTimesteps.Require(timesteps, batch, op);
         var a = new double[batch];
-        for (int n = 0; n < batch; n++)
-        {
-            float t = timesteps.Length == 1 ? timesteps[0] : timesteps[n];
-            a[n] = AlphaBar.Evaluate(alphaBar, t, n);
-        }
+        for (int n = 0; n < batch; n++) a[n] = AlphaBar.Evaluate(alphaBar, ScoreModelTimesteps.Of(timesteps, n), n);
         return a;
     }
 

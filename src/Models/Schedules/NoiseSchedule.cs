@@ -33,6 +33,18 @@ public sealed class NoiseSchedule
         }
     }
 
+    // The same arrays with the config (and its file) that built them.
+    private NoiseSchedule(NoiseSchedule s, SchedulerConfig config, string? configFile)
+    {
+        Name = s.Name;
+        Betas = s.Betas;
+        Alphas = s.Alphas;
+        AlphasCumprod = s.AlphasCumprod;
+        AlphasCumprodDouble = s.AlphasCumprodDouble;
+        Config = config;
+        ConfigFile = configFile;
+    }
+
     /// <summary>What built the schedule, e.g. "linear(0.0001, 0.02)".</summary>
     public string Name { get; }
 
@@ -52,11 +64,53 @@ public sealed class NoiseSchedule
     /// are diffusers'), the double-precision products for <see cref="LiEtAl"/>.</summary>
     public double[] AlphasCumprodDouble { get; }
 
+    /// <summary>The scheduler config the schedule was built from (<see cref="FromConfig"/>), or null for a schedule built
+    /// from numbers (<see cref="Linear"/> and the others), which clips and thresholds nothing.</summary>
+    /// <remarks>Its step keys travel with the schedule so that every sampler that walks it honours them or refuses
+    /// (<see cref="RequireSupported"/>); samplers also take timestep_spacing, steps_offset, set_alpha_to_one and
+    /// prediction_type from it unless given options of their own.</remarks>
+    public SchedulerConfig? Config { get; }
+
+    /// <summary>The scheduler_config.json the <see cref="Config"/> came from, when known (error messages name it).</summary>
+    public string? ConfigFile { get; }
+
+    /// <summary>True when a step must clamp its predicted x0 to [-clip_sample_range, clip_sample_range]: clip_sample is
+    /// set and thresholding is not (diffusers' steps test thresholding first).</summary>
+    public bool ClipSample => Config is { ClipSample: true, Thresholding: false };
+
+    /// <summary>True when a step must apply dynamic thresholding to its predicted x0 (the config's thresholding key).</summary>
+    public bool Thresholding => Config is { Thresholding: true };
+
+    /// <summary>
+    /// Fails unless the sampler <paramref name="sampler"/> honours what this schedule's config asks of each step:
+    /// clip_sample (with clip_sample_range) and thresholding (with dynamic_thresholding_ratio and sample_max_value).
+    /// Every sampler calls it before it runs, so a key that is read is either honoured or an error, never ignored.
+    /// </summary>
+    /// <param name="sampler">The sampler's name, for the message (e.g. "pf-ode", "dps").</param>
+    /// <param name="supportsClipSample">The sampler clamps its predicted x0 as diffusers' DDPM/DDIM steps do.</param>
+    /// <param name="supportsThresholding">The sampler applies dynamic thresholding to its predicted x0.</param>
+    /// <exception cref="NotSupportedException">The config sets a key the sampler does not implement; the message names
+    /// the key, its value, the file when known and the sampler.</exception>
+    public void RequireSupported(string sampler, bool supportsClipSample, bool supportsThresholding)
+    {
+        string file = ConfigFile is null ? "scheduler config" : ConfigFile;
+        if (Thresholding && !supportsThresholding)
+            throw new NotSupportedException(
+                $"{file}: thresholding is true (dynamic_thresholding_ratio {Config!.DynamicThresholdingRatio}, sample_max_value " +
+                $"{Config.SampleMaxValue}) but the sampler '{sampler}' does not implement dynamic thresholding of the predicted x0; " +
+                "use ddpm, ddim or dpmsolver++2m, or set thresholding to false");
+        if (ClipSample && !supportsClipSample)
+            throw new NotSupportedException(
+                $"{file}: clip_sample is true (clip_sample_range {Config!.ClipSampleRange}) but the sampler '{sampler}' does not " +
+                "clip the predicted x0; use ddpm or ddim, or set clip_sample to false");
+    }
+
     /// <summary>Builds the schedule a diffusers scheduler config describes (trained_betas, beta_schedule,
-    /// rescale_betas_zero_snr), as DDIMScheduler/DDPMScheduler.__init__ do.</summary>
+    /// rescale_betas_zero_snr), as DDIMScheduler/DDPMScheduler.__init__ do, and keeps the config (<see cref="Config"/>)
+    /// for the samplers; <paramref name="configFile"/> is the file it was read from, for error messages.</summary>
     /// <exception cref="ArgumentException">An unsupported beta_schedule (the message lists the supported ones) or
     /// betas outside (0, 1).</exception>
-    public static NoiseSchedule FromConfig(SchedulerConfig c)
+    public static NoiseSchedule FromConfig(SchedulerConfig c, string? configFile = null)
     {
         ArgumentNullException.ThrowIfNull(c);
         c.Validate();
@@ -73,8 +127,13 @@ public sealed class NoiseSchedule
                     $"beta_schedule '{c.BetaSchedule}' is not supported; expected one of: {string.Join(", ", SchedulerConfig.SupportedBetaSchedules)}", nameof(c)),
             };
         }
-        return c.RescaleBetasZeroSnr ? s.RescaledToZeroTerminalSnr() : s;
+        return new NoiseSchedule(c.RescaleBetasZeroSnr ? s.RescaledToZeroTerminalSnr() : s, c, configFile);
     }
+
+    /// <summary>Reads a scheduler_config.json (<see cref="SchedulerConfig.Load"/>) and builds its schedule (<see cref="FromConfig"/>).</summary>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="InvalidDataException">The file is malformed; the message names it and the field.</exception>
+    public static NoiseSchedule Load(string path) => FromConfig(SchedulerConfig.Load(path), path);
 
     /// <summary>diffusers' "linear": torch.linspace(betaStart, betaEnd, T, dtype=float32) (Ho et al. 2020).</summary>
     public static NoiseSchedule Linear(int T, double betaStart, double betaEnd)
@@ -160,6 +219,32 @@ public sealed class NoiseSchedule
                     $"Li et al. schedule with T = {T}, c0 = {c0}, c1 = {c1} gives beta_{k + 1} = {betas[k]}, which is 0 or 1 in float32", nameof(c0));
         }
         return new NoiseSchedule(f, Invariant($"li_et_al(T={T}, c0={c0}, c1={c1})"), alphas, bar);
+    }
+
+    /// <summary>A schedule with the given alphas_cumprod (kept in double; alphas are their ratios, betas 1 - alphas), for
+    /// analytic priors and tests whose noise levels are defined by alpha_bar itself, e.g. alpha_bar(t) = 1 - t / T.
+    /// Unlike the diffusers schedules it may start at alpha_bar 1 (beta 0) and end at alpha_bar 0 (beta 1).</summary>
+    /// <exception cref="ArgumentException">Empty, a value outside [0, 1], an increase, or a 0 before the last entry
+    /// (the next alpha would be 0 / 0); the message names the index.</exception>
+    public static NoiseSchedule FromAlphasCumprod(IReadOnlyList<double> alphasCumprod, string name = "alphas_cumprod")
+    {
+        ArgumentNullException.ThrowIfNull(alphasCumprod);
+        RequireT(alphasCumprod.Count);
+        int T = alphasCumprod.Count;
+        var bar = new double[T];
+        var alphas = new double[T];
+        for (int k = 0; k < T; k++)
+        {
+            double a = alphasCumprod[k], before = k == 0 ? 1.0 : bar[k - 1];
+            if (!(a >= 0 && a <= before))
+                throw new ArgumentException($"{name}: alphas_cumprod[{k}] = {a} must lie in [0, {before}] (non-increasing from 1)", nameof(alphasCumprod));
+            if (before == 0)
+                throw new ArgumentException($"{name}: alphas_cumprod[{k - 1}] is 0 before the last timestep", nameof(alphasCumprod));
+            bar[k] = a;
+            alphas[k] = a / before;
+        }
+        var betas = Array.ConvertAll(alphas, a => (float)(1 - a));
+        return new NoiseSchedule(betas, name, alphas, bar);
     }
 
     /// <summary>A schedule from explicit betas (diffusers' trained_betas: each value rounded to float32).</summary>

@@ -6,8 +6,13 @@ namespace PosteriorGpu.Models.Schedules;
 /// <summary>The fields of a diffusers scheduler_config.json (DDIM/DDPM/DPM-Solver family), with diffusers' defaults.</summary>
 /// <remarks>
 /// Property names are diffusers' keys in PascalCase; the JSON keys are snake_case exactly as
-/// diffusers' save_pretrained writes them. Keys used by other schedulers are ignored. Defaults are
-/// DDIMScheduler.__init__'s (clip_sample defaults to true there and in DDPMScheduler).
+/// diffusers' save_pretrained writes them. Keys this record does not hold (other schedulers' keys) are ignored, as
+/// are the metadata keys _class_name and _diffusers_version. Defaults are DDIMScheduler.__init__'s (clip_sample defaults to true there and in
+/// DDPMScheduler). Every key read is honoured or refused, never ignored: the betas keys by
+/// <see cref="NoiseSchedule.FromConfig"/>; timestep_spacing, steps_offset, set_alpha_to_one and prediction_type as the
+/// samplers' default options; variance_type by DDPM (the only sampler with a variance choice); clip_sample,
+/// clip_sample_range, thresholding, dynamic_thresholding_ratio and sample_max_value by DDPM and DDIM (thresholding
+/// also by DPM-Solver++), and refused by every other sampler through <see cref="NoiseSchedule.RequireSupported"/>.
 /// </remarks>
 public sealed record SchedulerConfig
 {
@@ -42,7 +47,7 @@ public sealed record SchedulerConfig
     /// <summary>trained_betas: explicit betas (one per training timestep) overriding beta_schedule.</summary>
     public double[]? TrainedBetas { get; init; }
 
-    /// <summary>clip_sample: clamp the predicted x0 to [-ClipSampleRange, ClipSampleRange].</summary>
+    /// <summary>clip_sample: clamp the predicted x0 to [-ClipSampleRange, ClipSampleRange] (ignored when Thresholding is set, as in diffusers).</summary>
     public bool ClipSample { get; init; } = true;
 
     /// <summary>clip_sample_range: the clamp bound used when ClipSample is set.</summary>
@@ -60,13 +65,14 @@ public sealed record SchedulerConfig
     /// <summary>timestep_spacing: "leading", "trailing" or "linspace".</summary>
     public string TimestepSpacing { get; init; } = "leading";
 
-    /// <summary>variance_type: DDPM's choice of reverse-step variance ("fixed_small" is beta-tilde).</summary>
+    /// <summary>variance_type: DDPM's choice of reverse-step variance ("fixed_small" is beta-tilde, "fixed_large" beta; the DDPM
+    /// sampler refuses fixed_large_log, learned and learned_range).</summary>
     public string VarianceType { get; init; } = "fixed_small";
 
     /// <summary>rescale_betas_zero_snr: rescale betas to zero terminal SNR (Lin et al. 2023, Algorithm 1).</summary>
     public bool RescaleBetasZeroSnr { get; init; }
 
-    /// <summary>thresholding: dynamic thresholding of x0 (Imagen) instead of clipping.</summary>
+    /// <summary>thresholding: dynamic thresholding of x0 (Imagen, Saharia et al. 2022) instead of clipping.</summary>
     public bool Thresholding { get; init; }
 
     /// <summary>dynamic_thresholding_ratio: the quantile of |x0| used by dynamic thresholding.</summary>

@@ -61,9 +61,9 @@ public sealed class DiffusionModel : IDisposable
 
     /// <summary>
     /// Loads a diffusers UNet2DModel folder onto <paramref name="device"/>. The schedule comes from
-    /// scheduler_config.json when the folder has one, else diffusers' DDPMScheduler defaults (linear betas
-    /// 1e-4 to 0.02 over 1000 steps). <paramref name="withGradients"/> loads the network with its backward
-    /// pass (for DPS (<see cref="Samplers.Posterior.DpsSampler"/>); the same outputs, more memory).
+    /// scheduler_config.json when the folder has one (its clip_sample and thresholding are honoured or refused by each
+    /// sampler), else diffusers' DDPMScheduler defaults (linear betas 1e-4 to 0.02 over 1000 steps) without clip_sample. <paramref name="withGradients"/> loads the network with its backward
+    /// pass (for DPS, <see cref="Samplers.Posterior.DpsSampler"/>; the same outputs, more memory).
     /// </summary>
     /// <exception cref="FileNotFoundException">The folder or its config.json / weights are missing.</exception>
     /// <exception cref="CheckpointFormatException">A file is malformed, the config has no sample_size, or in_channels
@@ -74,7 +74,7 @@ public sealed class DiffusionModel : IDisposable
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder)) throw new FileNotFoundException($"{folder}: model folder not found (a diffusers UNet2DModel folder)", folder);
         string schedulerPath = Path.Combine(folder, "scheduler_config.json");
-        var schedule = NoiseSchedule.FromConfig(File.Exists(schedulerPath) ? SchedulerConfig.Load(schedulerPath) : new SchedulerConfig());
+        var schedule = File.Exists(schedulerPath) ? NoiseSchedule.Load(schedulerPath) : NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = false });
         IScoreModel network = withGradients ? DifferentiableUNet.Load(device, folder) : UNet2DModel.Load(device, folder);
         try
         {

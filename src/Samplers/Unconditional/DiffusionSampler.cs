@@ -24,13 +24,30 @@ public abstract class DiffusionSampler
     private float[] norms = [];
     private double largestBefore;
 
-    /// <summary>Sets the model, its schedule and the walk options.</summary>
+    private Tensor? thresholds;
+    private Tensor? histogram;
+
+    /// <summary>Sets the model, its schedule and the walk options (by default the schedule's config's, else diffusers' defaults).</summary>
+    /// <exception cref="NotSupportedException">The schedule's config sets clip_sample or thresholding and the sampler does
+    /// not implement it (<see cref="NoiseSchedule.RequireSupported"/>).</exception>
     protected DiffusionSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options)
     {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(schedule);
         Model = model;
         Schedule = schedule;
-        Options = options ?? new SamplerOptions();
+        Options = options ?? (schedule.Config is { } config ? SamplerOptions.FromConfig(config) : new SamplerOptions());
+        schedule.RequireSupported(Name, SupportsClipSample, SupportsThresholding);
     }
+
+    /// <summary>Whether the sampler clamps its predicted x0 when the schedule's config sets clip_sample (DDPM and DDIM do).</summary>
+    protected virtual bool SupportsClipSample => false;
+
+    /// <summary>Whether the sampler applies dynamic thresholding when the schedule's config sets thresholding (DDPM, DDIM and DPM-Solver++ do).</summary>
+    protected virtual bool SupportsThresholding => false;
+
+    /// <summary>True when this run's steps clip or threshold x0 (<see cref="ClippedStep"/> or <see cref="ClipEpsilon"/> before the fused update).</summary>
+    protected bool ClipsX0 => Schedule.ClipSample || Schedule.Thresholding;
 
     /// <summary>The sampler's name as the command line writes it.</summary>
     public abstract string Name { get; }
@@ -44,8 +61,9 @@ public abstract class DiffusionSampler
     /// <summary>Timestep spacing and the other diffusers options.</summary>
     public SamplerOptions Options { get; }
 
-    /// <summary>One step: the current and target timesteps and their alpha_bar values.</summary>
-    protected readonly record struct StepInfo(int Index, int Steps, int Timestep, double AlphaT, double AlphaPrev);
+    /// <summary>One step: the current and target timesteps and their alpha_bar values (<paramref name="Previous"/> is
+    /// negative when the step lands before timestep 0, on alpha_bar 1 or alphas_cumprod[0] as set_alpha_to_one says).</summary>
+    protected readonly record struct StepInfo(int Index, int Steps, int Timestep, double AlphaT, double AlphaPrev, int Previous = -1);
 
     /// <summary>
     /// Runs <paramref name="steps"/> steps in place on x ([N, C, H, W], holding x_T on entry and the
@@ -99,6 +117,11 @@ public abstract class DiffusionSampler
         if (bad.Length > 0)
             throw new ArgumentException($"{Name}: the starting x holds NaN or infinity (or values too large to square in float32) in item(s) {string.Join(", ", bad)}");
         largestBefore = Divergence.Largest(norms);
+        if (Schedule.Thresholding)
+        {
+            thresholds = pool.Rent(x.N);
+            histogram = pool.Rent(x.N * DynamicThreshold.Bins);
+        }
         Begin(x, pool);
         try
         {
@@ -107,7 +130,7 @@ public abstract class DiffusionSampler
                 cancellationToken.ThrowIfCancellationRequested();
                 int t = timesteps[i];
                 var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
-                    Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne));
+                    Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
                 timestepScratch[0] = t;
                 Model.PredictEpsilon(x, timestepScratch, eps);
                 ToEpsilon(x, eps, info.AlphaT);
@@ -120,7 +143,32 @@ public abstract class DiffusionSampler
         finally
         {
             End();
+            thresholds?.Dispose();
+            histogram?.Dispose();
+            thresholds = histogram = null;
         }
+    }
+
+    /// <summary>For samplers that read their data prediction back from eps (DPM-Solver++): eps re-derived in place from the
+    /// x0 that the schedule's config's clipping or thresholding gives at alpha_bar <paramref name="alphaT"/>.</summary>
+    protected void ClipEpsilon(Tensor x, Tensor eps, double alphaT)
+    {
+        var config = Schedule.Config!;
+        float sa = (float)Math.Sqrt(alphaT), s1 = (float)Math.Sqrt(1 - alphaT);
+        if (Schedule.Thresholding)
+            DynamicThreshold.Run(x, eps, sa, s1, (float)config.DynamicThresholdingRatio, (float)config.SampleMaxValue, histogram!, thresholds!);
+        ClippedEpsilon.Run(x, eps, sa, s1, (float)config.ClipSampleRange, Schedule.Thresholding ? thresholds : null);
+    }
+
+    /// <summary>A DDPM/DDIM step whose predicted x0 is first clipped (clip_sample) or thresholded per item
+    /// (thresholding), as the schedule's config asks (diffusers' step, stage "clip or threshold predicted x_0").</summary>
+    protected void ClippedStep(Tensor x, Tensor eps, ClippedDiffusionStep.Coefficients c, RandomDraw draw)
+    {
+        var config = Schedule.Config!;
+        if (Schedule.Thresholding)
+            DynamicThreshold.Run(x, eps, c.SqrtAlpha, c.SqrtOneMinusAlpha, (float)config.DynamicThresholdingRatio,
+                (float)config.SampleMaxValue, histogram!, thresholds!);
+        ClippedDiffusionStep.Run(x, eps, c, (float)config.ClipSampleRange, Schedule.Thresholding ? thresholds : null, draw);
     }
 
     /// <summary>Called before the first step (multistep samplers rent their history here).</summary>

@@ -29,6 +29,7 @@ public abstract class MultistepSampler(IScoreModel model, NoiseSchedule schedule
     /// <inheritdoc/>
     protected sealed override void Step(Tensor x, Tensor eps, StepInfo info, RandomDraw draw)
     {
+        if (ClipsX0) ClipEpsilon(x, eps, info.AlphaT);   // only samplers that declare support get here
         MultistepUpdate.Run(x, eps, previous!, Coefficients(info));
         last = info;
     }
@@ -104,6 +105,8 @@ public sealed class LiAcceleratedSampler(IScoreModel model, NoiseSchedule schedu
 /// of the data-prediction ODE in lambda = log(alpha / sigma). With D = (1 + 1/(2r)) x0_s - 1/(2r) x0_prev,
 /// r = h_prev / h: x_t = (sigma_t / sigma_s) x_s - alpha_t (e^{-h} - 1) D. The first step, and a
 /// last step onto sigma = 0, are first order (as diffusers' lower_order_final / final_sigmas_type "zero").
+/// With the schedule's config's thresholding the data prediction x0 is dynamically thresholded first, as diffusers'
+/// DPMSolverMultistepScheduler.convert_model_output does (that scheduler has no clip_sample, so clip_sample is refused).
 /// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
 public sealed class DpmSolverPlusPlus2MSampler(IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null)
@@ -111,6 +114,9 @@ public sealed class DpmSolverPlusPlus2MSampler(IScoreModel model, NoiseSchedule 
 {
     /// <inheritdoc/>
     public override string Name => "dpmsolver++2m";
+
+    /// <inheritdoc/>
+    protected override bool SupportsThresholding => true;
 
     private static double Lambda(double abar) => 0.5 * Math.Log(abar / (1 - abar));
 

@@ -17,7 +17,11 @@ public sealed record SamplerOptions
     /// <summary>What the network predicts; converted to epsilon in one place (<see cref="ModelOutput"/>).</summary>
     public PredictionType Prediction { get; init; } = PredictionType.Epsilon;
 
-    /// <summary>The options of a diffusers scheduler config.</summary>
+    /// <summary>DDIM with clip_sample or thresholding: re-derive epsilon from the clipped x0 before the step (diffusers'
+    /// DDIMScheduler.step argument use_clipped_model_output, off there by default); other samplers ignore it.</summary>
+    public bool UseClippedModelOutput { get; init; }
+
+    /// <summary>The options of a diffusers scheduler config (what a sampler uses when given none and its schedule has a config).</summary>
     public static SamplerOptions FromConfig(SchedulerConfig c) => new()
     {
         TimestepSpacing = c.TimestepSpacing,

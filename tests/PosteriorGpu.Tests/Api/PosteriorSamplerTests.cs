@@ -193,12 +193,16 @@ public class PosteriorSamplerTests
     }
 
     /// <summary>The prior's epsilon without its vector-Jacobian product: a model DPS cannot use.</summary>
-    private sealed class WithoutGradients(IScoreModel inner) : IScoreModel
+    internal sealed class WithoutGradients(IScoreModel inner) : IScoreModel
     {
         public PosteriorGpu.Kernels.Device.GpuDevice Device => inner.Device;
         public int Channels => inner.Channels;
         public int Height => inner.Height;
         public int Width => inner.Width;
-        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon) => inner.PredictEpsilon(x, timesteps, epsilon);
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+        {
+            ScoreModelTimesteps.Require(timesteps, x.N, "without gradients");
+            inner.PredictEpsilon(x, timesteps, epsilon);
+        }
     }
 }

@@ -31,7 +31,7 @@ public class AnnealedLangevinGaussianTests
         var mean = Enumerable.Range(0, d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
         var variance = Enumerable.Range(0, d).Select(_ => (float)(0.3 + rng.NextDouble())).ToArray();
         using var prior = GaussianPrior.Diagonal(dev, 1, side, side, mean.Select(v => (double)v).ToArray(),
-            variance.Select(v => (double)v).ToArray(), AlphaBar.Interpolated(schedule.AlphasCumprodDouble));
+            variance.Select(v => (double)v).ToArray(), schedule);
         using var op = new CompressedSensingOperator(dev, [1, side, side], m, seed: 5);
 
         // A ground truth drawn from the prior and its noisy measurement.
@@ -71,7 +71,7 @@ public class AnnealedLangevinGaussianTests
         var rng = new System.Random(3);
         var mean = Enumerable.Range(0, d).Select(_ => rng.NextDouble() - 0.5).ToArray();
         var variance = Enumerable.Range(0, d).Select(_ => 0.3 + rng.NextDouble()).ToArray();
-        using var prior = GaussianPrior.Diagonal(dev, 1, side, side, mean, variance, AlphaBar.Interpolated(schedule.AlphasCumprodDouble));
+        using var prior = GaussianPrior.Diagonal(dev, 1, side, side, mean, variance, schedule);
         using var op = new CompressedSensingOperator(dev, [1, side, side], m, seed: 5);
         var draw = new RandomDraw(9, 1, 0);
         var truth = Enumerable.Range(0, d).Select(j => mean[j] + Math.Sqrt(variance[j]) * draw.Normal(j)).ToArray();

@@ -31,13 +31,17 @@ public class DpsTests
         Assert.That(w2, Is.GreaterThan(floor), "a sampler cannot beat exact samples (a check that the metric sees the samples)");
     }
 
-    private sealed class NotDifferentiable(GpuDevice device) : IScoreModel
+    internal sealed class NotDifferentiable(GpuDevice device) : IScoreModel
     {
         public GpuDevice Device => device;
         public int Channels => 1;
         public int Height => 8;
         public int Width => 8;
-        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon) => epsilon.Clear();
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+        {
+            ScoreModelTimesteps.Require(timesteps, x.N, "not differentiable");
+            epsilon.Clear();
+        }
     }
 
     [Test]

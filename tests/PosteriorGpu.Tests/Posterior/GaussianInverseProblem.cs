@@ -23,7 +23,7 @@ internal sealed class GaussianInverseProblem : IDisposable
         var rng = new System.Random(3);
         var mean = Enumerable.Range(0, D).Select(_ => (double)(float)(rng.NextDouble() - 0.5)).ToArray();
         var variance = Enumerable.Range(0, D).Select(_ => (double)(float)(0.3 + rng.NextDouble())).ToArray();
-        Prior = GaussianPrior.Diagonal(dev, 1, Side, Side, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+        Prior = GaussianPrior.Diagonal(dev, 1, Side, Side, mean, variance, Schedule);
         Operator = new CompressedSensingOperator(dev, [1, Side, Side], M, seed: 5);
         var draw = new RandomDraw(9, 1, 0);
         var truth = Enumerable.Range(0, D).Select(j => mean[j] + Math.Sqrt(variance[j]) * draw.Normal(j)).ToArray();

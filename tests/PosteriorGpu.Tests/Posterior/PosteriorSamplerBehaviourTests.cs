@@ -65,7 +65,7 @@ public class PosteriorSamplerBehaviourTests
         Assert.That(alone, Is.EqualTo(batch.Skip(2 * 64).Take(64).ToArray()));
     }
 
-    private sealed class NaNAtCall(IDifferentiableScoreModel inner, int badCall) : IDifferentiableScoreModel
+    internal sealed class NaNAtCall(IDifferentiableScoreModel inner, int badCall) : IDifferentiableScoreModel
     {
         private int calls;
         public GpuDevice Device => inner.Device;
@@ -75,6 +75,7 @@ public class PosteriorSamplerBehaviourTests
 
         public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
         {
+            ScoreModelTimesteps.Require(timesteps, x.N, "nan at call");
             inner.PredictEpsilon(x, timesteps, epsilon);
             if (++calls == badCall) epsilon.CopyFrom(Enumerable.Repeat(float.NaN, epsilon.Length).ToArray());
         }

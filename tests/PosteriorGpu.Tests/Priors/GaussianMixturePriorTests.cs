@@ -52,7 +52,7 @@ public class GaussianMixturePriorTests
         var expected = new float[rh.Length];
         for (int n = 0; n < t.Length; n++)
         {
-            var rr = mixture.AtNoiseLevel(PriorTestData.Linear(t[n])).Responsibilities(PriorTestData.Row(x, n, d));
+            var rr = mixture.AtNoiseLevel(PriorTestData.LinearAlphaBar(t[n])).Responsibilities(PriorTestData.Row(x, n, d));
             expected[2 * n] = (float)rr[0];
             expected[2 * n + 1] = (float)rr[1];
         }
@@ -100,7 +100,7 @@ public class GaussianMixturePriorTests
         var mixture = PriorTestData.Mixture(5, 8, 91, spread: 1);
         using var prior = new GaussianMixturePrior(TestDevices.Cpu, 2, 1, 4, mixture, PriorTestData.Linear);
         float t = 300f;
-        double a = PriorTestData.Linear(t);
+        double a = PriorTestData.LinearAlphaBar(t);
         var x = PriorTestData.Noised(mixture.Sample(4, 1), 8, [t], PriorTestData.Linear, 2);
         var eps = GaussianPriorTests.DeviceEpsilon(prior, x, [t]);
         var marginal = mixture.AtNoiseLevel(a);

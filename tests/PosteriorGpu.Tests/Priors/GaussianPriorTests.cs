@@ -84,7 +84,7 @@ public class GaussianPriorTests
     {
         var dist = PriorTestData.Full(10, 31);
         using var prior = new GaussianPrior(TestDevices.Cpu, 1, 2, 5, dist, PriorTestData.Linear);
-        double a = PriorTestData.Linear(t);
+        double a = PriorTestData.LinearAlphaBar(t);
         var x = PriorTestData.Noised(dist.Sample(2, 1), 10, [t], PriorTestData.Linear, 2);
         var eps = DeviceEpsilon(prior, x, [t]);
         var marginal = dist.AtNoiseLevel(a);
@@ -104,7 +104,7 @@ public class GaussianPriorTests
         var dist = PriorTestData.Full(10, 41);
         using var prior = new GaussianPrior(TestDevices.Cpu, 1, 1, 10, dist, PriorTestData.Linear);
         float t = 0.001f; // a = 1 - 1e-6
-        double a = PriorTestData.Linear(t);
+        double a = PriorTestData.LinearAlphaBar(t);
         var x = PriorTestData.ToFloat(dist.Sample(1, 3).Select(v => (double)v).ToArray());
         var eps = DeviceEpsilon(prior, x, [t]);
         var score = eps.Select(e => e * ScoreConversion.EpsilonToScoreFactor(a)).ToArray();
@@ -123,9 +123,9 @@ public class GaussianPriorTests
         Assert.Throws<ArgumentOutOfRangeException>(() => alphaBar(999.5));
         Assert.Throws<ArgumentOutOfRangeException>(() => alphaBar(-0.1));
         var dist = PriorTestData.LowRank(16, 2, 51);
-        using var prior = new GaussianPrior(TestDevices.Cpu, 1, 4, 4, dist, alphaBar);
+        using var prior = new GaussianPrior(TestDevices.Cpu, 1, 4, 4, dist, schedule);
         float[] t = [0f, 10.25f, 499.5f, 998.75f];
-        var x = PriorTestData.Noised(dist.Sample(t.Length, 1), 16, t, alphaBar, 2);
+        var x = PriorTestData.Noised(dist.Sample(t.Length, 1), 16, t, schedule, 2);
         TestData.AssertClose(DeviceEpsilon(prior, x, t), PriorTestData.ToFloat(prior.EpsilonReference(x, t)), 1e-4, "interpolated schedule");
     }
 
@@ -149,7 +149,7 @@ public class GaussianPriorTests
         ex = Assert.Throws<ArgumentException>(() => prior.PredictEpsilon(x2, [1f, 2f, 3f], e3));
         Assert.That(ex!.Message, Does.Contain("3 timesteps").And.Contain("batch of 2"));
         var range = Assert.Throws<ArgumentOutOfRangeException>(() => prior.PredictEpsilon(x2, [1f, 2000f], e3));
-        Assert.That(range!.Message, Does.Contain("item 1").And.Contain("-1"));
+        Assert.That(range!.Message, Does.Contain("item 1").And.Contain("2000").And.Contain("[0, 1000]"));
     }
 
     internal static double[] FiniteDifferenceGradient(Func<double[], double> f, double[] x, double h)

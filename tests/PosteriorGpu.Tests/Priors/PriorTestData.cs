@@ -1,5 +1,6 @@
 using MathNet.Numerics.LinearAlgebra;
 using PosteriorGpu.Models.Priors;
+using PosteriorGpu.Models.Schedules;
 
 namespace PosteriorGpu.Tests.Priors;
 
@@ -7,7 +8,12 @@ namespace PosteriorGpu.Tests.Priors;
 public static class PriorTestData
 {
     /// <summary>The tests' noise levels: alpha_bar(t) = 1 - t / 1000, so t = 0.1 is a = 0.9999, t = 500 is 0.5, t = 990 is 0.01.</summary>
-    public static readonly Func<double, double> Linear = t => 1 - t / 1000;
+    public static double LinearAlphaBar(double t) => 1 - t / 1000;
+
+    /// <summary>The schedule whose alphas_cumprod are <see cref="LinearAlphaBar"/> at t = 0..1000 (1 down to 0), so the priors'
+    /// interpolated levels are those values at every t in [0, 1000] up to double rounding.</summary>
+    public static readonly NoiseSchedule Linear =
+        NoiseSchedule.FromAlphasCumprod(Enumerable.Range(0, 1001).Select(t => LinearAlphaBar(t)).ToArray(), "1 - t/1000");
 
     /// <summary>Per-item timesteps covering a near 1, 0.5, near 0 and the ends a = 1 and a = 0.</summary>
     public static readonly float[] MixedTimesteps = [0.1f, 500f, 990f, 0f, 1000f, 250f, 37.5f];
@@ -66,8 +72,9 @@ public static class PriorTestData
 
     /// <summary>x_n = sqrt(a_n) x0_n + sqrt(1 - a_n) eps_n with x0_n from <paramref name="clean"/> ([N, d]): a draw
     /// from the marginal at each item's level, where the score model is meant to be evaluated.</summary>
-    public static float[] Noised(float[] clean, int d, IReadOnlyList<float> timesteps, Func<double, double> alphaBar, int seed)
+    public static float[] Noised(float[] clean, int d, IReadOnlyList<float> timesteps, NoiseSchedule schedule, int seed)
     {
+        var alphaBar = AlphaBar.Interpolated(schedule.AlphasCumprodDouble);
         var rng = new Random(seed);
         int n = clean.Length / d;
         var x = new float[clean.Length];

@@ -53,6 +53,7 @@ public sealed class FaultyModel(IScoreModel inner, int firstBadCall, Fault fault
     /// <inheritdoc/>
     public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
     {
+        ScoreModelTimesteps.Require(timesteps, x.N, "faulty model");
         Calls++;
         OnCall?.Invoke(Calls);
         bool bad;
@@ -87,6 +88,6 @@ public static class CheapPriors
         int d = channels * height * width;
         var mean = TestData.Random(d, seed).Select(v => (double)v).ToArray();
         var variance = TestData.Random(d, seed + 1).Select(v => 0.3 + Math.Abs(v)).ToArray();
-        return GaussianPrior.Diagonal(device, channels, height, width, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+        return GaussianPrior.Diagonal(device, channels, height, width, mean, variance, Schedule);
     }
 }

@@ -18,7 +18,7 @@ public class SamplerBehaviourTests
     {
         var mean = TestData.Random(3 * 4 * 5, 1).Select(v => (double)v).ToArray();
         var variance = TestData.Random(3 * 4 * 5, 2).Select(v => 0.3 + Math.Abs(v)).ToArray();
-        return GaussianPrior.Diagonal(dev, 3, 4, 5, mean, variance, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+        return GaussianPrior.Diagonal(dev, 3, 4, 5, mean, variance, Schedule);
     }
 
     private static float[] Run(GpuDevice dev, string sampler, float[] xT, int batch, ulong seed, long firstSample = 0, double eta = 1)
@@ -93,7 +93,7 @@ public class SamplerBehaviourTests
         TestData.AssertClose(Ddpm(gpuModel), Ddpm(cpuModel), 1e-4, "ddpm with the fixture U-Net: cuda vs cpu, same seed");
     }
 
-    private sealed class NaNAtStep(IScoreModel inner, int badCall) : IScoreModel
+    internal sealed class NaNAtStep(IScoreModel inner, int badCall) : IScoreModel
     {
         private int calls;
         public GpuDevice Device => inner.Device;
@@ -103,6 +103,7 @@ public class SamplerBehaviourTests
 
         public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
         {
+            ScoreModelTimesteps.Require(timesteps, x.N, "nan at step");
             inner.PredictEpsilon(x, timesteps, epsilon);
             if (++calls == badCall) epsilon.CopyFrom(Enumerable.Repeat(float.NaN, epsilon.Length).ToArray());
         }
