@@ -56,7 +56,7 @@ internal static class SampleCommand
             shape = [batch, c, h, w];
             start = new float[batch * c * h * w];
             // Starting noise is a function of the seed and the sample index, like the in-loop noise.
-            var draw = new RandomDraw(seed, 0x78545354, 0);
+            var draw = new RandomDraw(seed, RandomStreams.Start, 0);
             for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
         }
         var sampler = SamplerFactory.Create(samplerName, unet, schedule, SamplerOptions.FromConfig(config), eta);

@@ -44,7 +44,7 @@ internal static class RobustnessStudy
         using var op = new CompressedSensingOperator(device, [1, 1, d], d, identity);
 
         // Per chain: x* ~ N(0, I), y = x* + sigma_y z; the exact posterior is N(y / (1 + s^2), s^2 / (1 + s^2) I).
-        var draw = new RandomDraw((ulong)seed, 0x524F4253, 0);
+        var draw = new RandomDraw((ulong)seed, RandomStreams.RobustnessStudy, 0);
         var y = new float[chains * d];
         for (int i = 0; i < y.Length; i++) y[i] = draw.Normal(i) + SigmaY * draw.Normal(y.Length + i);
         using var ty = Tensor.FromHost(device, y, chains, d);

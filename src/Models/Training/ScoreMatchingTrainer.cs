@@ -84,7 +84,9 @@ public sealed class ScoreMatchingTrainer : IDisposable
             throw new ArgumentException($"training: the images have {data.Channels} channel(s) but the model takes {config.InChannels} and returns {config.OutChannels}");
         if (config.SampleSize is { } size && (size != data.Height || (config.SampleWidth ?? size) != data.Width))
             throw new ArgumentException($"training: the images are {data.Height}x{data.Width} but the model's sample_size is {size}");
-        scheduler ??= new SchedulerConfig { ClassName = "DDPMScheduler" };
+        // clip_sample false: the project's samplers are judged on the model's own predictions (clipping is a DDPM-era
+        // heuristic that the ODE and posterior samplers do not implement and would refuse).
+        scheduler ??= new SchedulerConfig { ClassName = "DDPMScheduler", ClipSample = false };
         string statePath = Path.Combine(folder, StateFileName);
         if (resume && File.Exists(statePath))
         {
@@ -166,7 +168,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
             a.CopyFrom(hostA);
             b.CopyFrom(hostB);
             noise.Clear();
-            AddNoise.Run(noise, 1f, new RandomDraw((ulong)options.Seed, 0x7a1u, (ulong)step));
+            AddNoise.Run(noise, 1f, new RandomDraw((ulong)options.Seed, RandomStreams.TrainingNoise, (ulong)step));
             ScalePerItem.Run(x0, a, xt);
             ScalePerItem.Run(noise, b, prediction);           // prediction is scratch here
             Axpby.Run(1f, prediction, 1f, xt);

@@ -54,7 +54,7 @@ public sealed class FourierSubsamplingOperator : LinearOperator
                 $"operator fourier-subsampling: need 0 <= centerFraction ({centerFraction}) <= sampledFraction ({sampledFraction}) <= 1");
         int low = (int)Math.Round(centerFraction * width);
         double p = low >= width ? 0 : Math.Clamp((sampledFraction * width - low) / (width - low), 0, 1);
-        var draw = new RandomDraw(seed, OperatorStreams.FourierLines, 0);
+        var draw = new RandomDraw(seed, RandomStreams.FourierLines, 0);
         var m = new float[height * width];
         for (int l = 0; l < width; l++)
         {

@@ -9,7 +9,7 @@ public static class GaussianMatrix
     /// <summary>An m x d row-major matrix with entries N(0, 1/m) (<paramref name="scale"/> = 1/sqrt(m)
     /// when not given): E ||A x||^2 = ||x||^2, the usual compressed-sensing normalisation.</summary>
     public static float[] Create(int m, int d, ulong seed, float? scale = null) =>
-        CreateOnStream(m, d, seed, OperatorStreams.SensingMatrix, scale ?? 1f / MathF.Sqrt(m));
+        CreateOnStream(m, d, seed, RandomStreams.SensingMatrix, scale ?? 1f / MathF.Sqrt(m));
 
     internal static float[] CreateOnStream(int m, int d, ulong seed, uint stream, float scale)
     {

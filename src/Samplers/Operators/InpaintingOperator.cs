@@ -67,7 +67,7 @@ public sealed class InpaintingOperator : LinearOperator
     {
         if (!(fractionObserved >= 0 && fractionObserved <= 1))
             throw new ArgumentOutOfRangeException(nameof(fractionObserved), fractionObserved, "operator inpainting: the observed fraction must lie in [0, 1]");
-        var draw = new RandomDraw(seed, OperatorStreams.InpaintingMask, 0);
+        var draw = new RandomDraw(seed, RandomStreams.InpaintingMask, 0);
         var m = new float[height * width];
         for (int i = 0; i < m.Length; i++) m[i] = draw.Uniform(i) < fractionObserved ? 1f : 0f;
         return new InpaintingOperator(device, channels, height, width, m);

@@ -26,7 +26,7 @@ public sealed class OneBitOperator : ForwardOperator, ILogLikelihood
     /// and a seeded dither uniform in [-<paramref name="ditherRange"/>, <paramref name="ditherRange"/>].</summary>
     public OneBitOperator(GpuDevice device, int[] inputShape, int m, float ditherRange, ulong seed, float? entryStd = null)
         : this(device, inputShape, m,
-            GaussianMatrix.CreateOnStream(m, Shape.Elements(inputShape), seed, OperatorStreams.OneBitMatrix, entryStd ?? 1f / MathF.Sqrt(m)),
+            GaussianMatrix.CreateOnStream(m, Shape.Elements(inputShape), seed, RandomStreams.OneBitMatrix, entryStd ?? 1f / MathF.Sqrt(m)),
             UniformDither(m, ditherRange, seed)) { }
 
     /// <summary>An operator with the given row-major m x d matrix and m dither values.</summary>
@@ -51,7 +51,7 @@ public sealed class OneBitOperator : ForwardOperator, ILogLikelihood
     {
         if (!(range >= 0) || float.IsInfinity(range))
             throw new ArgumentOutOfRangeException(nameof(range), range, "operator one-bit: the dither range must be >= 0 and finite");
-        var draw = new RandomDraw(seed, OperatorStreams.OneBitDither, 0);
+        var draw = new RandomDraw(seed, RandomStreams.OneBitDither, 0);
         var t = new float[m];
         for (int i = 0; i < m; i++) t[i] = range * (2f * draw.Uniform(i) - 1f);
         return t;

@@ -11,7 +11,7 @@ namespace PosteriorGpu.Samplers.Operators;
 public static class OperatorChecks
 {
     /// <summary>Random stream of the test vectors.</summary>
-    private const uint CheckStream = 0x41444A54;
+    private const uint CheckStream = RandomStreams.AdjointCheck;
 
     /// <summary>
     /// The adjoint test on <paramref name="batch"/> random pairs (x, y) ~ N(0, I) from <paramref name="seed"/>: returns

@@ -63,7 +63,7 @@ public sealed class PhaseRetrievalOperator : ForwardOperator
     /// <summary>The modulation of the seeded constructor: [count, 2] interleaved unit complex numbers.</summary>
     public static float[] RandomModulation(int count, PhaseMaskKind kind, ulong seed)
     {
-        var draw = new RandomDraw(seed, OperatorStreams.PhaseMask, 0);
+        var draw = new RandomDraw(seed, RandomStreams.PhaseMask, 0);
         var m = new float[2 * count];
         for (int i = 0; i < count; i++)
         {

@@ -95,6 +95,8 @@ public sealed class DpnpSampler : RefiningPosteriorSampler
     {
         Options = options ?? new DpnpOptions();
         Options.Validate(schedule);
+        // The denoising draws use the network's x0 as it is: a schedule that asks for clipping or thresholding is refused.
+        schedule.RequireSupported(Name, supportsClipSample: false, supportsThresholding: false);
     }
 
     /// <summary>The options in use.</summary>

@@ -81,6 +81,8 @@ public sealed class DpsSampler : IPosteriorSampler
         this.schedule = schedule;
         Options = options ?? new DpsOptions();
         Options.Validate(schedule);
+        // Its DDPM steps use Tweedie's x0 as it is: a schedule that asks for clipping or thresholding is refused, not ignored.
+        schedule.RequireSupported(Name, supportsClipSample: false, supportsThresholding: false);
     }
 
     /// <summary>The options in use.</summary>

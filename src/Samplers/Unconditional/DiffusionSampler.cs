@@ -18,7 +18,7 @@ namespace PosteriorGpu.Samplers.Unconditional;
 public abstract class DiffusionSampler
 {
     /// <summary>Random stream of the samplers' in-loop noise (distinct from other users of a seed).</summary>
-    public const uint NoiseStream = 0x5A4D504C;
+    public const uint NoiseStream = RandomStreams.DiffusionNoise;
 
     private readonly float[] timestepScratch = new float[1];
     private float[] norms = [];

@@ -3,7 +3,7 @@ using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Models.Schedules;
-using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Cli.Studies;
 using PosteriorGpu.Tests.Api;
 using PosteriorGpu.Tests.Posterior;
 using PosteriorGpu.Tests.Priors;

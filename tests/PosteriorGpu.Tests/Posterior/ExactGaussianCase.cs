@@ -25,7 +25,7 @@ internal sealed class ExactGaussianCase : IDisposable
         Schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
         Shape = [channels, height, width];
         int d = channels * height * width;
-        Prior = new GaussianPrior(dev, channels, height, width, prior, AlphaBar.Interpolated(Schedule.AlphasCumprodDouble));
+        Prior = new GaussianPrior(dev, channels, height, width, prior, Schedule);
         Operator = new CompressedSensingOperator(dev, Shape, m, matrix);
         // A ground truth from the prior and its noisy measurement.
         var truth = prior.Sample(1, seed);
