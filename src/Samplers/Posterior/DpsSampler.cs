@@ -52,13 +52,18 @@ public sealed class DpsSampler
     private readonly float[] timestep = new float[1];
 
     /// <summary>A DPS sampler over a differentiable score model.</summary>
-    /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>.</exception>
+    /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>, or it
+    /// cannot differentiate (<see cref="IDifferentiableScoreModel.CanDifferentiate"/> false: loaded without gradients).</exception>
     public DpsSampler(IScoreModel model, NoiseSchedule schedule, DpsOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
             $"dps: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
             "DPS differentiates the measurement residual through the network's epsilon", nameof(model));
+        if (!this.model.CanDifferentiate)
+            throw new ArgumentException(
+                $"dps: the score model {model.GetType().Name} was loaded without gradients (CanDifferentiate is false); " +
+                "DPS differentiates through the network: load it with withGradients: true", nameof(model));
         this.schedule = schedule;
         Options = options ?? new DpsOptions();
         if (Options.Steps < 1 || Options.Steps > schedule.NumTrainTimesteps)
