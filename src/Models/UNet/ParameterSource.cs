@@ -19,11 +19,18 @@ internal readonly record struct ParameterInit(ParameterInit.Kinds Kind, int FanI
 /// or a seeded initialisation (<see cref="RandomParameters"/>).</summary>
 internal abstract class ParameterSource
 {
-    /// <summary>The initial values of the tensor <paramref name="name"/> of this shape.</summary>
-    public abstract float[] Values(string name, int[] shape, ParameterInit init);
+    /// <summary>The initial values of the tensor <paramref name="name"/> of this shape; null when the store only
+    /// lists the layout (<see cref="UNet2DModel.ParameterLayout"/>).</summary>
+    public abstract float[]? Values(string name, int[] shape, ParameterInit init);
 
     /// <summary>Called once every parameter is registered: a checkpoint reports tensors nobody asked for.</summary>
     public virtual void Complete() { }
+}
+
+/// <summary>No values: the store only records names and shapes (and cannot be materialised).</summary>
+internal sealed class LayoutOnly : ParameterSource
+{
+    public override float[]? Values(string name, int[] shape, ParameterInit init) => null;
 }
 
 /// <summary>PyTorch's default initialisation drawn from one seeded generator in registration order, so a

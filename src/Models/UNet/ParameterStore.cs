@@ -48,7 +48,7 @@ public sealed class ParameterStore : IDisposable
     private readonly List<Parameter> parameters = new();
     private readonly Dictionary<string, Parameter> byName = new(StringComparer.Ordinal);
     // Initial values, held on the host only between registration and materialisation.
-    private List<float[]>? initial = new();
+    private List<float[]?>? initial = new();
     private int total;
 
     internal ParameterStore(ParameterSource source) => this.source = source;
@@ -79,7 +79,7 @@ public sealed class ParameterStore : IDisposable
         if (initial is null) throw new InvalidOperationException("parameters cannot be added after the store is materialised");
         int length = PosteriorGpu.Kernels.Tensors.Shape.Elements(shape);
         var values = source.Values(name, shape, init);
-        if (values.Length != length)
+        if (values is not null && values.Length != length)
             throw new ArgumentException($"{name}: {values.Length} initial values for shape {PosteriorGpu.Kernels.Tensors.Shape.Format(shape)}");
         if ((long)total + length > int.MaxValue)
             throw new NotSupportedException($"{name}: the network has more than {int.MaxValue} weights, which one flat buffer cannot hold");
@@ -105,7 +105,7 @@ public sealed class ParameterStore : IDisposable
             {
                 var p = parameters[i];
                 p.Value = View(Values, p);
-                p.Value.CopyFrom(initial[i]);
+                p.Value.CopyFrom(initial[i] ?? throw new InvalidOperationException("a layout-only store has no values to materialise"));
                 if (Gradients is not null) p.Gradient = View(Gradients, p);
             }
         }

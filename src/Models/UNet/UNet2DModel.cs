@@ -35,12 +35,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
 
     private readonly TensorPool pool;
     private readonly Tape tape = new();
-    private readonly Conv2dLayer convIn, convOut;
-    private readonly LinearLayer timeLinear1, timeLinear2;
-    private readonly Parameter? classEmbedding;
-    private readonly GroupNormLayer normOut;
-    // The layer stack: conv_in and the down blocks (each output a skip), the mid block, the up blocks.
-    private readonly List<UNetStep> down = new(), mid = new(), up = new();
+    private readonly UNetLayers layers;
     private readonly Tensor[] skips;
     private bool gradientsEnabled;
 
@@ -56,92 +51,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         Device = device;
         Config = config;
         Parameters = new ParameterStore(source);
-        var s = Parameters;
-        var c = config;
-        int ch0 = c.BlockOutChannels[0], tembDim = c.TimeEmbedDim, groups = c.NormNumGroups;
-        float eps = (float)c.NormEps;
-        bool scaleShift = c.ResnetTimeScaleShift == "scale_shift";
-        // Registration order is diffusers' module order: a checkpoint missing a tensor fails at the first one,
-        // and a seed gives the same initial weights every time.
-        convIn = new Conv2dLayer(s, "conv_in", c.InChannels, ch0, 3, Conv2dParams.Same(1, 1));
-        timeLinear1 = new LinearLayer(s, "time_embedding.linear_1", ch0, tembDim);
-        timeLinear2 = new LinearLayer(s, "time_embedding.linear_2", tembDim, tembDim);
-        if (c.NumClassEmbeds is { } classes) classEmbedding = s.Add("class_embedding.weight", [classes, tembDim], ParameterInit.Normal);
-
-        // Steps are grown as the weights load, not sized from the config: a config claiming a billion layers
-        // fails at the first missing tensor instead of allocating for all of them.
-        int blocks = c.BlockOutChannels.Length;
-        down.Add(new UNetStep { Conv = convIn });
-        int output = ch0;
-        for (int i = 0; i < blocks; i++)
-        {
-            int input = output;
-            output = c.BlockOutChannels[i];
-            bool attention = c.DownBlockTypes[i] == "AttnDownBlock2D";
-            for (int j = 0; j < c.LayersPerBlock; j++)
-            {
-                string prefix = $"down_blocks.{i}";
-                down.Add(new UNetStep
-                {
-                    Resnet = new ResnetBlock2D(s, $"{prefix}.resnets.{j}", j == 0 ? input : output, output, tembDim, groups, eps, scaleShift, 1.0),
-                    Attention = attention
-                        ? new AttentionBlock(s, $"{prefix}.attentions.{j}", output, c.AttentionHeadSize(output), groups, eps, 1.0)
-                        : null,
-                });
-            }
-            if (i < blocks - 1)
-            {
-                // diffusers' Downsample2D: padding 0 means an asymmetric (0, 1, 0, 1) pad before the stride-2 conv.
-                var p = c.DownsamplePadding == 0 ? new Conv2dParams(2, 0, 0, 1, 1) : Conv2dParams.Same(2, c.DownsamplePadding);
-                down.Add(new UNetStep { Conv = new Conv2dLayer(s, $"down_blocks.{i}.downsamplers.0.conv", output, output, 3, p) });
-            }
-        }
-        skips = new Tensor[down.Count];
-
-        if (c.MidBlockType is not null)
-        {
-            // UNetMidBlock2D: resnet, then one (attention, resnet) pair.
-            int ch = c.BlockOutChannels[^1];
-            mid.Add(new UNetStep
-            {
-                Resnet = new ResnetBlock2D(s, "mid_block.resnets.0", ch, ch, tembDim, groups, eps, scaleShift, c.MidBlockScaleFactor),
-                Attention = c.AddAttention
-                    ? new AttentionBlock(s, "mid_block.attentions.0", ch, c.AttentionHeadSize(ch), c.MidAttentionNormGroups, eps, c.MidBlockScaleFactor)
-                    : null,
-            });
-            mid.Add(new UNetStep { Resnet = new ResnetBlock2D(s, "mid_block.resnets.1", ch, ch, tembDim, groups, eps, scaleShift, c.MidBlockScaleFactor) });
-        }
-
-        // UpBlock2D: layers_per_block + 1 resnets, each on the running tensor concatenated with the newest skip.
-        var reversed = c.BlockOutChannels.Reverse().ToArray();
-        output = reversed[0];
-        int skip = skips.Length;
-        for (int i = 0; i < blocks; i++)
-        {
-            int prev = output;
-            output = reversed[i];
-            int input = reversed[Math.Min(i + 1, blocks - 1)];
-            bool attention = c.UpBlockTypes[i] == "AttnUpBlock2D";
-            long layers = (long)c.LayersPerBlock + 1;
-            for (int j = 0; j < layers; j++)
-            {
-                int skipChannels = j == layers - 1 ? input : output;
-                int inChannels = j == 0 ? prev : output;
-                string prefix = $"up_blocks.{i}";
-                up.Add(new UNetStep
-                {
-                    Skip = --skip,
-                    Resnet = new ResnetBlock2D(s, $"{prefix}.resnets.{j}", inChannels + skipChannels, output, tembDim, groups, eps, scaleShift, 1.0),
-                    Attention = attention
-                        ? new AttentionBlock(s, $"{prefix}.attentions.{j}", output, c.AttentionHeadSize(output), groups, eps, 1.0)
-                        : null,
-                });
-            }
-            if (i < blocks - 1)
-                up.Add(new UNetStep { Upsample = true, Conv = new Conv2dLayer(s, $"up_blocks.{i}.upsamplers.0.conv", output, output, 3, Conv2dParams.Same(1, 1)) });
-        }
-        normOut = new GroupNormLayer(s, "conv_norm_out", ch0, groups, eps);
-        convOut = new Conv2dLayer(s, "conv_out", ch0, c.OutChannels, 3, Conv2dParams.Same(1, 1));
+        layers = new UNetLayers(config, Parameters);
+        skips = new Tensor[layers.Down.Count];
         // Reports unused checkpoint tensors before anything reaches the device.
         Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
@@ -229,6 +140,17 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         return new UNet2DModel(device, config, new RandomParameters(seed), withGradients);
     }
 
+    /// <summary>The name and shape of every weight tensor of <paramref name="config"/>, in the order the model
+    /// registers them (diffusers' module order), without a device or any weights: for writing checkpoints of a
+    /// given architecture and counting its parameters and operations.</summary>
+    public static IReadOnlyList<(string Name, int[] Shape)> ParameterLayout(UNet2DConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var store = new ParameterStore(new LayoutOnly());
+        _ = new UNetLayers(config, store);
+        return store.Parameters.Select(p => (p.Name, p.Shape)).ToList();
+    }
+
     /// <summary>Writes config.json and the weights (the current ones, or <paramref name="flatWeights"/>,
     /// e.g. an EMA, in <see cref="Parameters"/>' order) as a diffusers model folder.</summary>
     public void Save(string folder, float[]? flatWeights = null, bool float16 = false)
@@ -302,32 +224,32 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             h = centred;
             owned = true;
         }
-        for (int i = 0; i < down.Count; i++)
+        for (int i = 0; i < layers.Down.Count; i++)
         {
-            skips[i] = h = down[i].Forward(h, owned, skips, tembSilu, pool, tape);
+            skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape);
             owned = false;   // every down output is a skip, released by the up step that consumes it
         }
-        foreach (var step in mid)
+        foreach (var step in layers.Mid)
         {
             h = step.Forward(h, owned, skips, tembSilu, pool, tape);
             owned = true;
         }
-        foreach (var step in up)
+        foreach (var step in layers.Up)
         {
             h = step.Forward(h, owned, skips, tembSilu, pool, tape);
             owned = true;
         }
         lastHidden = h;
-        normed = tape.Keep(normOut.Forward(h, pool, silu: true));
+        normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
         tape.Release(h);
-        convOut.ForwardInto(normed, output);
+        layers.ConvOut.ForwardInto(normed, output);
         tape.Release(normed);
         tape.Release(tembSilu);
     }
 
     private void CheckClassLabels(ReadOnlySpan<int> classLabels, int n)
     {
-        if (classEmbedding is null)
+        if (layers.ClassEmbedding is null)
         {
             if (!classLabels.IsEmpty)
                 throw new ArgumentException("unet: class labels were given but the model has no class embedding (num_class_embeds is null)");
@@ -337,7 +259,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             throw new ArgumentException("unet: this model is class-conditional (num_class_embeds is set); give class labels");
         if (classLabels.Length != n && classLabels.Length != 1)
             throw new ArgumentException($"unet: {classLabels.Length} class labels for a batch of {n}; give one per item or one for all");
-        int classes = classEmbedding.Shape[0];
+        int classes = layers.ClassEmbedding.Shape[0];
         foreach (int label in classLabels)
             if (label < 0 || label >= classes)
                 throw new ArgumentOutOfRangeException(nameof(classLabels), label, $"unet: class label must be in [0, {classes})");
@@ -357,19 +279,19 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
             TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
-        hidden = tape.Keep(timeLinear1.Forward(sinusoid, pool));
+        hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
         tape.Release(sinusoid);
         hiddenSilu = tape.Recording ? tape.Keep(pool.Rent(hidden.Shape)) : hidden;
         Silu.Run(hidden, hiddenSilu);
-        temb = tape.Keep(timeLinear2.Forward(hiddenSilu, pool));
+        temb = tape.Keep(layers.TimeLinear2.Forward(hiddenSilu, pool));
         tape.Release(hiddenSilu);
-        if (classEmbedding is not null)
+        if (layers.ClassEmbedding is not null)
         {
             if (hostLabels.Length != n) hostLabels = new float[n];
             for (int i = 0; i < n; i++) hostLabels[i] = classLabels[classLabels.Length == 1 ? 0 : i];
             using var labels = pool.Rent(n);
             labels.CopyFrom(hostLabels);
-            EmbeddingAdd.Run(classEmbedding.Value, labels, temb);
+            EmbeddingAdd.Run(layers.ClassEmbedding.Value, labels, temb);
         }
         tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
         Silu.Run(temb, tembSilu);
@@ -393,14 +315,14 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         {
             using var dTembSilu = pool.RentZeros(tembSilu.Shape);
             using var dNormed = pool.Rent(normed.Shape);
-            convOut.Backward(normed, dOutput, dNormed, false);
+            layers.ConvOut.Backward(normed, dOutput, dNormed, false);
             var dH = pool.Rent(lastHidden.Shape);
             held.Add(dH);
-            normOut.Backward(lastHidden, silu: true, dNormed, dH, false);
+            layers.NormOut.Backward(lastHidden, silu: true, dNormed, dH, false);
 
-            for (int i = up.Count - 1; i >= 0; i--)
+            for (int i = layers.Up.Count - 1; i >= 0; i--)
             {
-                var s = up[i];
+                var s = layers.Up[i];
                 var dIn = pool.Rent(s.Input.Shape);
                 held.Add(dIn);
                 if (s.Skip >= 0)
@@ -419,17 +341,17 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                 }
                 dH = dIn;
             }
-            for (int i = mid.Count - 1; i >= 0; i--)
+            for (int i = layers.Mid.Count - 1; i >= 0; i--)
             {
-                var dIn = pool.Rent(mid[i].Input.Shape);
+                var dIn = pool.Rent(layers.Mid[i].Input.Shape);
                 held.Add(dIn);
-                mid[i].Backward(dH, dIn, false, tembSilu, dTembSilu, pool);
+                layers.Mid[i].Backward(dH, dIn, false, tembSilu, dTembSilu, pool);
                 dH = dIn;
             }
             // The mid block's input (or, without one, the up path's input) is also the newest skip.
             Axpby.Run(1f, dH, 1f, dSkips[^1]!);
-            for (int i = skips.Length - 1; i >= 1; i--) down[i].Backward(dSkips[i]!, dSkips[i - 1]!, true, tembSilu, dTembSilu, pool);
-            convIn.Backward(down[0].Input, dSkips[0]!, inputGradient, false);
+            for (int i = skips.Length - 1; i >= 1; i--) layers.Down[i].Backward(dSkips[i]!, dSkips[i - 1]!, true, tembSilu, dTembSilu, pool);
+            layers.ConvIn.Backward(layers.Down[0].Input, dSkips[0]!, inputGradient, false);
             // center_input_sample: conv_in saw 2 x - 1.
             if (centred is not null && inputGradient is not null) Affine.Run(inputGradient, 2f, 0f, inputGradient);
 
@@ -437,9 +359,9 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             using var dTemb = pool.Rent(temb.Shape);
             SiluBackward.Run(temb, dTembSilu, dTemb);
             using var dHiddenSilu = pool.Rent(hidden.Shape);
-            timeLinear2.Backward(hiddenSilu, dTemb, dHiddenSilu, false);
+            layers.TimeLinear2.Backward(hiddenSilu, dTemb, dHiddenSilu, false);
             SiluBackward.Run(hidden, dHiddenSilu, dHiddenSilu);
-            timeLinear1.Backward(sinusoid, dHiddenSilu, null, false);
+            layers.TimeLinear1.Backward(sinusoid, dHiddenSilu, null, false);
         }
         finally
         {

@@ -185,4 +185,18 @@ public class UNetGradientModeTests
             if (Directory.Exists(dir)) Directory.Delete(dir, true);
         }
     }
+
+    [Test]
+    public void ParameterLayout_IsTheLoadedModelsLayout_WithoutADevice()
+    {
+        var config = UNet2DConfig.Load(Path.Combine(Folder, "config.json"));
+        var layout = UNet2DModel.ParameterLayout(config);
+        using var model = UNet2DModel.Load(TestDevices.Cpu, Folder);
+        Assert.That(layout.Select(p => p.Name), Is.EqualTo(model.Parameters.Parameters.Select(p => p.Name)));
+        Assert.That(layout.Select(p => p.Shape), Is.EqualTo(model.Parameters.Parameters.Select(p => p.Shape)));
+        var file = SafeTensorsFile.Read(Path.Combine(Folder, UNet2DModel.WeightsFileName));
+        Assert.That(layout.Select(p => p.Name), Is.EquivalentTo(file.Names), "every tensor of diffusers' checkpoint, no other");
+        Assert.That(UNet2DModel.ParameterLayout(UNetBackwardTests.Small with { NumClassEmbeds = 4 }).Select(p => p.Name),
+            Does.Contain("class_embedding.weight"));
+    }
 }
