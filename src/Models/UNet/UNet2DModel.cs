@@ -212,39 +212,48 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         CheckClassLabels(classLabels, n);
 
         tape.Begin(record);
-        TimeEmbedding(timesteps, classLabels, n);
+        try
+        {
+            TimeEmbedding(timesteps, classLabels, n);
 
-        Tensor h = x;
-        bool owned = false;   // whether h is this pass's to release (not the caller's x, not a skip)
-        centred = null;
-        if (c.CenterInputSample)
-        {
-            centred = tape.Keep(pool.Rent(x.Shape));
-            Affine.Run(x, 2f, -1f, centred);
-            h = centred;
-            owned = true;
+            Tensor h = x;
+            bool owned = false;   // whether h is this pass's to release (not the caller's x, not a skip)
+            centred = null;
+            if (c.CenterInputSample)
+            {
+                centred = tape.Keep(pool.Rent(x.Shape));
+                Affine.Run(x, 2f, -1f, centred);
+                h = centred;
+                owned = true;
+            }
+            for (int i = 0; i < layers.Down.Count; i++)
+            {
+                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = false;   // every down output is a skip, released by the up step that consumes it
+            }
+            foreach (var step in layers.Mid)
+            {
+                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = true;
+            }
+            foreach (var step in layers.Up)
+            {
+                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = true;
+            }
+            lastHidden = h;
+            normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
+            tape.Release(h);
+            layers.ConvOut.ForwardInto(normed, output);
+            tape.Release(normed);
+            tape.Release(tembSilu);
         }
-        for (int i = 0; i < layers.Down.Count; i++)
+        catch
         {
-            skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape);
-            owned = false;   // every down output is a skip, released by the up step that consumes it
+            // A pass that failed halfway (a kernel error, out of device memory) leaves nothing to differentiate.
+            tape.Clear();
+            throw;
         }
-        foreach (var step in layers.Mid)
-        {
-            h = step.Forward(h, owned, skips, tembSilu, pool, tape);
-            owned = true;
-        }
-        foreach (var step in layers.Up)
-        {
-            h = step.Forward(h, owned, skips, tembSilu, pool, tape);
-            owned = true;
-        }
-        lastHidden = h;
-        normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
-        tape.Release(h);
-        layers.ConvOut.ForwardInto(normed, output);
-        tape.Release(normed);
-        tape.Release(tembSilu);
     }
 
     private void CheckClassLabels(ReadOnlySpan<int> classLabels, int n)
