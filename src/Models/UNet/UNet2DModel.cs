@@ -24,8 +24,8 @@ namespace PosteriorGpu.Models.UNet;
 /// size allocate no device memory after the first; with gradients (<see cref="GradientsEnabled"/>) a
 /// forward pass keeps what <see cref="Backward"/> needs until the next pass. Both modes run the same
 /// kernels in the same order and give bitwise-equal outputs. Inference supports every configuration
-/// <see cref="UNet2DConfig"/> accepts; the backward pass does not support resnet_time_scale_shift
-/// "scale_shift" or class conditioning (num_class_embeds), and asking for gradients on such a model is a
+/// <see cref="UNet2DConfig"/> accepts; so does the backward pass (class conditioning included, with
+/// <see cref="ClassLabels"/>) except resnet_time_scale_shift "scale_shift", for which asking for gradients is a
 /// NotSupportedException naming the field. Holds device memory: dispose it. Not thread-safe.
 /// </remarks>
 public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
@@ -77,8 +77,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     /// <summary>Image width from config.json's sample_size (0 when the config leaves it open).</summary>
     public int Width => Config.SampleWidth ?? Config.SampleSize ?? 0;
 
-    /// <summary>Class labels used by <see cref="PredictEpsilon"/> for class-conditional models (one per
-    /// batch item, or one for all); ignored when the model has no class embedding.</summary>
+    /// <summary>Class labels used by <see cref="PredictEpsilon"/> and <see cref="EpsilonVjp"/> for class-conditional
+    /// models (one per batch item, or one for all); must stay null when the model has no class embedding.</summary>
     public int[]? ClassLabels { get; set; }
 
     /// <summary>True when the model was made with gradients (a gradient buffer and a backward pass): it can
@@ -164,7 +164,6 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     private static void RequireDifferentiable(UNet2DConfig c)
     {
         string? field = c.ResnetTimeScaleShift != "default" ? $"resnet_time_scale_shift \"{c.ResnetTimeScaleShift}\""
-            : c.NumClassEmbeds is not null ? $"num_class_embeds {c.NumClassEmbeds} (class conditioning)"
             : c.ClassEmbedType is not null ? $"class_embed_type \"{c.ClassEmbedType}\""
             : c.TimeEmbeddingType != "positional" ? $"time_embedding_type \"{c.TimeEmbeddingType}\""
             : null;
@@ -364,9 +363,18 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             // center_input_sample: conv_in saw 2 x - 1.
             if (centred is not null && inputGradient is not null) Affine.Run(inputGradient, 2f, 0f, inputGradient);
 
-            // Time embedding: tembSilu = silu(linear_2(silu(linear_1(sinusoid)))).
+            // Time embedding: tembSilu = silu(linear_2(silu(linear_1(sinusoid))) + class_embedding[label]).
             using var dTemb = pool.Rent(temb.Shape);
             SiluBackward.Run(temb, dTembSilu, dTemb);
+            if (layers.ClassEmbedding is { } table)
+            {
+                // nn.Embedding's backward: each item's dTemb is added to its label's row, a scatter-add written as
+                // one row update per item (a few launches per batch) so that repeated labels accumulate.
+                var dTable = table.Gradient!;
+                dTable.Clear();
+                for (int i = 0; i < dTemb.N; i++)
+                    Axpby.Run(1f, dTemb.SliceBatch(i, 1), 1f, dTable.SliceBatch((int)hostLabels[i], 1));
+            }
             using var dHiddenSilu = pool.Rent(hidden.Shape);
             layers.TimeLinear2.Backward(hiddenSilu, dTemb, dHiddenSilu, false);
             SiluBackward.Run(hidden, dHiddenSilu, dHiddenSilu);

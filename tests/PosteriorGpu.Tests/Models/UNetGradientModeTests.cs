@@ -19,19 +19,24 @@ public class UNetGradientModeTests
 {
     private static string Folder => Fixtures.Path("diffusers-unet-tiny");
 
-    /// <summary>Both modes of one architecture: the diffusers fixture, or the attention-heavy training config.</summary>
+    /// <summary>Both modes of one architecture: the diffusers fixture, the attention-heavy training config, or
+    /// that config class-conditional and centring its input.</summary>
     private static (UNet2DModel Inference, UNet2DModel Gradients) Pair(string which)
     {
         var dev = TestDevices.Cpu;
         if (which == "fixture") return (UNet2DModel.Load(dev, Folder), UNet2DModel.Load(dev, Folder, withGradients: true));
-        return (UNet2DModel.Create(dev, UNetBackwardTests.Small, seed: 9, withGradients: false),
-                UNet2DModel.Create(dev, UNetBackwardTests.Small, seed: 9, withGradients: true));
+        var config = which == "class+centred"
+            ? UNetBackwardTests.Small with { NumClassEmbeds = 3, CenterInputSample = true }
+            : UNetBackwardTests.Small;
+        return (UNet2DModel.Create(dev, config, seed: 9, withGradients: false),
+                UNet2DModel.Create(dev, config, seed: 9, withGradients: true));
     }
 
     [TestCase("fixture", 1)]
     [TestCase("fixture", 3)]
     [TestCase("attention", 1)]
     [TestCase("attention", 3)]
+    [TestCase("class+centred", 3)]
     public void GradientAndInferenceModes_GiveBitwiseEqualEpsilon(string which, int n)
     {
         var dev = TestDevices.Cpu;
@@ -51,6 +56,8 @@ public class UNetGradientModeTests
         using var vjpEps = Tensor.Empty(dev, x.Shape);
         using var cotangent = Tensor.FromHost(dev, TestData.Random(xHost.Length, 5), x.Shape);
         using var gradient = Tensor.Empty(dev, x.Shape);
+        if (c.NumClassEmbeds is { } classes)
+            inference.ClassLabels = gradients.ClassLabels = Enumerable.Range(0, n).Select(i => (i + 1) % classes).ToArray();
 
         inference.PredictEpsilon(x, t, a);
         gradients.PredictEpsilon(x, t, b);
@@ -156,14 +163,12 @@ public class UNetGradientModeTests
         Assert.DoesNotThrow(() => new DpsSampler(differentiable, schedule));
     }
 
-    [TestCase("scale_shift", "resnet_time_scale_shift")]
-    [TestCase("class", "num_class_embeds")]
-    public void BackwardlessConfigs_LoadForInference_AndNameTheFieldWithGradients(string which, string field)
+    [Test]
+    public void ScaleShift_LoadsForInference_AndNamesTheFieldWithGradients()
     {
         var dev = TestDevices.Cpu;
-        var config = which == "class"
-            ? UNetBackwardTests.Small with { NumClassEmbeds = 3 }
-            : UNetBackwardTests.Small with { ResnetTimeScaleShift = "scale_shift" };
+        const string field = "resnet_time_scale_shift";
+        var config = UNetBackwardTests.Small with { ResnetTimeScaleShift = "scale_shift", NumClassEmbeds = 3 };
         string dir = Path.Combine(Path.GetTempPath(), "pg-unet-nograd-" + Guid.NewGuid().ToString("N"));
         try
         {
@@ -171,8 +176,7 @@ public class UNetGradientModeTests
             using var model = UNet2DModel.Load(dev, dir);
             using var x = Tensor.FromHost(dev, TestData.Random(2 * 8 * 8, 8), 1, 2, 8, 8);
             using var eps = Tensor.Empty(dev, x.Shape);
-            int[]? labels = which == "class" ? [2] : null;
-            model.Forward(x, [40f], labels, eps);
+            model.Forward(x, [40f], [2], eps);
             Assert.That(eps.ToHost().All(float.IsFinite), Is.True);
 
             var load = Assert.Throws<NotSupportedException>(() => UNet2DModel.Load(dev, dir, withGradients: true));

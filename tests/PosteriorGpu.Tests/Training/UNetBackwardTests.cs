@@ -83,9 +83,10 @@ public class UNetBackwardTests
 
     /// <summary>The backward pass of the whole network against finite differences of its forward pass,
     /// along random directions in input space and in weight space ("centred": center_input_sample, whose
-    /// 2 x - 1 scales the input gradient).</summary>
+    /// 2 x - 1 scales the input gradient; "class": a class embedding, whose rows get the items' gradients).</summary>
     [TestCase("small")]
     [TestCase("centred")]
+    [TestCase("class")]
     [TestCase("fixture")]
     public void Backward_MatchesFiniteDifferences(string which)
     {
@@ -94,9 +95,11 @@ public class UNetBackwardTests
         {
             "small" => UNet2DModel.Create(dev, Small, seed: 5),
             "centred" => UNet2DModel.Create(dev, Small with { CenterInputSample = true }, seed: 5),
+            "class" => UNet2DModel.Create(dev, Small with { NumClassEmbeds = 3 }, seed: 5),
             _ => UNet2DModel.Load(dev, Folder, withGradients: true),
         };
         int c = net.Config.InChannels, s = net.Config.SampleSize!.Value, n = 2;
+        if (which == "class") net.ClassLabels = [2, 0];
         var xHost = TestData.Random(n * c * s * s, 11);
         var dy = TestData.Random(xHost.Length, 12);
         float[] t = [17f, 640f];
