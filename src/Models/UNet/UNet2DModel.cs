@@ -131,21 +131,25 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
 
     /// <summary>A network of <paramref name="config"/> with PyTorch's default initialisation drawn from
     /// <paramref name="seed"/> (the start of training), with gradients unless told otherwise.</summary>
+    /// <exception cref="ArgumentException">The configuration is inconsistent or unsupported (<see cref="UNet2DConfig.Validate"/>).</exception>
     /// <exception cref="NotSupportedException"><paramref name="withGradients"/> and a configuration the backward
     /// pass does not support (the message names the config field).</exception>
     public static UNet2DModel Create(GpuDevice device, UNet2DConfig config, int seed = 0, bool withGradients = true)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
         return new UNet2DModel(device, config, new RandomParameters(seed), withGradients);
     }
 
     /// <summary>The name and shape of every weight tensor of <paramref name="config"/>, in the order the model
     /// registers them (diffusers' module order), without a device or any weights: for writing checkpoints of a
     /// given architecture and counting its parameters and operations.</summary>
+    /// <exception cref="ArgumentException">The configuration is inconsistent or unsupported (<see cref="UNet2DConfig.Validate"/>).</exception>
     public static IReadOnlyList<(string Name, int[] Shape)> ParameterLayout(UNet2DConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
         var store = new ParameterStore(new LayoutOnly());
         _ = new UNetLayers(config, store);
         return store.Parameters.Select(p => (p.Name, p.Shape)).ToList();
