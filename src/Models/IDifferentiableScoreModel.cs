@@ -16,4 +16,11 @@ public interface IDifferentiableScoreModel : IScoreModel
     /// of epsilon with respect to x. All tensors are [N, C, H, W] on the model's device.
     /// </summary>
     void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient);
+
+    /// <summary>
+    /// True when <see cref="EpsilonVjp"/> works on this instance. A type that can differentiate only in one
+    /// mode (a U-Net loaded without gradients, <c>UNet2DModel.Load(device, folder, withGradients: false)</c>)
+    /// says false, and callers that need the product (DPS) check it before sampling.
+    /// </summary>
+    bool CanDifferentiate => true;
 }

@@ -61,71 +61,10 @@ public static class UNetArchitectures
         public long Count => Shape.Aggregate(1L, (a, b) => a * b);
     }
 
-    /// <summary>Every parameter of UNet2DModel for <paramref name="c"/>, named as diffusers names them.</summary>
-    public static IEnumerable<Parameter> Parameters(UNet2DConfig c)
-    {
-        var list = new List<Parameter>();
-        void Conv(string p, int cout, int cin, int k) { list.Add(new(p + ".weight", [cout, cin, k, k])); list.Add(new(p + ".bias", [cout])); }
-        void Lin(string p, int cout, int cin) { list.Add(new(p + ".weight", [cout, cin])); list.Add(new(p + ".bias", [cout])); }
-        void Norm(string p, int ch) { list.Add(new(p + ".weight", [ch])); list.Add(new(p + ".bias", [ch])); }
-        int temb = c.TimeEmbedDim;
-        void Resnet(string p, int cin, int cout)
-        {
-            Norm(p + ".norm1", cin);
-            Conv(p + ".conv1", cout, cin, 3);
-            Lin(p + ".time_emb_proj", c.ResnetTimeScaleShift == "scale_shift" ? 2 * cout : cout, temb);
-            Norm(p + ".norm2", cout);
-            Conv(p + ".conv2", cout, cout, 3);
-            if (cin != cout) Conv(p + ".conv_shortcut", cout, cin, 1);
-        }
-        void Attention(string p, int ch, bool norm)
-        {
-            if (norm) Norm(p + ".group_norm", ch);
-            foreach (var s in new[] { ".to_q", ".to_k", ".to_v", ".to_out.0" }) Lin(p + s, ch, ch);
-        }
-
-        var boc = c.BlockOutChannels;
-        Conv("conv_in", boc[0], c.InChannels, 3);
-        Lin("time_embedding.linear_1", temb, boc[0]);
-        Lin("time_embedding.linear_2", temb, temb);
-        if (c.NumClassEmbeds is int classes) list.Add(new("class_embedding.weight", [classes, temb]));
-        int output = boc[0];
-        for (int i = 0; i < boc.Length; i++)
-        {
-            int input = output;
-            output = boc[i];
-            for (int j = 0; j < c.LayersPerBlock; j++)
-            {
-                Resnet($"down_blocks.{i}.resnets.{j}", j == 0 ? input : output, output);
-                if (c.DownBlockTypes[i] == "AttnDownBlock2D") Attention($"down_blocks.{i}.attentions.{j}", output, true);
-            }
-            if (i < boc.Length - 1) Conv($"down_blocks.{i}.downsamplers.0.conv", output, output, 3);
-        }
-        if (c.HasMidBlock)
-        {
-            Resnet("mid_block.resnets.0", boc[^1], boc[^1]);
-            if (c.AddAttention) Attention("mid_block.attentions.0", boc[^1], c.MidAttentionNormGroups is not null);
-            Resnet("mid_block.resnets.1", boc[^1], boc[^1]);
-        }
-        var rev = boc.Reverse().ToArray();
-        output = rev[0];
-        for (int i = 0; i < rev.Length; i++)
-        {
-            int prev = output;
-            output = rev[i];
-            int input = rev[Math.Min(i + 1, rev.Length - 1)];
-            for (int j = 0; j <= c.LayersPerBlock; j++)
-            {
-                int skip = j == c.LayersPerBlock ? input : output;
-                Resnet($"up_blocks.{i}.resnets.{j}", (j == 0 ? prev : output) + skip, output);
-                if (c.UpBlockTypes[i] == "AttnUpBlock2D") Attention($"up_blocks.{i}.attentions.{j}", output, true);
-            }
-            if (i < rev.Length - 1) Conv($"up_blocks.{i}.upsamplers.0.conv", output, output, 3);
-        }
-        Norm("conv_norm_out", boc[0]);
-        Conv("conv_out", c.OutChannels, boc[0], 3);
-        return list;
-    }
+    /// <summary>Every parameter of UNet2DModel for <paramref name="c"/>, named as diffusers names them (the
+    /// model's own layout, so the benchmarks never wire the architecture a second time).</summary>
+    public static IEnumerable<Parameter> Parameters(UNet2DConfig c) =>
+        UNet2DModel.ParameterLayout(c).Select(p => new Parameter(p.Name, p.Shape));
 
     /// <summary>Total parameter count.</summary>
     public static long ParameterCount(UNet2DConfig c) => Parameters(c).Sum(p => p.Count);

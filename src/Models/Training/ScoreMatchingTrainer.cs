@@ -8,7 +8,6 @@ using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
-using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Models.Schedules;
 
@@ -36,7 +35,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
     /// <summary>The loss log in the output folder.</summary>
     public const string LossLogFileName = "loss.csv";
 
-    private readonly DifferentiableUNet net;
+    private readonly UNet2DModel net;
     private readonly TrainingImages data;
     private readonly TrainingOptions options;
     private readonly SchedulerConfig scheduler;
@@ -46,7 +45,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
     private readonly float[] hostBatch;
     private double secondsBefore;
 
-    private ScoreMatchingTrainer(DifferentiableUNet net, TrainingImages data, TrainingOptions options, SchedulerConfig scheduler, string folder)
+    private ScoreMatchingTrainer(UNet2DModel net, TrainingImages data, TrainingOptions options, SchedulerConfig scheduler, string folder)
     {
         this.net = net;
         this.data = data;
@@ -64,7 +63,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
     }
 
     /// <summary>The network being trained (its weights, not the EMA).</summary>
-    public DifferentiableUNet Network => net;
+    public UNet2DModel Network => net;
 
     /// <summary>Optimiser steps done so far.</summary>
     public int Step { get; private set; }
@@ -94,7 +93,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
             if (!saved.Equals(config))
                 throw new CheckpointFormatException(statePath, "the saved model's config.json differs from the requested architecture; resume with the same model config");
         }
-        var net = DifferentiableUNet.Create(device, config, options.Seed);
+        var net = UNet2DModel.Create(device, config, options.Seed, withGradients: true);
         try
         {
             var trainer = new ScoreMatchingTrainer(net, data, options, scheduler, folder);
@@ -142,7 +141,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
         using var b = Tensor.Empty(device, n);
         using var perItem = Tensor.Empty(device, n);
         using var total = Tensor.Empty(device, 1);
-        using var gradients = net.Parameters.Gradients.Reshape(1, net.Parameters.Count);
+        using var gradients = net.Parameters.Gradients!.Reshape(1, net.Parameters.Count);
         var hostA = new float[n];
         var hostB = new float[n];
         var timesteps = new float[n];
@@ -173,7 +172,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
             ScalePerItem.Run(noise, b, prediction);           // prediction is scratch here
             Axpby.Run(1f, prediction, 1f, xt);
 
-            net.Forward(xt, timesteps, prediction);
+            net.PredictEpsilon(xt, timesteps, prediction);
             // d(mean squared error)/d(prediction) = 2 (prediction - eps) / numel; prediction becomes the residual.
             Axpby.Run(-1f, noise, 1f, prediction);
             BatchReduce.SquaredNorm(prediction, perItem);
@@ -189,7 +188,7 @@ public sealed class ScoreMatchingTrainer : IDisposable
                 throw new InvalidOperationException($"training: at step {step} the loss ({loss}) or the gradient norm ({gradNorm}) is not finite; lower the learning rate");
             float clip = options.MaxGradNorm > 0 && gradNorm > options.MaxGradNorm ? (float)(options.MaxGradNorm / gradNorm) : 1f;
             double lr = options.LearningRateAt(step);
-            AdamW.Run(net.Parameters.Values, net.Parameters.Gradients, m, v, new AdamW.Settings((float)lr, (float)options.Beta1,
+            AdamW.Run(net.Parameters.Values, net.Parameters.Gradients!, m, v, new AdamW.Settings((float)lr, (float)options.Beta1,
                 (float)options.Beta2, (float)options.AdamEpsilon, (float)options.WeightDecay, step, clip));
             double decay = options.EmaDecayAt(step);
             Axpby.Run((float)(1 - decay), net.Parameters.Values, (float)decay, ema);

@@ -1,4 +1,5 @@
 using PosteriorGpu.Kernels.Attention;
+using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -6,34 +7,38 @@ namespace PosteriorGpu.Models.UNet;
 
 /// <summary>
 /// diffusers' spatial self-attention (Attention with residual_connection, as in AttnDownBlock2D,
-/// AttnUpBlock2D and UNetMidBlock2D): h = group_norm(x) as tokens [N, HW, C]; q, k, v = linear(h);
-/// multi-head softmax(q k^T / sqrt(d)) v; out = (to_out(a) + x) / rescale_output_factor.
+/// AttnUpBlock2D and UNetMidBlock2D): tokens = group_norm(x) as [N, HW, C]; q, k, v = linear(tokens);
+/// a = multi-head softmax(q k^T / sqrt(d)) v; out = (to_out(a) + x) / rescale_output_factor.
 /// </summary>
-internal sealed class AttentionBlock : IDisposable
+internal sealed class AttentionBlock
 {
     private readonly GroupNormLayer? norm;
     private readonly LinearLayer q, k, v, o;
     private readonly int heads;
     private readonly float outputScale;
+    // Activations of the last recording forward pass.
+    private Tensor x = null!, tokens = null!, tq = null!, tk = null!, tv = null!, attended = null!;
 
-    public AttentionBlock(WeightLoader w, string prefix, int channels, int headDim, int? groups, float eps, double rescaleOutputFactor)
+    public AttentionBlock(ParameterStore s, string prefix, int channels, int headDim, int? groups, float eps, double rescaleOutputFactor)
     {
         if (headDim <= 0 || channels % headDim != 0)
             throw new ArgumentException($"{prefix}: attention_head_dim {headDim} does not divide {channels} channels");
-        if (groups is { } g) norm = new GroupNormLayer(w, prefix + ".group_norm", channels, g, eps);
-        q = new LinearLayer(w, prefix + ".to_q", channels, channels);
-        k = new LinearLayer(w, prefix + ".to_k", channels, channels);
-        v = new LinearLayer(w, prefix + ".to_v", channels, channels);
-        o = new LinearLayer(w, prefix + ".to_out.0", channels, channels);
+        if (groups is { } g) norm = new GroupNormLayer(s, prefix + ".group_norm", channels, g, eps);
+        q = new LinearLayer(s, prefix + ".to_q", channels, channels);
+        k = new LinearLayer(s, prefix + ".to_k", channels, channels);
+        v = new LinearLayer(s, prefix + ".to_v", channels, channels);
+        o = new LinearLayer(s, prefix + ".to_out.0", channels, channels);
         heads = channels / headDim;
         outputScale = (float)(1.0 / rescaleOutputFactor);
     }
 
-    /// <summary>x [N, C, H, W]; returns a rented tensor of the same shape.</summary>
-    public Tensor Forward(Tensor x, TensorPool pool)
+    /// <summary>x [N, C, H, W] (the caller owns it); returns a rented tensor of the same shape (kept on the
+    /// tape when recording).</summary>
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape)
     {
+        x = input;
         int n = x.N, c = x.C, p = x.H * x.W;
-        using var tokens = pool.Rent(n, p, c);
+        tokens = tape.Keep(pool.Rent(n, p, c));
         if (norm is null)
         {
             Tokens.FromImage(x, tokens);
@@ -43,23 +48,53 @@ internal sealed class AttentionBlock : IDisposable
             using var normed = norm.Forward(x, pool, silu: false);
             Tokens.FromImage(normed, tokens);
         }
-        using var tq = q.Forward(tokens, pool);
-        using var tk = k.Forward(tokens, pool);
-        using var tv = v.Forward(tokens, pool);
-        using var attended = pool.Rent(n, p, c);
+        tq = tape.Keep(q.Forward(tokens, pool));
+        tk = tape.Keep(k.Forward(tokens, pool));
+        tv = tape.Keep(v.Forward(tokens, pool));
+        tape.Release(tokens);
+        attended = tape.Keep(pool.Rent(n, p, c));
         SpatialAttention.Run(tq, tk, tv, heads, attended);
+        tape.Release(tq);
+        tape.Release(tk);
+        tape.Release(tv);
         using var projected = o.Forward(attended, pool);
+        tape.Release(attended);
         var y = pool.Rent(x.Shape);
         Tokens.ToImage(projected, x, outputScale, y);
-        return y;
+        return tape.Keep(y);
     }
 
-    public void Dispose()
+    /// <summary>Parameter gradients from dOut (after a recording forward pass); dX (+)= the input gradient.</summary>
+    public void Backward(Tensor dOut, Tensor dx, bool accumulateDx, TensorPool pool)
     {
-        norm?.Dispose();
-        q.Dispose();
-        k.Dispose();
-        v.Dispose();
-        o.Dispose();
+        int n = x.N, c = x.C, p = x.H * x.W;
+        using var dProjected = pool.Rent(n, p, c);
+        Tokens.FromImage(dOut, dProjected);
+        if (outputScale != 1f) Affine.Run(dProjected, outputScale, 0f, dProjected);
+        using var dAttended = pool.Rent(n, p, c);
+        o.Backward(attended, dProjected, dAttended, false);
+        using var dq = pool.Rent(n, p, c);
+        using var dk = pool.Rent(n, p, c);
+        using var dv = pool.Rent(n, p, c);
+        SpatialAttentionBackward.Run(tq, tk, tv, heads, dAttended, dq, dk, dv);
+        using var dTokens = pool.Rent(n, p, c);
+        q.Backward(tokens, dq, dTokens, false);
+        k.Backward(tokens, dk, dTokens, true);
+        v.Backward(tokens, dv, dTokens, true);
+        // The residual: dX (+)= outputScale dOut.
+        if (accumulateDx) Axpby.Run(outputScale, dOut, 1f, dx);
+        else Affine.Run(dOut, outputScale, 0f, dx);
+        if (norm is null)
+        {
+            using var dImage = pool.Rent(x.Shape);
+            Tokens.ToImage(dTokens, null, 1f, dImage);
+            Axpby.Run(1f, dImage, 1f, dx);
+        }
+        else
+        {
+            using var dNormed = pool.Rent(x.Shape);
+            Tokens.ToImage(dTokens, null, 1f, dNormed);
+            norm.Backward(x, silu: false, dNormed, dx, accumulateDx: true);
+        }
     }
 }

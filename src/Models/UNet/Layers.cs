@@ -5,19 +5,19 @@ using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Models.UNet;
 
-/// <summary>nn.Conv2d with weights [Cout, Cin, k, k]; its epilogue fuses bias, a per-channel add, a
-/// residual and an output scale.</summary>
-internal sealed class Conv2dLayer : IDisposable
+/// <summary>nn.Conv2d with weights [Cout, Cin, k, k]: the forward kernel with its fused epilogue (bias, a
+/// per-channel add, a residual, an output scale) and the gradients of conv(x) + b.</summary>
+internal sealed class Conv2dLayer
 {
-    private readonly Tensor weight;
-    private readonly Tensor bias;
+    private readonly Parameter weight, bias;
     private readonly Conv2dParams p;
     private readonly int kernel;
 
-    public Conv2dLayer(WeightLoader w, string prefix, int cin, int cout, int kernel, Conv2dParams p)
+    public Conv2dLayer(ParameterStore s, string prefix, int cin, int cout, int kernel, Conv2dParams p)
     {
-        weight = w.Load(prefix + ".weight", cout, cin, kernel, kernel);
-        bias = w.Load(prefix + ".bias", cout);
+        int fanIn = cin * kernel * kernel;
+        weight = s.Add(prefix + ".weight", [cout, cin, kernel, kernel], ParameterInit.Uniform(fanIn));
+        bias = s.Add(prefix + ".bias", [cout], ParameterInit.Uniform(fanIn));
         this.p = p;
         this.kernel = kernel;
         OutChannels = cout;
@@ -29,30 +29,31 @@ internal sealed class Conv2dLayer : IDisposable
     {
         var (ho, wo) = p.OutputSize(x.H, x.W, kernel, kernel);
         var y = pool.Rent(x.N, OutChannels, ho, wo);
-        Conv2d.Run(x, weight, bias, y, p, channelAdd, residual, outputScale);
+        Conv2d.Run(x, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale);
         return y;
     }
 
     /// <summary>Writes into a caller-owned output (its shape is checked by the kernel).</summary>
-    public void ForwardInto(Tensor x, Tensor y) => Conv2d.Run(x, weight, bias, y, p);
+    public void ForwardInto(Tensor x, Tensor y) => Conv2d.Run(x, weight.Value, bias.Value, y, p);
 
-    public void Dispose()
+    /// <summary>Weight and bias gradients (overwritten) from the layer's input x and dY; dX (+)= the input
+    /// gradient when <paramref name="dx"/> is given.</summary>
+    public void Backward(Tensor x, Tensor dy, Tensor? dx, bool accumulateDx)
     {
-        weight.Dispose();
-        bias.Dispose();
+        Conv2dBackward.WeightGradient(x, dy, p, weight.Gradient!, bias.Gradient!);
+        if (dx is not null) Conv2dBackward.InputGradient(dy, weight.Value, p, dx, accumulateDx);
     }
 }
 
 /// <summary>nn.Linear with weight [out, in] and bias [out], applied to the last dimension.</summary>
-internal sealed class LinearLayer : IDisposable
+internal sealed class LinearLayer
 {
-    private readonly Tensor weight;
-    private readonly Tensor bias;
+    private readonly Parameter weight, bias;
 
-    public LinearLayer(WeightLoader w, string prefix, int input, int output)
+    public LinearLayer(ParameterStore s, string prefix, int input, int output)
     {
-        weight = w.Load(prefix + ".weight", output, input);
-        bias = w.Load(prefix + ".bias", output);
+        weight = s.Add(prefix + ".weight", [output, input], ParameterInit.Uniform(input));
+        bias = s.Add(prefix + ".bias", [output], ParameterInit.Uniform(input));
         Out = output;
     }
 
@@ -62,31 +63,31 @@ internal sealed class LinearLayer : IDisposable
     public Tensor Forward(Tensor x, TensorPool pool)
     {
         var y = x.Rank == 3 ? pool.Rent(x.Shape[0], x.Shape[1], Out) : pool.Rent(x.Shape[0], Out);
-        Linear.Run(x, weight, bias, y);
+        Linear.Run(x, weight.Value, bias.Value, y);
         return y;
     }
 
-    public void Dispose()
+    /// <summary>Weight and bias gradients (overwritten); dX (+)= the input gradient when given.</summary>
+    public void Backward(Tensor x, Tensor dy, Tensor? dx, bool accumulateDx)
     {
-        weight.Dispose();
-        bias.Dispose();
+        LinearBackward.WeightGradient(x, dy, weight.Gradient!, bias.Gradient!);
+        if (dx is not null) LinearBackward.InputGradient(dy, weight.Value, dx, accumulateDx);
     }
 }
 
-/// <summary>nn.GroupNorm (affine), optionally fused with the SiLU that follows it.</summary>
-internal sealed class GroupNormLayer : IDisposable
+/// <summary>nn.GroupNorm (affine: gamma = 1, beta = 0 initially), optionally fused with the SiLU that follows it.</summary>
+internal sealed class GroupNormLayer
 {
-    private readonly Tensor gamma;
-    private readonly Tensor beta;
+    private readonly Parameter gamma, beta;
     private readonly int groups;
     private readonly float eps;
 
-    public GroupNormLayer(WeightLoader w, string prefix, int channels, int groups, float eps)
+    public GroupNormLayer(ParameterStore s, string prefix, int channels, int groups, float eps)
     {
         if (channels % groups != 0)
             throw new ArgumentException($"{prefix}: {channels} channels cannot be split into {groups} groups");
-        gamma = w.Load(prefix + ".weight", channels);
-        beta = w.Load(prefix + ".bias", channels);
+        gamma = s.Add(prefix + ".weight", [channels], ParameterInit.Constant(1f));
+        beta = s.Add(prefix + ".bias", [channels], ParameterInit.Constant(0f));
         this.groups = groups;
         this.eps = eps;
     }
@@ -94,13 +95,11 @@ internal sealed class GroupNormLayer : IDisposable
     public Tensor Forward(Tensor x, TensorPool pool, bool silu)
     {
         var y = pool.Rent(x.Shape);
-        GroupNorm.Run(x, groups, gamma, beta, eps, y, silu);
+        GroupNorm.Run(x, groups, gamma.Value, beta.Value, eps, y, silu);
         return y;
     }
 
-    public void Dispose()
-    {
-        gamma.Dispose();
-        beta.Dispose();
-    }
+    /// <summary>Gamma and beta gradients (overwritten); dX (+)= the input gradient.</summary>
+    public void Backward(Tensor x, bool silu, Tensor dy, Tensor dx, bool accumulateDx) =>
+        GroupNormBackward.Run(x, groups, gamma.Value, beta.Value, eps, silu, dy, dx, accumulateDx, gamma.Gradient!, beta.Gradient!, false);
 }

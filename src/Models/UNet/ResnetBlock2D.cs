@@ -1,72 +1,99 @@
 using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Models.UNet;
 
 /// <summary>
-/// diffusers' ResnetBlock2D (pre-norm): h = conv1(silu(norm1(x))) (+ time projection when
-/// "default"); h = silu(norm2(h)) (or silu(norm2(h) (1 + scale) + shift) when "scale_shift");
-/// out = (shortcut(x) + conv2(h)) / output_scale_factor. The time add, skip add and scale are
-/// fused into the convolutions' epilogues.
+/// diffusers' ResnetBlock2D (pre-norm): h0 = silu(norm1(x)); h1 = conv1(h0) (+ time_emb_proj(silu(temb))
+/// when "default"); h2 = silu(norm2(h1)) (or silu(norm2(h1) (1 + scale) + shift) when "scale_shift");
+/// out = (shortcut(x) + conv2(h2)) / output_scale_factor. The time add, skip add and scale are fused into
+/// the convolutions' epilogues. The backward pass covers "default" only.
 /// </summary>
-internal sealed class ResnetBlock2D : IDisposable
+internal sealed class ResnetBlock2D
 {
-    private readonly GroupNormLayer norm1;
-    private readonly Conv2dLayer conv1;
-    private readonly LinearLayer timeProj;
-    private readonly GroupNormLayer norm2;
-    private readonly Conv2dLayer conv2;
+    private readonly GroupNormLayer norm1, norm2;
+    private readonly Conv2dLayer conv1, conv2;
     private readonly Conv2dLayer? shortcut;
+    private readonly LinearLayer timeProj;
     private readonly bool scaleShift;
     private readonly float outputScale;
+    // Activations of the last recording forward pass.
+    private Tensor x = null!, h0 = null!, h1 = null!, h2 = null!;
 
-    public ResnetBlock2D(WeightLoader w, string prefix, int cin, int cout, int tembChannels, int groups, float eps,
+    public ResnetBlock2D(ParameterStore s, string prefix, int cin, int cout, int temb, int groups, float eps,
         bool scaleShift, double outputScaleFactor)
     {
-        norm1 = new GroupNormLayer(w, prefix + ".norm1", cin, groups, eps);
-        conv1 = new Conv2dLayer(w, prefix + ".conv1", cin, cout, 3, Conv2dParams.Same(1, 1));
-        timeProj = new LinearLayer(w, prefix + ".time_emb_proj", tembChannels, scaleShift ? 2 * cout : cout);
-        norm2 = new GroupNormLayer(w, prefix + ".norm2", cout, groups, eps);
-        conv2 = new Conv2dLayer(w, prefix + ".conv2", cout, cout, 3, Conv2dParams.Same(1, 1));
-        if (cin != cout) shortcut = new Conv2dLayer(w, prefix + ".conv_shortcut", cin, cout, 1, Conv2dParams.Same(1, 0));
+        norm1 = new GroupNormLayer(s, prefix + ".norm1", cin, groups, eps);
+        conv1 = new Conv2dLayer(s, prefix + ".conv1", cin, cout, 3, Conv2dParams.Same(1, 1));
+        timeProj = new LinearLayer(s, prefix + ".time_emb_proj", temb, scaleShift ? 2 * cout : cout);
+        norm2 = new GroupNormLayer(s, prefix + ".norm2", cout, groups, eps);
+        conv2 = new Conv2dLayer(s, prefix + ".conv2", cout, cout, 3, Conv2dParams.Same(1, 1));
+        if (cin != cout) shortcut = new Conv2dLayer(s, prefix + ".conv_shortcut", cin, cout, 1, Conv2dParams.Same(1, 0));
         this.scaleShift = scaleShift;
         outputScale = (float)(1.0 / outputScaleFactor);
     }
 
-    /// <summary>x [N, Cin, H, W]; tembSilu = silu(time embedding) [N, temb]; returns a rented [N, Cout, H, W].</summary>
-    public Tensor Forward(Tensor x, Tensor tembSilu, TensorPool pool)
+    /// <summary>x [N, Cin, H, W] (the caller owns it); tembSilu = silu(time embedding) [N, temb];
+    /// returns a rented [N, Cout, H, W] (kept on the tape when recording).</summary>
+    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape)
     {
+        x = input;
         using var t = timeProj.Forward(tembSilu, pool);
-        Tensor h2;
-        using (var h0 = norm1.Forward(x, pool, silu: true))
+        h0 = tape.Keep(norm1.Forward(x, pool, silu: true));
+        h1 = tape.Keep(scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t));
+        tape.Release(h0);
+        if (scaleShift)
         {
-            using var h1 = scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t);
-            if (scaleShift)
-            {
-                h2 = norm2.Forward(h1, pool, silu: false);
-                ChannelScaleShift.Run(h2, t, h2, silu: true);
-            }
-            else
-            {
-                h2 = norm2.Forward(h1, pool, silu: true);
-            }
+            h2 = tape.Keep(norm2.Forward(h1, pool, silu: false));
+            ChannelScaleShift.Run(h2, t, h2, silu: true);
         }
-        using (h2)
+        else
         {
-            if (shortcut is null) return conv2.Forward(h2, pool, residual: x, outputScale: outputScale);
+            h2 = tape.Keep(norm2.Forward(h1, pool, silu: true));
+        }
+        tape.Release(h1);
+        Tensor y;
+        if (shortcut is null)
+        {
+            y = conv2.Forward(h2, pool, residual: x, outputScale: outputScale);
+        }
+        else
+        {
             using var skip = shortcut.Forward(x, pool);
-            return conv2.Forward(h2, pool, residual: skip, outputScale: outputScale);
+            y = conv2.Forward(h2, pool, residual: skip, outputScale: outputScale);
         }
+        tape.Release(h2);
+        return tape.Keep(y);
     }
 
-    public void Dispose()
+    /// <summary>Parameter gradients from dOut (after a recording forward pass); dX (+)= the input gradient;
+    /// dTembSilu += its share.</summary>
+    public void Backward(Tensor dOut, Tensor dx, bool accumulateDx, Tensor tembSilu, Tensor dTembSilu, TensorPool pool)
     {
-        norm1.Dispose();
-        conv1.Dispose();
-        timeProj.Dispose();
-        norm2.Dispose();
-        conv2.Dispose();
-        shortcut?.Dispose();
+        Tensor g = dOut;
+        if (outputScale != 1f)
+        {
+            g = pool.Rent(dOut.Shape);
+            Affine.Run(dOut, outputScale, 0f, g);
+        }
+        using var dh2 = pool.Rent(h2.Shape);
+        conv2.Backward(h2, g, dh2, false);
+        if (shortcut is not null) shortcut.Backward(x, g, dx, accumulateDx);
+        else if (accumulateDx) Axpby.Run(1f, g, 1f, dx);
+        else dx.CopyFrom(g);
+        if (!ReferenceEquals(g, dOut)) g.Dispose();
+
+        using var dh1 = pool.Rent(h1.Shape);
+        norm2.Backward(h1, silu: true, dh2, dh1, false);
+        using (var dt = pool.Rent(dh1.N, dh1.C))
+        {
+            ChannelSums.Run(dh1, dt, perItem: true);
+            timeProj.Backward(tembSilu, dt, dTembSilu, accumulateDx: true);
+        }
+        using var dh0 = pool.Rent(h0.Shape);
+        conv1.Backward(h0, dh1, dh0, false);
+        norm1.Backward(x, silu: true, dh0, dx, accumulateDx: true);
     }
 }

@@ -3,78 +3,67 @@ using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Embedding;
-using PosteriorGpu.Kernels.Norm;
+using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 
 namespace PosteriorGpu.Models.UNet;
 
 /// <summary>
-/// diffusers' UNet2DModel (Ho et al. 2020's DDPM U-Net as diffusers configures it), every layer one
-/// of our kernels. Loads a diffusers checkpoint folder (config.json +
-/// diffusion_pytorch_model.safetensors) and predicts epsilon. Activations come from a pool owned by
-/// the model, so repeated calls with one batch size allocate no device memory after the first.
-/// Holds device memory: dispose it. Not thread-safe.
+/// diffusers' UNet2DModel (Ho et al. 2020's DDPM U-Net as diffusers configures it), every layer one of
+/// our kernels: one layer stack over one <see cref="ParameterStore"/>, run forward for inference and,
+/// when made with gradients, backward for training and for DPS's vector-Jacobian product.
 /// </summary>
-public sealed class UNet2DModel : IScoreModel, IDisposable
+/// <remarks>
+/// <see cref="Load"/> reads a diffusers checkpoint folder (config.json + diffusion_pytorch_model.safetensors);
+/// <see cref="Create"/> makes a freshly initialised network to train; <see cref="Save"/> writes a folder
+/// that both (and diffusers) read back. Gradients are a mode, as in llm.c where forward and backward share
+/// one parameter struct: without gradients (the default of <see cref="Load"/>) a forward pass keeps no
+/// activations and takes every buffer from a pool owned by the model, so repeated calls with one batch
+/// size allocate no device memory after the first; with gradients (<see cref="GradientsEnabled"/>) a
+/// forward pass keeps what <see cref="Backward"/> needs until the next pass. Both modes run the same
+/// kernels in the same order and give bitwise-equal outputs. Inference supports every configuration
+/// <see cref="UNet2DConfig"/> accepts; so does the backward pass (class conditioning included, with
+/// <see cref="ClassLabels"/>) except resnet_time_scale_shift "scale_shift", for which asking for gradients is a
+/// NotSupportedException naming the field. Holds device memory: dispose it. Not thread-safe.
+/// </remarks>
+public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
 {
     /// <summary>The weights file diffusers writes in a model folder.</summary>
     public const string WeightsFileName = "diffusion_pytorch_model.safetensors";
 
     private readonly TensorPool pool;
-    private readonly Conv2dLayer convIn;
-    private readonly LinearLayer timeLinear1, timeLinear2;
-    private readonly Tensor? classEmbedding;
-    private readonly DownBlock[] downBlocks;
-    private readonly MidBlock? midBlock;
-    private readonly UpBlock[] upBlocks;
-    private readonly GroupNormLayer normOut;
-    private readonly Conv2dLayer convOut;
-    private readonly List<Tensor> skips = new();
-    private readonly int timeEmbedDim;
+    private readonly Tape tape = new();
+    private readonly UNetLayers layers;
+    private readonly Tensor[] skips;
+    private bool gradientsEnabled;
 
-    private UNet2DModel(GpuDevice device, UNet2DConfig config, WeightLoader w)
+    // Activations of the last forward pass that the backward pass reads (kept only when recording).
+    private Tensor? centred;
+    private Tensor sinusoid = null!, hidden = null!, hiddenSilu = null!, temb = null!, tembSilu = null!, lastHidden = null!, normed = null!;
+    private float[] hostTimesteps = [];
+    private float[] hostLabels = [];
+
+    private UNet2DModel(GpuDevice device, UNet2DConfig config, ParameterSource source, bool withGradients)
     {
+        if (withGradients) RequireDifferentiable(config);
         Device = device;
         Config = config;
+        Parameters = new ParameterStore(source);
+        layers = new UNetLayers(config, Parameters);
+        skips = new Tensor[layers.Down.Count];
+        // Reports unused checkpoint tensors before anything reaches the device.
+        Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
-        var c = config;
-        int ch0 = c.BlockOutChannels[0];
-        timeEmbedDim = c.TimeEmbedDim;
-        convIn = new Conv2dLayer(w, "conv_in", c.InChannels, ch0, 3, Conv2dParams.Same(1, 1));
-        timeLinear1 = new LinearLayer(w, "time_embedding.linear_1", ch0, timeEmbedDim);
-        timeLinear2 = new LinearLayer(w, "time_embedding.linear_2", timeEmbedDim, timeEmbedDim);
-        if (c.NumClassEmbeds is { } classes) classEmbedding = w.Load("class_embedding.weight", classes, timeEmbedDim);
-
-        int blocks = c.BlockOutChannels.Length;
-        downBlocks = new DownBlock[blocks];
-        int output = ch0;
-        for (int i = 0; i < blocks; i++)
-        {
-            int input = output;
-            output = c.BlockOutChannels[i];
-            downBlocks[i] = new DownBlock(w, $"down_blocks.{i}", c, i, input, output, timeEmbedDim,
-                c.DownBlockTypes[i] == "AttnDownBlock2D", addDownsample: i < blocks - 1);
-        }
-        if (c.MidBlockType is not null) midBlock = new MidBlock(w, c, c.BlockOutChannels[^1], timeEmbedDim);
-        upBlocks = new UpBlock[blocks];
-        var reversed = c.BlockOutChannels.Reverse().ToArray();
-        output = reversed[0];
-        for (int i = 0; i < blocks; i++)
-        {
-            int prev = output;
-            output = reversed[i];
-            int input = reversed[Math.Min(i + 1, blocks - 1)];
-            upBlocks[i] = new UpBlock(w, $"up_blocks.{i}", c, input, prev, output, timeEmbedDim,
-                c.UpBlockTypes[i] == "AttnUpBlock2D", addUpsample: i < blocks - 1);
-        }
-        normOut = new GroupNormLayer(w, "conv_norm_out", ch0, c.NormNumGroups, (float)c.NormEps);
-        convOut = new Conv2dLayer(w, "conv_out", ch0, c.OutChannels, 3, Conv2dParams.Same(1, 1));
-        w.ThrowIfUnused();
+        gradientsEnabled = withGradients;
     }
 
     /// <summary>The architecture, as read from config.json.</summary>
     public UNet2DConfig Config { get; }
+
+    /// <summary>Every weight (flat, with diffusers names) and, with gradients, its gradient.</summary>
+    public ParameterStore Parameters { get; }
 
     /// <inheritdoc/>
     public GpuDevice Device { get; }
@@ -88,155 +77,324 @@ public sealed class UNet2DModel : IScoreModel, IDisposable
     /// <summary>Image width from config.json's sample_size (0 when the config leaves it open).</summary>
     public int Width => Config.SampleWidth ?? Config.SampleSize ?? 0;
 
-    /// <summary>Class labels used by <see cref="PredictEpsilon"/> for class-conditional models (one per
-    /// batch item, or one for all); ignored when the model has no class embedding.</summary>
+    /// <summary>Class labels used by <see cref="PredictEpsilon"/> and <see cref="EpsilonVjp"/> for class-conditional
+    /// models (one per batch item, or one for all); must stay null when the model has no class embedding.</summary>
     public int[]? ClassLabels { get; set; }
 
-    /// <summary>Device buffers the activation pool holds (constant after the first call per batch size).</summary>
+    /// <summary>True when the model was made with gradients (a gradient buffer and a backward pass): it can
+    /// train and give <see cref="EpsilonVjp"/>. A model loaded without gradients cannot.</summary>
+    public bool CanDifferentiate => Parameters.HasGradients;
+
+    /// <summary>
+    /// Whether <see cref="Forward"/> and <see cref="PredictEpsilon"/> keep the activations a
+    /// <see cref="Backward"/> pass needs (true by default when the model has gradients). Set it false on
+    /// a model with gradients to run pure inference, as with torch.no_grad(): no activations are kept and
+    /// the pool's buffers are reused. <see cref="EpsilonVjp"/> records regardless.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Set to true on a model without gradients.</exception>
+    public bool GradientsEnabled
+    {
+        get => gradientsEnabled;
+        set
+        {
+            if (value && !CanDifferentiate) throw NoGradients("enable gradients");
+            gradientsEnabled = value;
+            // The kept activations are useless once no backward pass can follow: give them back now.
+            if (!value) tape.Clear();
+        }
+    }
+
+    /// <summary>Device buffers the activation pool holds (constant after the first call per batch size and mode).</summary>
     public int PoolAllocations => pool.Allocations;
 
-    /// <summary>Loads config.json and diffusion_pytorch_model.safetensors from a diffusers model folder.</summary>
+    /// <summary>Loads config.json and diffusion_pytorch_model.safetensors from a diffusers model folder,
+    /// for inference or, <paramref name="withGradients"/>, to train or differentiate (more device memory:
+    /// a gradient per weight and the activations of the last forward pass).</summary>
     /// <exception cref="FileNotFoundException">A file is missing.</exception>
     /// <exception cref="CheckpointFormatException">The config or weights are malformed or do not match.</exception>
-    public static UNet2DModel Load(GpuDevice device, string folder)
+    /// <exception cref="NotSupportedException"><paramref name="withGradients"/> and a configuration the backward
+    /// pass does not support (the message names the config.json field).</exception>
+    public static UNet2DModel Load(GpuDevice device, string folder, bool withGradients = false)
     {
+        ArgumentNullException.ThrowIfNull(device);
         string configPath = Path.Combine(folder, "config.json");
         string weightsPath = Path.Combine(folder, WeightsFileName);
         if (!File.Exists(configPath)) throw new FileNotFoundException($"{folder}: no config.json in the model folder", configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"{folder}: no {WeightsFileName} in the model folder", weightsPath);
         var config = UNet2DConfig.Load(configPath);
+        if (withGradients) RequireDifferentiable(config);
         var weights = SafeTensorsFile.Read(weightsPath);
-        var loader = new WeightLoader(weights, device, weightsPath);
-        try
-        {
-            return new UNet2DModel(device, config, loader);
-        }
-        catch
-        {
-            // A missing, misshapen or unused tensor found halfway must not leak what was already on the device.
-            loader.DisposeLoaded();
-            throw;
-        }
+        // Nothing reaches the device until every tensor is found, shaped right and used, so a failed load
+        // leaves no device memory behind.
+        return new UNet2DModel(device, config, new WeightLoader(weights, weightsPath), withGradients);
     }
+
+    /// <summary>A network of <paramref name="config"/> with PyTorch's default initialisation drawn from
+    /// <paramref name="seed"/> (the start of training), with gradients unless told otherwise.</summary>
+    /// <exception cref="ArgumentException">The configuration is inconsistent or unsupported (<see cref="UNet2DConfig.Validate"/>).</exception>
+    /// <exception cref="NotSupportedException"><paramref name="withGradients"/> and a configuration the backward
+    /// pass does not support (the message names the config field).</exception>
+    public static UNet2DModel Create(GpuDevice device, UNet2DConfig config, int seed = 0, bool withGradients = true)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        return new UNet2DModel(device, config, new RandomParameters(seed), withGradients);
+    }
+
+    /// <summary>The name and shape of every weight tensor of <paramref name="config"/>, in the order the model
+    /// registers them (diffusers' module order), without a device or any weights: for writing checkpoints of a
+    /// given architecture and counting its parameters and operations.</summary>
+    /// <exception cref="ArgumentException">The configuration is inconsistent or unsupported (<see cref="UNet2DConfig.Validate"/>).</exception>
+    public static IReadOnlyList<(string Name, int[] Shape)> ParameterLayout(UNet2DConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        var store = new ParameterStore(new LayoutOnly());
+        _ = new UNetLayers(config, store);
+        return store.Parameters.Select(p => (p.Name, p.Shape)).ToList();
+    }
+
+    /// <summary>Writes config.json and the weights (the current ones, or <paramref name="flatWeights"/>,
+    /// e.g. an EMA, in <see cref="Parameters"/>' order) as a diffusers model folder.</summary>
+    public void Save(string folder, float[]? flatWeights = null, bool float16 = false)
+    {
+        Directory.CreateDirectory(folder);
+        Config.Save(Path.Combine(folder, "config.json"));
+        SafeTensorsWriter.Write(Path.Combine(folder, WeightsFileName),
+            Parameters.Split(flatWeights ?? Parameters.Values.ToHost()), new Dictionary<string, string> { ["format"] = "pt" }, float16);
+    }
+
+    private static void RequireDifferentiable(UNet2DConfig c)
+    {
+        string? field = c.ResnetTimeScaleShift != "default" ? $"resnet_time_scale_shift \"{c.ResnetTimeScaleShift}\""
+            : c.ClassEmbedType is not null ? $"class_embed_type \"{c.ClassEmbedType}\""
+            : c.TimeEmbeddingType != "positional" ? $"time_embedding_type \"{c.TimeEmbeddingType}\""
+            : null;
+        if (field is not null)
+            throw new NotSupportedException(
+                $"unet: the backward pass does not support config field {field}; load the model without gradients (withGradients: false) for inference");
+    }
+
+    private static InvalidOperationException NoGradients(string what) => new(
+        $"unet: cannot {what}: the model was made without gradients; load it with UNet2DModel.Load(device, folder, withGradients: true) " +
+        "(or DiffusionModel.Load(..., withGradients: true)) to train or differentiate it");
 
     /// <inheritdoc/>
     public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon) =>
         Forward(x, timesteps, ClassLabels, epsilon);
 
+    /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">The model was made without gradients.</exception>
+    public void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient)
+    {
+        if (!CanDifferentiate) throw NoGradients("differentiate epsilon (EpsilonVjp, used by DPS)");
+        Run(x, timesteps, ClassLabels, epsilon, record: true);
+        Backward(cotangent, gradient);
+    }
+
     /// <summary>Runs the network: x [N, in_channels, H, W], one timestep per item (or one for all),
-    /// optional class labels, output [N, out_channels, H, W].</summary>
-    public void Forward(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output)
+    /// optional class labels, output [N, out_channels, H, W]. Keeps what <see cref="Backward"/> needs when
+    /// <see cref="GradientsEnabled"/>.</summary>
+    public void Forward(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output) =>
+        Run(x, timesteps, classLabels, output, gradientsEnabled);
+
+    private void Run(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output, bool record)
     {
         var c = Config;
         Shape.RequireRank("unet", x, "x", 4);
         if (x.C != c.InChannels)
             throw new ArgumentException($"unet: the model takes {c.InChannels} channel(s) but x has shape {Shape.Format(x.Shape)}");
-        int down = 1 << (c.BlockOutChannels.Length - 1);
-        if (x.H % down != 0 || x.W % down != 0)
-            throw new ArgumentException($"unet: height and width must be multiples of {down} for {c.BlockOutChannels.Length} blocks but x has shape {Shape.Format(x.Shape)}");
+        int factor = 1 << (c.BlockOutChannels.Length - 1);
+        if (x.H % factor != 0 || x.W % factor != 0)
+            throw new ArgumentException($"unet: height and width must be multiples of {factor} for {c.BlockOutChannels.Length} blocks but x has shape {Shape.Format(x.Shape)}");
         Shape.Require("unet", output, "output", x.N, c.OutChannels, x.H, x.W);
         int n = x.N;
         if (timesteps.Length != n && timesteps.Length != 1)
             throw new ArgumentException($"unet: {timesteps.Length} timesteps for a batch of {n}; give one per item or one for all");
+        CheckClassLabels(classLabels, n);
 
-        using var tEmb = TimeEmbedding(timesteps, classLabels, n);
-        // Every resnet applies SiLU to the embedding before its projection: do it once here.
-        Silu.Run(tEmb, tEmb);
+        tape.Begin(record);
+        try
+        {
+            TimeEmbedding(timesteps, classLabels, n);
 
-        Tensor h;
-        if (c.CenterInputSample)
-        {
-            using var centred = pool.Rent(x.Shape);
-            Affine.Run(x, 2f, -1f, centred);
-            h = convIn.Forward(centred, pool);
+            Tensor h = x;
+            bool owned = false;   // whether h is this pass's to release (not the caller's x, not a skip)
+            centred = null;
+            if (c.CenterInputSample)
+            {
+                centred = tape.Keep(pool.Rent(x.Shape));
+                Affine.Run(x, 2f, -1f, centred);
+                h = centred;
+                owned = true;
+            }
+            for (int i = 0; i < layers.Down.Count; i++)
+            {
+                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = false;   // every down output is a skip, released by the up step that consumes it
+            }
+            foreach (var step in layers.Mid)
+            {
+                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = true;
+            }
+            foreach (var step in layers.Up)
+            {
+                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                owned = true;
+            }
+            lastHidden = h;
+            normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
+            tape.Release(h);
+            layers.ConvOut.ForwardInto(normed, output);
+            tape.Release(normed);
+            tape.Release(tembSilu);
         }
-        else
+        catch
         {
-            h = convIn.Forward(x, pool);
-        }
-        skips.Clear();
-        skips.Add(h);
-        foreach (var block in downBlocks) h = block.Forward(h, tEmb, pool, skips);
-        if (midBlock is not null)
-        {
-            var m = midBlock.Forward(h, tEmb, pool);
-            // h is also the newest skip unless the mid block exists; it stays alive for the up path.
-            h = m;
-        }
-        foreach (var block in upBlocks) h = block.Forward(h, tEmb, pool, skips);
-        using (h)
-        {
-            using var normed = normOut.Forward(h, pool, silu: true);
-            convOut.ForwardInto(normed, output);
+            // A pass that failed halfway (a kernel error, out of device memory) leaves nothing to differentiate.
+            tape.Clear();
+            throw;
         }
     }
 
-    private float[] hostTimesteps = [];
-    private float[] hostLabels = [];
+    private void CheckClassLabels(ReadOnlySpan<int> classLabels, int n)
+    {
+        if (layers.ClassEmbedding is null)
+        {
+            if (!classLabels.IsEmpty)
+                throw new ArgumentException("unet: class labels were given but the model has no class embedding (num_class_embeds is null)");
+            return;
+        }
+        if (classLabels.IsEmpty)
+            throw new ArgumentException("unet: this model is class-conditional (num_class_embeds is set); give class labels");
+        if (classLabels.Length != n && classLabels.Length != 1)
+            throw new ArgumentException($"unet: {classLabels.Length} class labels for a batch of {n}; give one per item or one for all");
+        int classes = layers.ClassEmbedding.Shape[0];
+        foreach (int label in classLabels)
+            if (label < 0 || label >= classes)
+                throw new ArgumentOutOfRangeException(nameof(classLabels), label, $"unet: class label must be in [0, {classes})");
+    }
 
-    /// <summary>silu-free time embedding: linear_2(silu(linear_1(sinusoidal(t)))) (+ class embedding).</summary>
-    private Tensor TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
+    /// <summary>temb = linear_2(silu(linear_1(sinusoidal(t)))) (+ class embedding) and tembSilu = silu(temb), which
+    /// every resnet applies before its projection, so it is computed once here. Without recording, each SiLU
+    /// is in place and tembSilu is temb.</summary>
+    private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
         if (hostTimesteps.Length != n) hostTimesteps = new float[n];
         for (int i = 0; i < n; i++) hostTimesteps[i] = timesteps[timesteps.Length == 1 ? 0 : i];
-        using var t = pool.Rent(n);
-        t.CopyFrom(hostTimesteps);
-        using var sinusoid = pool.Rent(n, c.BlockOutChannels[0]);
-        TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
-        using var hidden = timeLinear1.Forward(sinusoid, pool);
-        Silu.Run(hidden, hidden);
-        var emb = timeLinear2.Forward(hidden, pool);
-        if (classEmbedding is not null)
+        using (var t = pool.Rent(n))
         {
-            if (classLabels.IsEmpty)
-            {
-                emb.Dispose();
-                throw new ArgumentException("unet: this model is class-conditional (num_class_embeds is set); give class labels");
-            }
-            if (classLabels.Length != n && classLabels.Length != 1)
-            {
-                emb.Dispose();
-                throw new ArgumentException($"unet: {classLabels.Length} class labels for a batch of {n}; give one per item or one for all");
-            }
-            int classes = classEmbedding.Shape[0];
+            t.CopyFrom(hostTimesteps);
+            sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
+            TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+        }
+        hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
+        tape.Release(sinusoid);
+        hiddenSilu = tape.Recording ? tape.Keep(pool.Rent(hidden.Shape)) : hidden;
+        Silu.Run(hidden, hiddenSilu);
+        temb = tape.Keep(layers.TimeLinear2.Forward(hiddenSilu, pool));
+        tape.Release(hiddenSilu);
+        if (layers.ClassEmbedding is not null)
+        {
             if (hostLabels.Length != n) hostLabels = new float[n];
-            for (int i = 0; i < n; i++)
-            {
-                int label = classLabels[classLabels.Length == 1 ? 0 : i];
-                if (label < 0 || label >= classes)
-                {
-                    emb.Dispose();
-                    throw new ArgumentOutOfRangeException(nameof(classLabels), label, $"unet: class label must be in [0, {classes})");
-                }
-                hostLabels[i] = label;
-            }
+            for (int i = 0; i < n; i++) hostLabels[i] = classLabels[classLabels.Length == 1 ? 0 : i];
             using var labels = pool.Rent(n);
             labels.CopyFrom(hostLabels);
-            EmbeddingAdd.Run(classEmbedding, labels, emb);
+            EmbeddingAdd.Run(layers.ClassEmbedding.Value, labels, temb);
         }
-        else if (!classLabels.IsEmpty)
-        {
-            emb.Dispose();
-            throw new ArgumentException("unet: class labels were given but the model has no class embedding (num_class_embeds is null)");
-        }
-        return emb;
+        tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
+        Silu.Run(temb, tembSilu);
     }
 
-    /// <summary>Frees the weights and the activation pool.</summary>
+    /// <summary>
+    /// Backpropagates dL/d(output) of the last <see cref="Forward"/> pass (made with gradients enabled):
+    /// writes every parameter's gradient into <see cref="ParameterStore.Gradients"/> (overwriting) and, when
+    /// <paramref name="inputGradient"/> is given, dL/dx into it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The model has no gradients, or the last forward pass kept
+    /// no activations (gradients were disabled, or there was none).</exception>
+    public void Backward(Tensor dOutput, Tensor? inputGradient = null)
+    {
+        if (!CanDifferentiate) throw NoGradients("run a backward pass");
+        if (!tape.Recording) throw new InvalidOperationException("unet: Backward needs a Forward pass with GradientsEnabled first");
+        Shape.Require("unet backward", dOutput, "dOutput", lastHidden.N, Config.OutChannels, lastHidden.H, lastHidden.W);
+        var dSkips = new Tensor?[skips.Length];
+        var held = new List<Tensor>();
+        try
+        {
+            using var dTembSilu = pool.RentZeros(tembSilu.Shape);
+            using var dNormed = pool.Rent(normed.Shape);
+            layers.ConvOut.Backward(normed, dOutput, dNormed, false);
+            var dH = pool.Rent(lastHidden.Shape);
+            held.Add(dH);
+            layers.NormOut.Backward(lastHidden, silu: true, dNormed, dH, false);
+
+            for (int i = layers.Up.Count - 1; i >= 0; i--)
+            {
+                var s = layers.Up[i];
+                var dIn = pool.Rent(s.Input.Shape);
+                held.Add(dIn);
+                if (s.Skip >= 0)
+                {
+                    var dCat = s.BackToConsumed(dH, tembSilu, dTembSilu, pool);
+                    var dSkip = pool.Rent(skips[s.Skip].Shape);
+                    held.Add(dSkip);
+                    dSkips[s.Skip] = dSkip;
+                    SplitChannels.Run(dCat, dIn, false, dSkip, false);
+                    dCat.Dispose();
+                }
+                else
+                {
+                    using var dUp = s.BackToConsumed(dH, tembSilu, dTembSilu, pool);
+                    Upsample2xBackward.Run(dUp, dIn);
+                }
+                dH = dIn;
+            }
+            for (int i = layers.Mid.Count - 1; i >= 0; i--)
+            {
+                var dIn = pool.Rent(layers.Mid[i].Input.Shape);
+                held.Add(dIn);
+                layers.Mid[i].Backward(dH, dIn, false, tembSilu, dTembSilu, pool);
+                dH = dIn;
+            }
+            // The mid block's input (or, without one, the up path's input) is also the newest skip.
+            Axpby.Run(1f, dH, 1f, dSkips[^1]!);
+            for (int i = skips.Length - 1; i >= 1; i--) layers.Down[i].Backward(dSkips[i]!, dSkips[i - 1]!, true, tembSilu, dTembSilu, pool);
+            layers.ConvIn.Backward(layers.Down[0].Input, dSkips[0]!, inputGradient, false);
+            // center_input_sample: conv_in saw 2 x - 1.
+            if (centred is not null && inputGradient is not null) Affine.Run(inputGradient, 2f, 0f, inputGradient);
+
+            // Time embedding: tembSilu = silu(linear_2(silu(linear_1(sinusoid))) + class_embedding[label]).
+            using var dTemb = pool.Rent(temb.Shape);
+            SiluBackward.Run(temb, dTembSilu, dTemb);
+            if (layers.ClassEmbedding is { } table)
+            {
+                // nn.Embedding's backward: each item's dTemb is added to its label's row, a scatter-add written as
+                // one row update per item (a few launches per batch) so that repeated labels accumulate.
+                var dTable = table.Gradient!;
+                dTable.Clear();
+                for (int i = 0; i < dTemb.N; i++)
+                    Axpby.Run(1f, dTemb.SliceBatch(i, 1), 1f, dTable.SliceBatch((int)hostLabels[i], 1));
+            }
+            using var dHiddenSilu = pool.Rent(hidden.Shape);
+            layers.TimeLinear2.Backward(hiddenSilu, dTemb, dHiddenSilu, false);
+            SiluBackward.Run(hidden, dHiddenSilu, dHiddenSilu);
+            layers.TimeLinear1.Backward(sinusoid, dHiddenSilu, null, false);
+        }
+        finally
+        {
+            foreach (var t in held) t.Dispose();
+        }
+    }
+
+    /// <summary>Frees the weights, gradients and the activation pool.</summary>
     public void Dispose()
     {
-        foreach (var s in skips) s.Dispose();
-        skips.Clear();
-        convIn.Dispose();
-        timeLinear1.Dispose();
-        timeLinear2.Dispose();
-        classEmbedding?.Dispose();
-        foreach (var b in downBlocks) b.Dispose();
-        midBlock?.Dispose();
-        foreach (var b in upBlocks) b.Dispose();
-        normOut.Dispose();
-        convOut.Dispose();
+        tape.Clear();
+        Parameters.Dispose();
         pool.Dispose();
     }
 }

@@ -1,17 +1,12 @@
-using PosteriorGpu.Kernels.Device;
-using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 
 namespace PosteriorGpu.Models.UNet;
 
-/// <summary>Moves named tensors of a safetensors checkpoint to the device, checking each shape,
+/// <summary>Reads named tensors of a safetensors checkpoint for the parameter store, checking each shape,
 /// and reports tensors the architecture did not use (a config that does not match its weights).</summary>
-internal sealed class WeightLoader(SafeTensorsFile file, GpuDevice device, string path)
+internal sealed class WeightLoader(SafeTensorsFile file, string path) : ParameterSource
 {
     private readonly HashSet<string> used = new();
-    private readonly List<Tensor> loaded = new();
-
-    public GpuDevice Device { get; } = device;
 
     /// <summary>Attention parameter names before diffusers 0.14 (query, key, value, proj_attn). diffusers
     /// still renames them on load (ModelMixin._fix_state_dict_keys_on_load for its
@@ -20,23 +15,12 @@ internal sealed class WeightLoader(SafeTensorsFile file, GpuDevice device, strin
     private static readonly (string Current, string Legacy)[] LegacyAttentionNames =
         [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")];
 
-    public Tensor Load(string name, params int[] shape)
+    public override float[] Values(string name, int[] shape, ParameterInit init)
     {
         name = Resolve(name);
         used.Add(name);
-        var tensor = Tensor.FromHost(Device, file.GetFloat32(name, shape), shape);
-        loaded.Add(tensor);
-        return tensor;
+        return file.GetFloat32(name, shape);
     }
-
-    /// <summary>Frees every tensor loaded so far: the model could not be built and owns none of them.</summary>
-    public void DisposeLoaded()
-    {
-        foreach (var t in loaded) t.Dispose();
-        loaded.Clear();
-    }
-
-    public bool Has(string name) => file.ContainsKey(Resolve(name));
 
     /// <summary>The name in the file: the current one, else its legacy attention name when only that is present.</summary>
     private string Resolve(string name)
@@ -52,7 +36,7 @@ internal sealed class WeightLoader(SafeTensorsFile file, GpuDevice device, strin
         return name;
     }
 
-    public void ThrowIfUnused()
+    public override void Complete()
     {
         var extra = file.Names.Where(n => !used.Contains(n)).OrderBy(n => n).ToList();
         if (extra.Count > 0)

@@ -1,7 +1,6 @@
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models;
 using PosteriorGpu.Models.IO;
-using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Models.Schedules;
 
@@ -55,9 +54,10 @@ public sealed class DiffusionModel : IDisposable
     /// <summary>Values in one image, C * H * W.</summary>
     public int ImageLength => Channels * Height * Width;
 
-    /// <summary>True when the network can differentiate its output (<see cref="IDifferentiableScoreModel"/>), which
+    /// <summary>True when the network can differentiate its output (an <see cref="IDifferentiableScoreModel"/> whose
+    /// <see cref="IDifferentiableScoreModel.CanDifferentiate"/> holds, e.g. a U-Net loaded with gradients), which
     /// DPS (<see cref="Samplers.Posterior.DpsSampler"/>) needs.</summary>
-    public bool HasGradients => Network is IDifferentiableScoreModel;
+    public bool HasGradients => Network is IDifferentiableScoreModel { CanDifferentiate: true };
 
     /// <summary>
     /// Loads a diffusers UNet2DModel folder onto <paramref name="device"/>. The schedule comes from
@@ -75,10 +75,10 @@ public sealed class DiffusionModel : IDisposable
         if (!Directory.Exists(folder)) throw new FileNotFoundException($"{folder}: model folder not found (a diffusers UNet2DModel folder)", folder);
         string schedulerPath = Path.Combine(folder, "scheduler_config.json");
         var schedule = File.Exists(schedulerPath) ? NoiseSchedule.Load(schedulerPath) : NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = false });
-        IScoreModel network = withGradients ? DifferentiableUNet.Load(device, folder) : UNet2DModel.Load(device, folder);
+        var network = UNet2DModel.Load(device, folder, withGradients);
         try
         {
-            var config = network is UNet2DModel inference ? inference.Config : ((DifferentiableUNet)network).Config;
+            var config = network.Config;
             string configPath = Path.Combine(folder, "config.json");
             if (network.Height == 0 || network.Width == 0)
                 throw new CheckpointFormatException(configPath, "has no sample_size; sampling needs the model's image size");
@@ -89,7 +89,7 @@ public sealed class DiffusionModel : IDisposable
         }
         catch
         {
-            (network as IDisposable)?.Dispose();
+            network.Dispose();
             throw;
         }
     }

@@ -69,7 +69,8 @@ public sealed class DpsSampler : IPosteriorSampler
     private readonly float[] timestep = new float[1];
 
     /// <summary>A DPS sampler over a differentiable score model; the options are validated here.</summary>
-    /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>.</exception>
+    /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>, or it
+    /// cannot differentiate (<see cref="IDifferentiableScoreModel.CanDifferentiate"/> false: loaded without gradients).</exception>
     /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
     public DpsSampler(IScoreModel model, NoiseSchedule schedule, DpsOptions? options = null)
     {
@@ -78,6 +79,10 @@ public sealed class DpsSampler : IPosteriorSampler
         this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
             $"dps: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
             "DPS differentiates the measurement residual through the network's epsilon", nameof(model));
+        if (!this.model.CanDifferentiate)
+            throw new ArgumentException(
+                $"dps: the score model {model.GetType().Name} was loaded without gradients (CanDifferentiate is false); " +
+                "DPS differentiates through the network: load it with withGradients: true", nameof(model));
         this.schedule = schedule;
         Options = options ?? new DpsOptions();
         Options.Validate(schedule);

@@ -1,13 +1,14 @@
 using NUnit.Framework;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
-using PosteriorGpu.Models.Training;
 using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Tests.Backward;
 
 namespace PosteriorGpu.Tests.Training;
 
-public class DifferentiableUNetTests
+/// <summary>UNet2DModel with gradients: the same forward as inference, a saved folder that loads back, and a
+/// backward pass that matches finite differences.</summary>
+public class UNetBackwardTests
 {
     private static string Folder => Fixtures.Path("diffusers-unet-tiny");
 
@@ -40,11 +41,11 @@ public class DifferentiableUNetTests
         using var tx = Tensor.FromHost(dev, x.ToFloat32(), x.Shape);
         using var eps = Tensor.Empty(dev, x.Shape);
         using var reference = Tensor.Empty(dev, x.Shape);
-        using (var net = DifferentiableUNet.Load(dev, Folder)) net.Forward(tx, t, eps);
+        using (var net = UNet2DModel.Load(dev, Folder, withGradients: true)) net.PredictEpsilon(tx, t, eps);
         using (var model = UNet2DModel.Load(dev, Folder)) model.PredictEpsilon(tx, t, reference);
         var got = eps.ToHost();
-        TestData.AssertClose(got, expected, 1e-4, "differentiable unet vs diffusers eps.npy");
-        TestData.AssertClose(got, reference.ToHost(), 1e-6, "differentiable unet vs UNet2DModel");
+        TestData.AssertClose(got, expected, 1e-4, "unet with gradients vs diffusers eps.npy");
+        TestData.AssertClose(got, reference.ToHost(), 1e-6, "unet with gradients vs UNet2DModel");
     }
 
     [Test]
@@ -54,18 +55,18 @@ public class DifferentiableUNetTests
         string dir = Path.Combine(Path.GetTempPath(), "pg-unet-save-" + Guid.NewGuid().ToString("N"));
         try
         {
-            using var net = DifferentiableUNet.Create(dev, Small, seed: 3);
+            using var net = UNet2DModel.Create(dev, Small, seed: 3);
             using var x = Tensor.FromHost(dev, TestData.Random(3 * 2 * 8 * 8, 1), 3, 2, 8, 8);
             using var a = Tensor.Empty(dev, x.Shape);
             using var b = Tensor.Empty(dev, x.Shape);
-            net.Forward(x, [1f, 300f, 999f], a);
+            net.PredictEpsilon(x, [1f, 300f, 999f], a);
             net.Save(dir);
             using var model = UNet2DModel.Load(dev, dir);
             model.PredictEpsilon(x, [1f, 300f, 999f], b);
             TestData.AssertClose(b.ToHost(), a.ToHost(), 1e-6, "reloaded");
-            using var again = DifferentiableUNet.Load(dev, dir);
-            again.Forward(x, [1f, 300f, 999f], b);
-            TestData.AssertClose(b.ToHost(), a.ToHost(), 1e-7, "reloaded differentiable");
+            using var again = UNet2DModel.Load(dev, dir, withGradients: true);
+            again.PredictEpsilon(x, [1f, 300f, 999f], b);
+            TestData.AssertClose(b.ToHost(), a.ToHost(), 1e-7, "reloaded with gradients");
         }
         finally
         {
@@ -76,19 +77,29 @@ public class DifferentiableUNetTests
     [Test]
     public void UnsupportedConfig_IsAClearError()
     {
-        var e = Assert.Throws<NotSupportedException>(() => DifferentiableUNet.Create(TestDevices.Cpu, Small with { ResnetTimeScaleShift = "scale_shift" }));
+        var e = Assert.Throws<NotSupportedException>(() => UNet2DModel.Create(TestDevices.Cpu, Small with { ResnetTimeScaleShift = "scale_shift" }));
         Assert.That(e!.Message, Does.Contain("scale_shift"));
     }
 
     /// <summary>The backward pass of the whole network against finite differences of its forward pass,
-    /// along random directions in input space and in weight space.</summary>
+    /// along random directions in input space and in weight space ("centred": center_input_sample, whose
+    /// 2 x - 1 scales the input gradient; "class": a class embedding, whose rows get the items' gradients).</summary>
     [TestCase("small")]
+    [TestCase("centred")]
+    [TestCase("class")]
     [TestCase("fixture")]
     public void Backward_MatchesFiniteDifferences(string which)
     {
         var dev = TestDevices.Cpu;
-        using var net = which == "small" ? DifferentiableUNet.Create(dev, Small, seed: 5) : DifferentiableUNet.Load(dev, Folder);
+        using var net = which switch
+        {
+            "small" => UNet2DModel.Create(dev, Small, seed: 5),
+            "centred" => UNet2DModel.Create(dev, Small with { CenterInputSample = true }, seed: 5),
+            "class" => UNet2DModel.Create(dev, Small with { NumClassEmbeds = 3 }, seed: 5),
+            _ => UNet2DModel.Load(dev, Folder, withGradients: true),
+        };
         int c = net.Config.InChannels, s = net.Config.SampleSize!.Value, n = 2;
+        if (which == "class") net.ClassLabels = [2, 0];
         var xHost = TestData.Random(n * c * s * s, 11);
         var dy = TestData.Random(xHost.Length, 12);
         float[] t = [17f, 640f];
@@ -96,22 +107,22 @@ public class DifferentiableUNetTests
         using var y = Tensor.Empty(dev, x.Shape);
         using var dOut = Tensor.FromHost(dev, dy, x.Shape);
         using var dx = Tensor.Empty(dev, x.Shape);
-        net.Forward(x, t, y);
+        net.PredictEpsilon(x, t, y);
         net.Backward(dOut, dx);
         var gradX = dx.ToHost();
-        var gradW = net.Parameters.Gradients.ToHost();
+        var gradW = net.Parameters.Gradients!.ToHost();
         var weights = net.Parameters.Values.ToHost();
 
         float[] ForwardX()
         {
             x.CopyFrom(xHost);
-            net.Forward(x, t, y);
+            net.PredictEpsilon(x, t, y);
             return y.ToHost();
         }
         float[] ForwardW()
         {
             net.Parameters.Values.CopyFrom(weights);
-            net.Forward(x, t, y);
+            net.PredictEpsilon(x, t, y);
             return y.ToHost();
         }
         Gradients.AssertMatchesFiniteDifferences($"{which} dL/dx", ForwardX, xHost, gradX, dy, eps: 1e-2f, tolerance: 1e-2);
