@@ -210,8 +210,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             throw new ArgumentException($"unet: height and width must be multiples of {factor} for {c.BlockOutChannels.Length} blocks but x has shape {Shape.Format(x.Shape)}");
         Shape.Require("unet", output, "output", x.N, c.OutChannels, x.H, x.W);
         int n = x.N;
-        if (timesteps.Length != n && timesteps.Length != 1)
-            throw new ArgumentException($"unet: {timesteps.Length} timesteps for a batch of {n}; give one per item or one for all");
+        ScoreModelTimesteps.Require(timesteps, n, "unet");
         CheckClassLabels(classLabels, n);
 
         tape.Begin(record);
@@ -284,7 +283,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     {
         var c = Config;
         if (hostTimesteps.Length != n) hostTimesteps = new float[n];
-        for (int i = 0; i < n; i++) hostTimesteps[i] = timesteps[timesteps.Length == 1 ? 0 : i];
+        for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
         using (var t = pool.Rent(n))
         {
             t.CopyFrom(hostTimesteps);

@@ -20,7 +20,7 @@ public class ScoreModelTimestepsTests
     private const int N = 3;
 
     private static readonly string[] Models =
-        ["gaussian", "gaussian-diagonal", "mixture", "radial-error", "faulty", "nan-at-step", "without-gradients", "nan-at-call", "not-differentiable"];
+        ["gaussian", "gaussian-diagonal", "mixture", "radial-error", "faulty", "nan-at-step", "without-gradients", "nan-at-call", "not-differentiable", "unet"];
 
     private static IScoreModel Create(string name, List<IDisposable> owned)
     {
@@ -38,6 +38,7 @@ public class ScoreModelTimestepsTests
             "without-gradients" => new PosteriorSamplerTests.WithoutGradients(Gaussian()),
             "nan-at-call" => new PosteriorSamplerBehaviourTests.NaNAtCall(Gaussian(), -1),
             "not-differentiable" => new DpsTests.NotDifferentiable(dev),
+            "unet" => Own(PosteriorGpu.Models.UNet.UNet2DModel.Load(dev, Fixtures.Path("diffusers-unet-tiny"))),
             _ => throw new ArgumentException(name),
         };
     }
