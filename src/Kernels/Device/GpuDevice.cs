@@ -104,7 +104,9 @@ public sealed class GpuDevice : IDisposable
         return list;
     }
 
-    private static Context CreateContext() =>
+    /// <summary>The context every device (and bench's kernel-report, which compiles PTX without a GPU) uses:
+    /// ILGPU's defaults, its algorithms library and fast 32-bit math.</summary>
+    internal static Context CreateContext() =>
         Context.Create(b => b.Default().EnableAlgorithms().Math(MathMode.Fast32BitOnly));
 
     private static List<ILGPU.Runtime.Device> DevicesOf(Context context, DeviceKind kind)
