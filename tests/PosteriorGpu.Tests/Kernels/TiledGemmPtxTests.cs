@@ -10,28 +10,39 @@ using PosteriorGpu.Kernels.Gemm;
 namespace PosteriorGpu.Tests.Kernels;
 
 /// <summary>
-/// The tiled (GPU) kernels run on the CPU accelerator in the other tests, which executes them as .NET
-/// code; this compiles them with ILGPU's PTX backend (no GPU needed) so that a construct the CUDA
-/// backend rejects (generic interface calls, views inside struct parameters, shared memory) fails here.
+/// The GEMM core's kernels run on the CPU accelerator in the other tests, which executes them as .NET
+/// code; this compiles each tile x operand pair with ILGPU's PTX backend (no GPU needed) so that a
+/// construct the CUDA backend rejects (generic interface calls, views inside struct parameters, shared
+/// memory extents that are not constants) fails here, and checks the shared reads are 16-byte vectors.
 /// </summary>
 public class TiledGemmPtxTests
 {
-    private static IEnumerable<TestCaseData> Kernels()
-    {
-        yield return new TestCaseData(typeof(Gemm.Operands)).SetArgDisplayNames("gemm");
-        yield return new TestCaseData(typeof(Conv2d.Operands)).SetArgDisplayNames("conv2d");
-    }
+    private static IEnumerable<TestCaseData> Kernels() =>
+        from tile in new[] { typeof(Tile128x128), typeof(Tile64x64), typeof(Tile32x32) }
+        from ops in new[] { typeof(Gemm.Operands), typeof(Conv2d.Operands), typeof(Conv2dBackward.WeightOperands) }
+        select new TestCaseData(tile, ops).SetArgDisplayNames(tile.Name, ops.DeclaringType!.Name + "." + ops.Name);
 
     [TestCaseSource(nameof(Kernels))]
-    public void TiledKernel_CompilesToPtx(Type operands)
+    public void CoreKernel_CompilesToPtxWithVectorSharedLoads(Type tile, Type operands)
     {
-        using var context = Context.Create(b => b.Default().Math(MathMode.Fast32BitOnly));
+        using var context = Context.Create(b => b.Default().Math(MathMode.Fast32BitOnly).Optimize(OptimizationLevel.O2));
         using var backend = new PTXBackend(context, CudaArchitecture.SM_70, CudaInstructionSet.ISA_70, null!);
-        var method = typeof(TiledGemm).GetMethod(nameof(TiledGemm.Kernel),
-            System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.MakeGenericMethod(operands);
+        var method = typeof(GemmCore).GetMethod(nameof(GemmCore.Kernel),
+            System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.MakeGenericMethod(tile, operands);
         var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-        Assert.That(compiled.PTXAssembly, Does.Contain("bar.sync"), "the tiled kernel synchronises its group");
-        Assert.That(compiled.PTXAssembly, Does.Contain(".shared"), "the tiled kernel stages tiles in shared memory");
+        Assert.That(compiled.PTXAssembly, Does.Contain("bar.sync"), "the core synchronises its group");
+        Assert.That(compiled.PTXAssembly, Does.Contain("ld.shared.v4.f32"), "fragments are read from shared memory as 16-byte vectors");
+    }
+
+    [TestCase(4096, 4096, 4096, 1, 132, 128, 1)]   // big: 128x128 tiles fill the GPU
+    [TestCase(128, 8192, 1152, 1, 132, 64, 1)]     // 64 tiles of 128 < 132 SMs, 256 of 64: 64x64
+    [TestCase(128, 1024, 1152, 1, 132, 32, 2)]     // 128 tiles of 32 < 132 SMs and k long: split in 2
+    [TestCase(256, 1, 1024, 1, 132, 32, 8)]        // one-column product (time embedding at batch 1): split-K
+    [TestCase(64, 64, 64, 1, 132, 32, 1)]          // short k: never split
+    public void Choose_FollowsTheHeuristic(int m, int n, int k, int batch, int sms, int tile, int splits)
+    {
+        var plan = GemmCore.Choose(m, n, k, batch, sms, 1024);
+        Assert.That((plan.Tile, plan.Splits), Is.EqualTo((tile, splits)));
     }
 }
