@@ -63,7 +63,7 @@ public static class KernelReportCommand
                 string stem = Path.Combine(work, $"{sm.Name}-{ki:D3}");
                 try
                 {
-                    string ptx = PtxCompiler.LowerVersion(compiler.Compile(k), PtxasMaxIsa);
+                    string ptx = PtxCompiler.LowerVersion(compiler.Compile(k, Specialization(k)), PtxasMaxIsa);
                     File.WriteAllText(stem + ".ptx", ptx);
                     var info = PtxasInfo.Parse(tools.Assemble(stem + ".ptx", stem + ".cubin", sm.Name));
                     string sass = tools.Disassemble(stem + ".cubin");
@@ -98,6 +98,21 @@ public static class KernelReportCommand
         if (keep is null) Directory.Delete(work, recursive: true);
         if (failures > 0) Console.Error.WriteLine($"kernel-report: error: {failures} kernel compilation(s) failed (rows marked FAILED)");
         return failures > 0 ? 1 : 0;
+    }
+
+    /// <summary>The KernelSpecialization a launcher loads a kernel with: a tile configuration's (Threads,
+    /// MinGroupsPerSM) when a generic argument has them (the GEMM core), else none.</summary>
+    private static ILGPU.Runtime.KernelSpecialization Specialization(KernelEntry k)
+    {
+        const BindingFlags flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance;
+        if (k.Method.IsGenericMethod)
+            foreach (var a in k.Method.GetGenericArguments())
+                if (a.GetProperty("Threads", flags) is { } t && a.GetProperty("MinGroupsPerSM", flags) is { } g)
+                {
+                    var tile = Activator.CreateInstance(a);
+                    return new ILGPU.Runtime.KernelSpecialization((int)t.GetValue(tile)!, (int)g.GetValue(tile)!);
+                }
+        return new ILGPU.Runtime.KernelSpecialization();
     }
 
     /// <summary>Threads per group of an explicitly grouped kernel: a generic argument's <c>Threads</c>

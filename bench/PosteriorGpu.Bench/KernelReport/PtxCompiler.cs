@@ -28,13 +28,13 @@ public sealed class PtxCompiler : IDisposable
         backend = new PTXBackend(context, new CudaCapabilityContext(arch), arch, DriverIsa, null);
     }
 
-    /// <summary>The PTX of one kernel (entry name as ILGPU writes it).</summary>
-    public string Compile(KernelEntry kernel)
+    /// <summary>The PTX of one kernel, with the specialization its launcher loads it with.</summary>
+    public string Compile(KernelEntry kernel, KernelSpecialization specialization)
     {
         var entry = kernel.ImplicitlyGrouped
             ? EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method)
             : EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method);
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, new KernelSpecialization());
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, specialization);
         return compiled.PTXAssembly;
     }
 

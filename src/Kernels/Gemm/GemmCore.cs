@@ -67,8 +67,6 @@ internal static class GemmCore
         int ak1 = ak0 + aKStep, ak2 = ak1 + aKStep, ak3 = ak2 + aKStep;
         int bn1 = bn0 + bStep, bn2 = bn1 + bStep, bn3 = bn2 + bStep;
         int bk1 = bk0 + bKStep, bk2 = bk1 + bKStep, bk3 = bk2 + bKStep;
-        bool ar0 = m0 + am0 < d.M, ar1 = m0 + am1 < d.M, ar2 = m0 + am2 < d.M, ar3 = m0 + am3 < d.M;
-        bool br0 = n0 + bn0 < d.N, br1 = n0 + bn1 < d.N, br2 = n0 + bn2 < d.N, br3 = n0 + bn3 < d.N;
         int mLast = d.M - 1, nLast = d.N - 1;
         var ca0 = ops.OpenA(b, Math.Min(m0 + am0, mLast), kBegin + ak0);
         var ca1 = ops.OpenA(b, Math.Min(m0 + am1, mLast), kBegin + ak1);
@@ -86,23 +84,52 @@ internal static class GemmCore
 
         // Prologue: the first k step straight into stage 0.
         int k0 = kBegin;
-        sa[sa0] = ar0 && k0 + ak0 < kEnd ? ops.LoadA(ca0) : 0f;
-        sa[sa1] = ar1 && k0 + ak1 < kEnd ? ops.LoadA(ca1) : 0f;
-        sa[sa2] = ar2 && k0 + ak2 < kEnd ? ops.LoadA(ca2) : 0f;
-        sa[sa3] = ar3 && k0 + ak3 < kEnd ? ops.LoadA(ca3) : 0f;
-        sb[sb0] = br0 && k0 + bk0 < kEnd ? ops.LoadB(cb0) : 0f;
-        sb[sb1] = br1 && k0 + bk1 < kEnd ? ops.LoadB(cb1) : 0f;
-        sb[sb2] = br2 && k0 + bk2 < kEnd ? ops.LoadB(cb2) : 0f;
-        sb[sb3] = br3 && k0 + bk3 < kEnd ? ops.LoadB(cb3) : 0f;
+        sa[sa0] = k0 + ak0 < kEnd ? ops.LoadA(ca0) : 0f;
+        sa[sa1] = k0 + ak1 < kEnd ? ops.LoadA(ca1) : 0f;
+        sa[sa2] = k0 + ak2 < kEnd ? ops.LoadA(ca2) : 0f;
+        sa[sa3] = k0 + ak3 < kEnd ? ops.LoadA(ca3) : 0f;
+        sb[sb0] = k0 + bk0 < kEnd ? ops.LoadB(cb0) : 0f;
+        sb[sb1] = k0 + bk1 < kEnd ? ops.LoadB(cb1) : 0f;
+        sb[sb2] = k0 + bk2 < kEnd ? ops.LoadB(cb2) : 0f;
+        sb[sb3] = k0 + bk3 < kEnd ? ops.LoadB(cb3) : 0f;
         Group.Barrier();
 
         Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
         Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
+        // Next k step into registers while this one is multiplied from shared memory.
         int stage = 0;
         int lda4 = lda / 4, ldb4 = ldb / 4, aHi = bm / 8, bHi = bn / 8;
+        // The main loop: steps whose successor is whole (no bounds check, no branch but the loop's).
+        for (; k0 + 2 * BK <= kEnd; k0 += BK)
+        {
+            ca0 = ops.StepA(ca0); ca1 = ops.StepA(ca1); ca2 = ops.StepA(ca2); ca3 = ops.StepA(ca3);
+            cb0 = ops.StepB(cb0); cb1 = ops.StepB(cb1); cb2 = ops.StepB(cb2); cb3 = ops.StepB(cb3);
+            // Rows past M and columns past N were clamped to the last one when the cursors opened, so
+            // these loads are in bounds; what they add lands only in accumulators that are never stored.
+            float ra0 = ops.LoadA(ca0), ra1 = ops.LoadA(ca1), ra2 = ops.LoadA(ca2), ra3 = ops.LoadA(ca3);
+            float rb0 = ops.LoadB(cb0), rb1 = ops.LoadB(cb1), rb2 = ops.LoadB(cb2), rb3 = ops.LoadB(cb3);
+
+            int pa = stage * BK * lda4 + tmIdx, pb = stage * BK * ldb4 + tnIdx;
+            Multiply(sa4, sb4, pa + 0 * lda4, pb + 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 1 * lda4, pb + 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 2 * lda4, pb + 2 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 3 * lda4, pb + 3 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 4 * lda4, pb + 4 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 5 * lda4, pb + 5 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 6 * lda4, pb + 6 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(sa4, sb4, pa + 7 * lda4, pb + 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+
+            int next = (1 - stage) * stageA, nextB = (1 - stage) * stageB;
+            sa[next + sa0] = ra0; sa[next + sa1] = ra1; sa[next + sa2] = ra2; sa[next + sa3] = ra3;
+            sb[nextB + sb0] = rb0; sb[nextB + sb1] = rb1; sb[nextB + sb2] = rb2; sb[nextB + sb3] = rb3;
+            // One barrier per step: the other stage is written before it, this one is reread only after it.
+            Group.Barrier();
+            stage = 1 - stage;
+        }
+
+        // The last one or two steps: the next one may be partial, past k both factors are zero.
         for (; k0 < kEnd; k0 += BK)
         {
-            // Next k step into registers while this one is multiplied.
             int k1 = k0 + BK;
             bool more = k1 < kEnd;
             float ra0 = 0, ra1 = 0, ra2 = 0, ra3 = 0, rb0 = 0, rb1 = 0, rb2 = 0, rb3 = 0;
@@ -110,17 +137,16 @@ internal static class GemmCore
             {
                 ca0 = ops.StepA(ca0); ca1 = ops.StepA(ca1); ca2 = ops.StepA(ca2); ca3 = ops.StepA(ca3);
                 cb0 = ops.StepB(cb0); cb1 = ops.StepB(cb1); cb2 = ops.StepB(cb2); cb3 = ops.StepB(cb3);
-                if (ar0 && k1 + ak0 < kEnd) ra0 = ops.LoadA(ca0);
-                if (ar1 && k1 + ak1 < kEnd) ra1 = ops.LoadA(ca1);
-                if (ar2 && k1 + ak2 < kEnd) ra2 = ops.LoadA(ca2);
-                if (ar3 && k1 + ak3 < kEnd) ra3 = ops.LoadA(ca3);
-                if (br0 && k1 + bk0 < kEnd) rb0 = ops.LoadB(cb0);
-                if (br1 && k1 + bk1 < kEnd) rb1 = ops.LoadB(cb1);
-                if (br2 && k1 + bk2 < kEnd) rb2 = ops.LoadB(cb2);
-                if (br3 && k1 + bk3 < kEnd) rb3 = ops.LoadB(cb3);
+                if (k1 + ak0 < kEnd) ra0 = ops.LoadA(ca0);
+                if (k1 + ak1 < kEnd) ra1 = ops.LoadA(ca1);
+                if (k1 + ak2 < kEnd) ra2 = ops.LoadA(ca2);
+                if (k1 + ak3 < kEnd) ra3 = ops.LoadA(ca3);
+                if (k1 + bk0 < kEnd) rb0 = ops.LoadB(cb0);
+                if (k1 + bk1 < kEnd) rb1 = ops.LoadB(cb1);
+                if (k1 + bk2 < kEnd) rb2 = ops.LoadB(cb2);
+                if (k1 + bk3 < kEnd) rb3 = ops.LoadB(cb3);
             }
 
-            // The k step written out eight times (ILGPU does not unroll it): constant shared offsets.
             int pa = stage * BK * lda4 + tmIdx, pb = stage * BK * ldb4 + tnIdx;
             Multiply(sa4, sb4, pa + 0 * lda4, pb + 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
             Multiply(sa4, sb4, pa + 1 * lda4, pb + 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
@@ -294,7 +320,8 @@ internal static class GemmCore
         if (partialLength > int.MaxValue)
             throw new ArgumentException($"gemm core: {batch}x{splits}x{m}x{n} partial sums do not fit one buffer");
         var partial = device.SplitKScratch((int)partialLength);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>>(Kernel<TTile, TOps>));
+        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>>(Kernel<TTile, TOps>,
+            new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
         var config = new KernelConfig(
             new Index3D((n + t.BN - 1) / t.BN, (m + t.BM - 1) / t.BM, batch * dims.Splits),
             new Index3D(t.Threads, 1, 1));

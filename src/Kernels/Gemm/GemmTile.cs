@@ -22,6 +22,11 @@ internal interface IGemmTile
 
     /// <summary>Threads per group: (BM / TM) (BN / TN).</summary>
     int Threads { get; }
+
+    /// <summary>Groups that must fit on one SM at once (the kernel is loaded with this specialization, so ptxas
+    /// caps the registers at 64K / (Threads x this)). 1 for every tile: kernel-report measured 2 (128
+    /// registers) on 128x128 spilling 1.1 KB per thread, and 4 on 64x64 spilling 0.3 KB.</summary>
+    int MinGroupsPerSM { get; }
 }
 
 /// <summary>128x128 blocks, 8x8 accumulators per thread, 256 threads: the large-problem tile (CUTLASS's SGEMM shape).</summary>
@@ -37,6 +42,8 @@ internal readonly struct Tile128x128 : IGemmTile
     public int TN => 8;
     /// <inheritdoc/>
     public int Threads => 256;
+    /// <inheritdoc/>
+    public int MinGroupsPerSM => 1;
 }
 
 /// <summary>64x64 blocks, 8x4 accumulators per thread, 128 threads: four times the blocks of 128x128.</summary>
@@ -52,6 +59,8 @@ internal readonly struct Tile64x64 : IGemmTile
     public int TN => 4;
     /// <inheritdoc/>
     public int Threads => 128;
+    /// <inheritdoc/>
+    public int MinGroupsPerSM => 1;
 }
 
 /// <summary>32x32 blocks, 4x4 accumulators per thread, 64 threads: small problems (8x8 feature maps, 1-row products).</summary>
@@ -67,6 +76,8 @@ internal readonly struct Tile32x32 : IGemmTile
     public int TN => 4;
     /// <inheritdoc/>
     public int Threads => 64;
+    /// <inheritdoc/>
+    public int MinGroupsPerSM => 1;
 }
 
 /// <summary>Four floats loaded or stored as one 16-byte vector (ld.shared.v4.f32).</summary>
