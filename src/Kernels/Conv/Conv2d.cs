@@ -121,10 +121,11 @@ public static class Conv2d
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float LoadB(GemmCursor c)
         {
+            // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
             int iy = c.Q + c.S, ix = c.R + c.T;
-            float v = 0;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = Input[c.P + iy * W + ix];
-            return v;
+            bool inside = (uint)iy < (uint)H && (uint)ix < (uint)W;
+            float v = Input[inside ? c.P + iy * W + ix : 0];
+            return inside ? v : 0f;
         }
 
         /// <summary>Column n is pixel n mod Ho Wo of image n / (Ho Wo); b is unused (images are folded into N).</summary>

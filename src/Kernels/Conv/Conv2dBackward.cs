@@ -302,10 +302,11 @@ public static class Conv2dBackward
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float LoadB(GemmCursor c)
         {
+            // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
             int iy = c.Q * A.Stride + c.S, ix = c.R * A.Stride + c.T;
-            float v = 0;
-            if (iy >= 0 && iy < A.H && ix >= 0 && ix < A.W) v = A.Input[c.P + iy * A.W + ix];
-            return v;
+            bool inside = (uint)iy < (uint)A.H && (uint)ix < (uint)A.W;
+            float v = A.Input[inside ? c.P + iy * A.W + ix : 0];
+            return inside ? v : 0f;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -109,15 +109,18 @@ internal static class GemmCore
             float ra0 = ops.LoadA(ca0), ra1 = ops.LoadA(ca1), ra2 = ops.LoadA(ca2), ra3 = ops.LoadA(ca3);
             float rb0 = ops.LoadB(cb0), rb1 = ops.LoadB(cb1), rb2 = ops.LoadB(cb2), rb3 = ops.LoadB(cb3);
 
-            int pa = stage * BK * lda4 + tmIdx, pb = stage * BK * ldb4 + tnIdx;
-            Multiply(sa4, sb4, pa + 0 * lda4, pb + 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 1 * lda4, pb + 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 2 * lda4, pb + 2 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 3 * lda4, pb + 3 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 4 * lda4, pb + 4 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 5 * lda4, pb + 5 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 6 * lda4, pb + 6 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 7 * lda4, pb + 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            // Views at this thread's fragments of the stage: every read below is base + a constant.
+            int fao = stage * BK * lda4 + tmIdx, fbo = stage * BK * ldb4 + tnIdx;
+            var fa = sa4.SubView(fao, sa4.Length - fao);
+            var fb = sb4.SubView(fbo, sb4.Length - fbo);
+            Multiply(fa, fb, 0 * lda4, 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 1 * lda4, 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 2 * lda4, 2 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 3 * lda4, 3 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 4 * lda4, 4 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 5 * lda4, 5 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 6 * lda4, 6 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 7 * lda4, 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
 
             int next = (1 - stage) * stageA, nextB = (1 - stage) * stageB;
             sa[next + sa0] = ra0; sa[next + sa1] = ra1; sa[next + sa2] = ra2; sa[next + sa3] = ra3;
@@ -147,15 +150,18 @@ internal static class GemmCore
                 if (k1 + bk3 < kEnd) rb3 = ops.LoadB(cb3);
             }
 
-            int pa = stage * BK * lda4 + tmIdx, pb = stage * BK * ldb4 + tnIdx;
-            Multiply(sa4, sb4, pa + 0 * lda4, pb + 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 1 * lda4, pb + 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 2 * lda4, pb + 2 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 3 * lda4, pb + 3 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 4 * lda4, pb + 4 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 5 * lda4, pb + 5 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 6 * lda4, pb + 6 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-            Multiply(sa4, sb4, pa + 7 * lda4, pb + 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            // Views at this thread's fragments of the stage: every read below is base + a constant.
+            int fao = stage * BK * lda4 + tmIdx, fbo = stage * BK * ldb4 + tnIdx;
+            var fa = sa4.SubView(fao, sa4.Length - fao);
+            var fb = sb4.SubView(fbo, sb4.Length - fbo);
+            Multiply(fa, fb, 0 * lda4, 0 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 1 * lda4, 1 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 2 * lda4, 2 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 3 * lda4, 3 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 4 * lda4, 4 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 5 * lda4, 5 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 6 * lda4, 6 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+            Multiply(fa, fb, 7 * lda4, 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
 
             if (more)
             {
@@ -183,16 +189,17 @@ internal static class GemmCore
         }
     }
 
-    /// <summary>One kk of a k step: the thread's TM x TN outer product from two or four 16-byte shared reads.</summary>
+    /// <summary>One kk of a k step: the thread's TM x TN outer product from two or four 16-byte shared reads
+    /// at constant offsets from the fragment views.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Multiply(ArrayView<Float4> sa4, ArrayView<Float4> sb4, int pa, int pb, int aHi, int bHi, int tm, int tn,
+    private static void Multiply(ArrayView<Float4> fa, ArrayView<Float4> fb, int pa, int pb, int aHi, int bHi, int tm, int tn,
         ref Float4 c0l, ref Float4 c0h, ref Float4 c1l, ref Float4 c1h, ref Float4 c2l, ref Float4 c2h, ref Float4 c3l, ref Float4 c3h,
         ref Float4 c4l, ref Float4 c4h, ref Float4 c5l, ref Float4 c5h, ref Float4 c6l, ref Float4 c6h, ref Float4 c7l, ref Float4 c7h)
     {
-        var a0 = sa4[pa];
-        var b0 = sb4[pb];
-        var a1 = tm == 8 ? sa4[pa + aHi] : default;
-        var b1 = tn == 8 ? sb4[pb + bHi] : default;
+        var a0 = fa[pa];
+        var b0 = fb[pb];
+        var a1 = tm == 8 ? fa[pa + aHi] : default;
+        var b1 = tn == 8 ? fb[pb + bHi] : default;
         Row(ref c0l, ref c0h, a0.X, b0, b1, tn);
         Row(ref c1l, ref c1h, a0.Y, b0, b1, tn);
         Row(ref c2l, ref c2h, a0.Z, b0, b1, tn);
