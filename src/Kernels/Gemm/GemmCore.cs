@@ -269,7 +269,7 @@ internal static class GemmCore
     internal readonly record struct Plan(int Tile, int Splits);
 
     /// <summary>
-    /// The heuristic (documented in docs/kernels.md): the largest tile whose grid gives at least one block
+    /// The heuristic (bench/RESULTS.md shows what each tile compiles to): the largest tile whose grid gives at least one block
     /// per SM (big tiles reuse each loaded element 8 times per thread; a grid that leaves SMs idle loses
     /// more than that); when even 32x32 tiles leave SMs idle and k is long (at least 256), k is split into
     /// up to 8 ranges of at least 64 so that about one block per SM runs, and a second kernel adds the

@@ -15,7 +15,7 @@ namespace PosteriorGpu.Tests.Kernels;
 /// construct the CUDA backend rejects (generic interface calls, views inside struct parameters, shared
 /// memory extents that are not constants) fails here, and checks the shared reads are 16-byte vectors.
 /// </summary>
-public class TiledGemmPtxTests
+public class GemmCorePtxTests
 {
     private static IEnumerable<TestCaseData> Kernels() =>
         from tile in new[] { typeof(Tile128x128), typeof(Tile64x64), typeof(Tile32x32) }
