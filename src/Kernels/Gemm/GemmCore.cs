@@ -269,21 +269,33 @@ internal static class GemmCore
     internal readonly record struct Plan(int Tile, int Splits);
 
     /// <summary>
-    /// The heuristic (bench/RESULTS.md shows what each tile compiles to): the largest tile whose grid gives at least one block
-    /// per SM (big tiles reuse each loaded element 8 times per thread; a grid that leaves SMs idle loses
-    /// more than that); when even 32x32 tiles leave SMs idle and k is long (at least 256), k is split into
-    /// up to 8 ranges of at least 64 so that about one block per SM runs, and a second kernel adds the
-    /// partial sums in a fixed order (results do not depend on timing).
+    /// The heuristic. Among the tiles whose grid gives at least one block per SM (a grid that leaves SMs
+    /// idle loses more than any tile gains), pick the one with the best (useful fraction of the padded
+    /// tiles) x (FFMA share of its k step): 0.8, 0.7 and 0.5 for 128x128, 64x64 and 32x32, rounded from
+    /// kernel-report's sm_90 table in bench/RESULTS.md. So a 64-channel convolution takes 64x64 tiles
+    /// (128 rows would be half padding), a 3-channel one 32x32. When no tile fills the GPU, 32x32 tiles,
+    /// and k, when long (at least 256), is split into up to 8 ranges of at least 64 so that about one
+    /// block per SM runs; a second kernel adds the partial sums in a fixed order (results do not depend
+    /// on timing).
     /// </summary>
     internal static Plan Choose(int m, int n, int k, int batch, int multiprocessors, int maxThreadsPerGroup)
     {
         long Blocks(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile) * batch;
+        double Score(int tile, double ffmaShare) =>
+            ffmaShare * m / ((m + tile - 1) / tile * (double)tile) * n / ((n + tile - 1) / tile * (double)tile);
         int sms = Math.Max(1, multiprocessors);
-        if (maxThreadsPerGroup >= 256 && Blocks(128) >= sms) return new Plan(128, 1);
-        if (maxThreadsPerGroup >= 128 && Blocks(64) >= sms) return new Plan(64, 1);
+        var best = new Plan(0, 1);
+        double bestScore = -1;
+        foreach (var (tile, share, threads) in new[] { (128, 0.8, 256), (64, 0.7, 128), (32, 0.5, 64) })
+        {
+            if (threads > maxThreadsPerGroup || Blocks(tile) < sms) continue;
+            double score = Score(tile, share);
+            if (score > bestScore) (best, bestScore) = (new Plan(tile, 1), score);
+        }
+        if (best.Tile != 0) return best;
         long blocks = Blocks(32);
         int splits = 1;
-        if (blocks < sms && k >= 256)
+        if (k >= 256)
             splits = (int)Math.Min(Math.Min(8, (sms + blocks - 1) / blocks), k / 64);
         return new Plan(32, Math.Max(1, splits));
     }

@@ -35,14 +35,17 @@ public class GemmCorePtxTests
         Assert.That(compiled.PTXAssembly, Does.Contain("ld.shared.v4.f32"), "fragments are read from shared memory as 16-byte vectors");
     }
 
-    [TestCase(4096, 4096, 4096, 1, 132, 128, 1)]   // big: 128x128 tiles fill the GPU
-    [TestCase(128, 8192, 1152, 1, 132, 64, 1)]     // 64 tiles of 128 < 132 SMs, 256 of 64: 64x64
-    [TestCase(128, 1024, 1152, 1, 132, 32, 2)]     // 128 tiles of 32 < 132 SMs and k long: split in 2
-    [TestCase(256, 1, 1024, 1, 132, 32, 8)]        // one-column product (time embedding at batch 1): split-K
-    [TestCase(64, 64, 64, 1, 132, 32, 1)]          // short k: never split
-    public void Choose_FollowsTheHeuristic(int m, int n, int k, int batch, int sms, int tile, int splits)
+    [TestCase(4096, 4096, 4096, 1, 132, 128, 1, 1024)]   // big: 128x128 tiles fill the GPU
+    [TestCase(64, 262144, 576, 1, 132, 64, 1, 1024)]     // 64-channel conv at batch 256: 128 rows would be half padding
+    [TestCase(3, 262144, 576, 1, 132, 32, 1, 1024)]      // 3-channel output conv: 32x32
+    [TestCase(128, 8192, 1152, 1, 132, 64, 1, 1024)]     // 64 tiles of 128 < 132 SMs, 256 of 64: 64x64
+    [TestCase(128, 1024, 1152, 1, 132, 32, 2, 1024)]     // 128 tiles of 32 < 132 SMs and k long: split in 2
+    [TestCase(256, 1, 1024, 1, 132, 32, 8, 1024)]        // one-column product (time embedding at batch 1): split-K
+    [TestCase(64, 64, 64, 1, 132, 32, 1, 1024)]          // short k: never split
+    [TestCase(4096, 4096, 4096, 1, 132, 64, 1, 128)]    // (with groups of at most 128 threads: no 128x128)
+    public void Choose_FollowsTheHeuristic(int m, int n, int k, int batch, int sms, int tile, int splits, int maxThreads)
     {
-        var plan = GemmCore.Choose(m, n, k, batch, sms, 1024);
+        var plan = GemmCore.Choose(m, n, k, batch, sms, maxThreads);
         Assert.That((plan.Tile, plan.Splits), Is.EqualTo((tile, splits)));
     }
 }
