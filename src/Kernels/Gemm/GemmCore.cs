@@ -10,15 +10,15 @@ namespace PosteriorGpu.Kernels.Gemm;
 /// input gradient, weight gradient) through <see cref="IGemmOperands"/>, in the style of CUTLASS's SGEMM:
 /// <list type="bullet">
 /// <item>v1 (TiledGemm, replaced): runtime 64x64 tiles, 4x4 accumulators, scalar shared loads, one global
-/// round trip and two barriers per k step, im2col indices divided out per staged element: 35 % FFMA in
-/// the k loop (kernel-report, sm_90).</item>
+/// round trip and two barriers per k step, im2col indices divided out per staged element: 21-26 % FFMA
+/// per k step (kernel-report, sm_90; bench/RESULTS.md).</item>
 /// <item>v2 (this): the block tile is a compile-time <see cref="IGemmTile"/> (128x128 with 8x8
 /// accumulators per thread, 64x64, 32x32), so loops unroll and offsets are constants; fragments are read
 /// from shared memory as 16-byte vectors (rows and columns of a thread come in groups of 4, BM/2 apart,
 /// so a warp's vector reads do not conflict); shared memory is double-buffered and the next k step is
 /// loaded into registers while the current one is multiplied (one barrier per k step); operands move
 /// along k through cursors (no division in the loop); split-K with a reduction in a fixed order where
-/// the grid would not fill the GPU.</item>
+/// the grid would not fill the GPU: 72-84 % FFMA per k step with 128x128 tiles.</item>
 /// </list>
 /// </summary>
 internal static class GemmCore
