@@ -12,6 +12,8 @@ namespace PosteriorGpu.Bench;
 /// ...; no filter means all suites). Exits 1 when a benchmark failed or did not run.</item>
 /// <item><c>peer-run</c>: the side-by-side GPU workloads whose ratios against PyTorch bench/gpu/run.sh
 /// prints (see <see cref="PeerRun"/>).</item>
+/// <item><c>--mode kernel-report</c>: registers, spills, occupancy and main-loop instruction mix of every
+/// kernel compiled for sm_80/sm_90 without a GPU (see <see cref="KernelReport.KernelReportCommand"/>).</item>
 /// </list>
 /// </summary>
 public static class Program
@@ -27,9 +29,10 @@ public static class Program
             if (args[i] == "--mode" && i + 1 < args.Length) mode = args[++i];
             else rest.Add(args[i]);
         }
+        if (mode == "kernel-report") return KernelReport.KernelReportCommand.Run(rest);
         if (mode is not ("smoke" or "full"))
         {
-            Console.Error.WriteLine($"PosteriorGpu.Bench: error: --mode takes smoke or full, got '{mode}'");
+            Console.Error.WriteLine($"PosteriorGpu.Bench: error: --mode takes smoke, full or kernel-report, got '{mode}'");
             return 2;
         }
         Environment.SetEnvironmentVariable(BenchMode.Variable, mode);

@@ -75,6 +75,20 @@ def fp32_peak(dev):
             "tflops": p.multi_processor_count * lanes * 2 * mhz * 1e6 / 1e12}
 
 
+def sgemm(dev, ours, repeats):
+    """torch.matmul of two n x n float32 matrices with TF32 off: cuBLAS's SGEMM, the row our GEMM core is held to."""
+    n = ours["n"]
+    set_tf32(False)
+    g = torch.Generator(device=dev).manual_seed(3)
+    a = torch.randn(n, n, device=dev, generator=g)
+    b = torch.randn(n, n, device=dev, generator=g)
+    c = torch.empty(n, n, device=dev)
+    ms = median_ms(dev, lambda: torch.matmul(a, b, out=c), 3, repeats)
+    out = {"n": n, "ms": ms, "tflops": 2.0 * n ** 3 / (ms * 1e9)}
+    print(f"  sgemm {n}^3 (TF32 off): {ms:.3f} ms ({out['tflops']:.2f} TFLOP/s)", flush=True)
+    return out
+
+
 def langevin(dev, ours, repeats, use_compile):
     n = ours["n"]
     gen = torch.Generator(device=dev).manual_seed(1)
@@ -265,6 +279,8 @@ def main():
     out["checks"] = {}
     for name, folder in folders.items():
         out["checks"][name] = check(UNetPeer(folder, dev), folder, dev)
+    if "sgemm" in ours:
+        out["sgemm"] = sgemm(dev, ours["sgemm"], args.repeats)
     if "langevin" in ours:
         set_tf32(False)
         out["langevin"] = langevin(dev, ours["langevin"], args.repeats, use_compile)

@@ -31,6 +31,18 @@ def table(ours, peer):
         add("torch.compile was not available in this run: its columns are empty.")
     add("")
 
+    if "sgemm" in ours and "sgemm" in peer:
+        o, p = ours["sgemm"], peer["sgemm"]
+        add(f"### 0. SGEMM {o['n']}^3, float32 (PyTorch: torch.matmul, cuBLAS, TF32 off)")
+        add("")
+        add("| | ms | TFLOP/s | ratio vs ours |")
+        add("|---|---:|---:|---:|")
+        add(f"| PosteriorGpu (GemmCore) | {o['ms']:.3f} | {o['tflops']:.2f} | 1 |")
+        add(f"| PyTorch | {p['ms']:.3f} | {p['tflops']:.2f} | {p['ms'] / o['ms']:.2f} |")
+        add("")
+        add(f"- At least 70% of PyTorch's SGEMM: {100 * p['ms'] / o['ms']:.0f}%, {verdict(p['ms'] / o['ms'] >= 0.7)}.")
+        add("")
+
     if "langevin" in ours and "langevin" in peer:
         o, p = ours["langevin"], peer["langevin"]
         n = o["n"]

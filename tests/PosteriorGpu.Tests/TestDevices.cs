@@ -8,6 +8,7 @@ namespace PosteriorGpu.Tests;
 public static class TestDevices
 {
     private static readonly Lazy<GpuDevice> cpu = new(GpuDevice.OpenCpu);
+    private static readonly Lazy<GpuDevice> cpuWide = new(() => GpuDevice.OpenCpu(256));
     private static readonly Lazy<GpuDevice?> gpu = new(() =>
     {
         foreach (var kind in new[] { DeviceKind.Cuda, DeviceKind.OpenCL })
@@ -20,6 +21,9 @@ public static class TestDevices
 
     /// <summary>ILGPU's CPU accelerator.</summary>
     public static GpuDevice Cpu => cpu.Value;
+
+    /// <summary>A CPU accelerator with 256-thread groups: runs every tile configuration of the GEMM core.</summary>
+    public static GpuDevice CpuWide => cpuWide.Value;
 
     /// <summary>The CUDA or OpenCL device; ignores (skips) the test when there is none.</summary>
     public static GpuDevice Gpu

@@ -4,6 +4,7 @@ using System.Text.Json;
 using PosteriorGpu.Bench.Models;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
@@ -27,7 +28,8 @@ public static class PeerRun
     private sealed class Settings
     {
         public string Out = "";
-        public HashSet<string> Parts = ["langevin", "unet", "ddpm", "posterior"];
+        public HashSet<string> Parts = ["sgemm", "langevin", "unet", "ddpm", "posterior"];
+        public int SgemmSize = 4096;
         public string[] Models = ["S32", "cifar10"];
         public int[] Batches = [1, 64, 256];
         public int LangevinLog2 = 26;
@@ -37,7 +39,8 @@ public static class PeerRun
     }
 
     private const string Usage =
-        "usage: PosteriorGpu.Bench peer-run --out DIR [--parts langevin,unet,ddpm,posterior] [--models S32,cifar10]\n" +
+        "usage: PosteriorGpu.Bench peer-run --out DIR [--parts sgemm,langevin,unet,ddpm,posterior] [--models S32,cifar10]\n" +
+        "       [--sgemm-size 4096]\n" +
         "       [--batches 1,64,256] [--langevin-log2 26] [--ddpm-steps 1000] [--ddpm-batch 64]\n" +
         "       [--posterior-levels 10] [--posterior-steps-per-level 10] [--posterior-batch 64] [--repeats 7]";
 
@@ -64,6 +67,14 @@ public static class PeerRun
             ["method"] = "wall clock over K calls + synchronize, / K, median of R repeats",
         };
         var sw = Stopwatch.StartNew();
+        if (device.IsCpu && Environment.GetEnvironmentVariable("POSTERIORGPU_ALLOW_CPU") != "1")
+        {
+            // Never time the CPU by accident on the GPU machine (bench/gpu/run.sh also asks for CUDA).
+            Console.Error.WriteLine($"peer-run: error: the device is {device.Description}, not a GPU; " +
+                                    "set POSTERIORGPU_ALLOW_CPU=1 to time the CPU on purpose");
+            return 3;
+        }
+        if (s.Parts.Contains("sgemm")) result["sgemm"] = Sgemm(device, s);
         if (s.Parts.Contains("langevin")) result["langevin"] = Langevin(device, s);
         if (s.Parts.Contains("unet") || s.Parts.Contains("ddpm") || s.Parts.Contains("posterior"))
         {
@@ -100,6 +111,7 @@ public static class PeerRun
                     case "--models": s.Models = v.Split(','); break;
                     case "--batches": s.Batches = Ints(v); break;
                     case "--langevin-log2": s.LangevinLog2 = Ints(v)[0]; break;
+                    case "--sgemm-size": s.SgemmSize = Ints(v)[0]; break;
                     case "--ddpm-steps": s.DdpmSteps = Ints(v)[0]; break;
                     case "--ddpm-batch": s.DdpmBatch = Ints(v)[0]; break;
                     case "--posterior-levels": s.PosteriorLevels = Ints(v)[0]; break;
@@ -116,7 +128,7 @@ public static class PeerRun
         }
         if (s.Out == "") throw new FormatException("--out is required");
         foreach (var part in s.Parts)
-            if (part is not ("langevin" or "unet" or "ddpm" or "posterior")) throw new FormatException($"unknown part '{part}'");
+            if (part is not ("sgemm" or "langevin" or "unet" or "ddpm" or "posterior")) throw new FormatException($"unknown part '{part}'");
         foreach (var m in s.Models) UNetArchitectures.ByName(m);
         return s;
     }
@@ -136,6 +148,21 @@ public static class PeerRun
         }
         Array.Sort(times);
         return times[repeats / 2];
+    }
+
+    /// <summary>C = A B for square n x n float32 matrices (n = --sgemm-size): the GEMM core against cuBLAS's SGEMM.</summary>
+    private static Dictionary<string, object> Sgemm(GpuDevice device, Settings s)
+    {
+        int n = s.SgemmSize;
+        using var a = Tensor.Zeros(device, n, n);
+        using var b = Tensor.Zeros(device, n, n);
+        using var c = Tensor.Zeros(device, n, n);
+        AddNoise.Run(a, 1f, new RandomDraw(2, 1, 0));
+        AddNoise.Run(b, 1f, new RandomDraw(2, 2, 0));
+        double ms = MedianMs(device, () => Gemm.Run(a, false, b, false, c), 3, s.Repeats);
+        double tflops = 2.0 * n * n * (double)n / (ms * 1e9);
+        Console.WriteLine($"  sgemm {n}^3: {ms:F3} ms ({tflops:F2} TFLOP/s)");
+        return new() { ["n"] = n, ["ms"] = ms, ["tflops"] = tflops };
     }
 
     private static Dictionary<string, object> Langevin(GpuDevice device, Settings s)

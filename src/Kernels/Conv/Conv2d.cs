@@ -13,9 +13,9 @@ namespace PosteriorGpu.Kernels.Conv;
 /// The epilogue serves diffusers' ResnetBlock2D: the time-embedding add after conv1, the skip add and
 /// the division by output_scale_factor after conv2. NCHW throughout, weight [Cout, Cin, kh, kw].
 /// Two variants: a barrier-free direct convolution with 4 output channels x 4 pixels per thread
-/// iteration for ILGPU's CPU accelerator, and an implicit GEMM (M = Cout, N = Ho Wo per image,
-/// K = Cin kh kw, the im2col element gathered while the tile is staged) on the shared-memory
-/// <see cref="TiledGemm"/> core for GPUs.
+/// iteration for ILGPU's CPU accelerator, and an implicit GEMM (M = Cout, N = images x Ho Wo, so that
+/// a tile spans images, K = Cin kh kw, the im2col element gathered while the tile is staged, its
+/// coordinates carried along k without division) on the shared-memory <see cref="GemmCore"/> for GPUs.
 /// </summary>
 public static class Conv2d
 {
@@ -56,14 +56,16 @@ public static class Conv2d
                     }
     }
 
-    /// <summary>The convolution as an implicit GEMM per image: A = weight [Cout, Cin kh kw],
-    /// B = im2col(input) [Cin kh kw, Ho Wo] (never materialised), and the fused epilogue.</summary>
+    /// <summary>The convolution as one implicit GEMM: A = weight [Cout, Cin kh kw], B = im2col(input)
+    /// [Cin kh kw, N Ho Wo] (never materialised), and the fused epilogue.</summary>
     internal readonly struct Operands : IGemmOperands
     {
         public readonly ArrayView<float> Input, Weight, Bias, ChannelAdd, Residual, Output;
         public readonly int Cin, H, W, Kh, Kw, Cout, Ho, Wo, Stride, PadTop, PadLeft;
         public readonly int HasBias, HasChannelAdd, HasResidual;
         public readonly float Scale;
+        // One k step of GemmCore.BK as (input channels, kernel rows, kernel columns): the carry digits.
+        private readonly int stepCi, stepKy, stepKx;
 
         public Operands(ArrayView<float> input, int cin, int h, int w, ArrayView<float> weight, int cout, int kh, int kw,
             ArrayView<float> output, int ho, int wo, Conv2dParams p,
@@ -75,30 +77,63 @@ public static class Conv2d
             Stride = p.Stride; PadTop = p.PadTop; PadLeft = p.PadLeft;
             HasBias = hasBias ? 1 : 0; HasChannelAdd = hasChannelAdd ? 1 : 0; HasResidual = hasResidual ? 1 : 0;
             Scale = scale;
+            int khw = Math.Max(1, kh * kw), rem = GemmCore.BK % khw;
+            stepCi = GemmCore.BK / khw;
+            stepKy = rem / Math.Max(1, kw);
+            stepKx = rem % Math.Max(1, kw);
         }
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(int b, int m, int k) => Weight[m * (Cin * Kh * Kw) + k];
+        public GemmCursor OpenA(int b, int m, int k) => new() { P = m * (Cin * Kh * Kw) + k };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(int b, int k, int n)
+        public GemmCursor StepA(GemmCursor c) => new() { P = c.P + GemmCore.BK };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadA(GemmCursor c) => Weight[c.P];
+
+        /// <summary>P: offset of input plane (image, ci); Q, R: top-left input row and column of output
+        /// pixel n; S, T: kernel row and column of k.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor OpenB(int b, int k, int n)
         {
-            int khw = Kh * Kw;
+            int khw = Kh * Kw, hw = Ho * Wo;
             int ci = k / khw, r = k - ci * khw, ky = r / Kw, kx = r - ky * Kw;
-            int oy = n / Wo, ox = n - oy * Wo;
-            int iy = oy * Stride - PadTop + ky, ix = ox * Stride - PadLeft + kx;
-            float v = 0;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = Input[((b * Cin + ci) * H + iy) * W + ix];
-            return v;
+            int img = n / hw, pix = n - img * hw, oy = pix / Wo, ox = pix - oy * Wo;
+            return new GemmCursor
+            {
+                P = (img * Cin + ci) * H * W, Q = oy * Stride - PadTop, R = ox * Stride - PadLeft, S = ky, T = kx,
+            };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepB(GemmCursor c)
+        {
+            int kx = c.T + stepKx, ky = c.S + stepKy, plane = c.P + stepCi * H * W;
+            if (kx >= Kw) { kx -= Kw; ky++; }
+            if (ky >= Kh) { ky -= Kh; plane += H * W; }
+            return new GemmCursor { P = plane, Q = c.Q, R = c.R, S = ky, T = kx };
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadB(GemmCursor c)
+        {
+            // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
+            int iy = c.Q + c.S, ix = c.R + c.T;
+            bool inside = (uint)iy < (uint)H && (uint)ix < (uint)W;
+            float v = Input[inside ? c.P + iy * W + ix : 0];
+            return inside ? v : 0f;
+        }
+
+        /// <summary>Column n is pixel n mod Ho Wo of image n / (Ho Wo); b is unused (images are folded into N).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int b, int m, int n, float acc)
         {
-            int c = b * Cout + m, o = c * (Ho * Wo) + n;
+            int hw = Ho * Wo, img = n / hw;
+            int c = img * Cout + m, o = c * hw + (n - img * hw);
             if (HasBias != 0) acc += Bias[m];
             if (HasChannelAdd != 0) acc += ChannelAdd[c];
             if (HasResidual != 0) acc += Residual[o];
@@ -169,10 +204,11 @@ public static class Conv2d
     private static void StoreRow(Operands o, int b, int co, int n, int left, float v0, float v1, float v2, float v3)
     {
         if (co >= o.Cout) return;
-        o.Store(b, co, n, v0);
-        if (left > 1) o.Store(b, co, n + 1, v1);
-        if (left > 2) o.Store(b, co, n + 2, v2);
-        if (left > 3) o.Store(b, co, n + 3, v3);
+        n += b * o.Ho * o.Wo;
+        o.Store(0, co, n, v0);
+        if (left > 1) o.Store(0, co, n + 1, v1);
+        if (left > 2) o.Store(0, co, n + 2, v2);
+        if (left > 3) o.Store(0, co, n + 3, v3);
     }
 
     /// <summary>
@@ -214,10 +250,11 @@ public static class Conv2d
             (residual ?? output).View, residual is not null, outputScale);
         var device = output.Device;
         if (batch == 0 || cout == 0) return;
-        bool tiled = variant == GemmVariant.Tiled || (variant == GemmVariant.Auto && !device.IsCpu);
-        if (tiled)
+        if (Gemm.Gemm.UsesCore(device, variant))
         {
-            TiledGemm.Launch(device, "conv2d-tiled", ops, cout, ho * wo, cin * kh * kw, batch);
+            if ((long)batch * ho * wo > int.MaxValue)
+                throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 columns of one GEMM");
+            GemmCore.Launch(device, "conv2d-core", ops, cout, batch * ho * wo, cin * kh * kw, 1, variant);
             return;
         }
         long tiles = (long)batch * ((cout + 3) / 4) * ho * ((wo + 3) / 4);

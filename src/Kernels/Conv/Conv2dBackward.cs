@@ -19,8 +19,8 @@ namespace PosteriorGpu.Kernels.Conv;
 /// k - 1 - pad. It therefore runs on the tuned forward kernels of <see cref="Conv2d"/>. The weight
 /// gradient dW[co, (ci, ky, kx)] = sum over (n, oy, ox) of dY[n, co, oy, ox] X[n, ci, oy s - pt + ky,
 /// ox s - pl + kx] is an implicit GEMM with a long k: on the CPU a barrier-free 4x4 register tile per
-/// thread walks all images; on GPUs the tiled GEMM computes one partial product per image (more
-/// blocks in flight than one long k would give) and a second kernel sums them in a fixed order.
+/// thread walks all images; on GPUs the GEMM core runs it as one GEMM with k over every image and
+/// pixel, split (split-K, summed in a fixed order) when its few output tiles would not fill the GPU.
 /// </remarks>
 public static class Conv2dBackward
 {
@@ -238,48 +238,83 @@ public static class Conv2dBackward
         }
     }
 
-    /// <summary>GPU variant, per image b: partial[b] = dY[b] (as [Cout, Ho Wo]) times im2col(X[b])
-    /// (as [Ho Wo, Cin kh kw], never materialised).</summary>
+    /// <summary>GPU variant: dW (+)= dY (as [Cout, N Ho Wo]) times im2col(X) (as [N Ho Wo, Cin kh kw], never
+    /// materialised): one GEMM whose long k runs over every image and pixel (split-K gives the parallelism).</summary>
     internal readonly struct WeightOperands : IGemmOperands
     {
         public readonly WeightArgs A;
-        public readonly ArrayView<float> Partial;
+        // One k step of GemmCore.BK as (images, output rows, output columns): the carry digits.
+        private readonly int stepImg, stepOy, stepOx, stepPix;
 
-        public WeightOperands(WeightArgs a, ArrayView<float> partial)
+        public WeightOperands(WeightArgs a)
         {
             A = a;
-            Partial = partial;
+            int hw = Math.Max(1, a.Ho * a.Wo), rem = GemmCore.BK % hw;
+            stepImg = GemmCore.BK / hw;
+            stepPix = rem;
+            stepOy = rem / Math.Max(1, a.Wo);
+            stepOx = rem % Math.Max(1, a.Wo);
         }
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => false;
 
+        /// <summary>P: offset of dY(image, m, pixel); Q: the pixel.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(int b, int m, int k) => A.DOutput[(b * A.Cout + m) * (A.Ho * A.Wo) + k];
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(int b, int k, int n)
+        public GemmCursor OpenA(int b, int m, int k)
         {
-            int khw = A.Kh * A.Kw;
-            int ci = n / khw, r = n - ci * khw, ky = r / A.Kw, kx = r - ky * A.Kw;
-            int oy = k / A.Wo, ox = k - oy * A.Wo;
-            int iy = oy * A.Stride - A.PadTop + ky, ix = ox * A.Stride - A.PadLeft + kx;
-            float v = 0;
-            if (iy >= 0 && iy < A.H && ix >= 0 && ix < A.W) v = A.Input[((b * A.Cin + ci) * A.H + iy) * A.W + ix];
-            return v;
+            int hw = A.Ho * A.Wo, img = k / hw, pix = k - img * hw;
+            return new GemmCursor { P = (img * A.Cout + m) * hw + pix, Q = pix };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store(int b, int m, int n, float acc) => Partial[(b * A.Cout + m) * (A.Cin * A.Kh * A.Kw) + n] = acc;
-    }
+        public GemmCursor StepA(GemmCursor c)
+        {
+            int hw = A.Ho * A.Wo, pix = c.Q + stepPix, p = c.P + stepPix + stepImg * A.Cout * hw;
+            if (pix >= hw) { pix -= hw; p += (A.Cout - 1) * hw; }
+            return new GemmCursor { P = p, Q = pix };
+        }
 
-    /// <summary>dWeight[j] (+)= sum over images b of partial[b, j], in order of b.</summary>
-    internal static void SumImagesKernel(Index1D tid, int length, int batch, int accumulate, ArrayView<float> partial, ArrayView<float> dWeight)
-    {
-        if (tid >= length) return;
-        float acc = 0;
-        for (int b = 0; b < batch; b++) acc += partial[b * length + tid];
-        dWeight[tid] = accumulate != 0 ? dWeight[tid] + acc : acc;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadA(GemmCursor c) => A.DOutput[c.P];
+
+        /// <summary>P: offset of input plane (image, ci); Q, R: output row and column of k; S, T: kernel
+        /// row and column of n, less the padding.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor OpenB(int b, int k, int n)
+        {
+            int hw = A.Ho * A.Wo, khw = A.Kh * A.Kw;
+            int img = k / hw, pix = k - img * hw, oy = pix / A.Wo, ox = pix - oy * A.Wo;
+            int ci = n / khw, r = n - ci * khw, ky = r / A.Kw, kx = r - ky * A.Kw;
+            return new GemmCursor { P = (img * A.Cin + ci) * A.H * A.W, Q = oy, R = ox, S = ky - A.PadTop, T = kx - A.PadLeft };
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepB(GemmCursor c)
+        {
+            int chw = A.Cin * A.H * A.W;
+            int ox = c.R + stepOx, oy = c.Q + stepOy, p = c.P + stepImg * chw;
+            if (ox >= A.Wo) { ox -= A.Wo; oy++; }
+            if (oy >= A.Ho) { oy -= A.Ho; p += chw; }
+            return new GemmCursor { P = p, Q = oy, R = ox, S = c.S, T = c.T };
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadB(GemmCursor c)
+        {
+            // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
+            int iy = c.Q * A.Stride + c.S, ix = c.R * A.Stride + c.T;
+            bool inside = (uint)iy < (uint)A.H && (uint)ix < (uint)A.W;
+            float v = A.Input[inside ? c.P + iy * A.W + ix : 0];
+            return inside ? v : 0f;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store(int b, int m, int n, float acc)
+        {
+            int o = m * (A.Cin * A.Kh * A.Kw) + n;
+            A.DWeight[o] = A.Accumulate != 0 ? A.DWeight[o] + acc : acc;
+        }
     }
 
     /// <summary>dWeight (+)= dL/dW and dBias (+)= dL/db (when not null) of conv2d, for input
@@ -300,8 +335,7 @@ public static class Conv2dBackward
         int batch = input.N;
         var device = dWeight.Device;
         var args = new WeightArgs(input.View, dOutput.View, dWeight.View, batch, cin, input.H, input.W, cout, kh, kw, ho, wo, p, accumulate);
-        bool tiled = variant == GemmVariant.Tiled || (variant == GemmVariant.Auto && !device.IsCpu);
-        int length = dWeight.Length;
+        bool tiled = Gemm.Gemm.UsesCore(device, variant);
         if (batch == 0)
         {
             if (!accumulate) dWeight.Clear();
@@ -309,11 +343,9 @@ public static class Conv2dBackward
         }
         if (tiled)
         {
-            var partial = device.Scratch(batch * length);
-            TiledGemm.Launch(device, "conv2d-weight-grad-tiled", new WeightOperands(args, partial), cout, cin * kh * kw, ho * wo, batch);
-            var sum = device.Kernel("conv2d-weight-grad-sum", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int,
-                ArrayView<float>, ArrayView<float>>(SumImagesKernel));
-            sum(length, length, batch, accumulate ? 1 : 0, partial, dWeight.View);
+            if ((long)batch * ho * wo > int.MaxValue)
+                throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 terms of one GEMM");
+            GemmCore.Launch(device, "conv2d-weight-grad-core", new WeightOperands(args), cout, cin * kh * kw, batch * ho * wo, 1, variant);
             return;
         }
         int tiles = (cout + 3) / 4 * ((cin * kh * kw + 3) / 4);

@@ -104,8 +104,10 @@ public sealed class GpuDevice : IDisposable
         return list;
     }
 
-    private static Context CreateContext() =>
-        Context.Create(b => b.Default().EnableAlgorithms().Math(MathMode.Fast32BitOnly));
+    /// <summary>The context every device (and bench's kernel-report, which compiles PTX without a GPU) uses:
+    /// ILGPU's defaults, its algorithms library and fast 32-bit math.</summary>
+    internal static Context CreateContext() =>
+        Context.Create(b => b.Default().EnableAlgorithms().Math(MathMode.Fast32BitOnly).Optimize(OptimizationLevel.O2));
 
     private static List<ILGPU.Runtime.Device> DevicesOf(Context context, DeviceKind kind)
     {
@@ -253,6 +255,42 @@ public sealed class GpuDevice : IDisposable
         return scratch.View.SubView(0, length);
     }
 
+    private MemoryBuffer1D<float, Stride1D.Dense>? splitK;
+
+    /// <summary>
+    /// A second grow-only scratch area, for the split-K partial products of the GEMM core only: a GEMM
+    /// may run inside a launcher that holds <see cref="Scratch"/> (the convolution's input gradient).
+    /// </summary>
+    internal ArrayView<float> SplitKScratch(int length)
+    {
+        if (splitK is null || splitK.Length < length)
+        {
+            if (splitK is not null) Free(splitK);
+            splitK = null;
+            splitK = Allocate(Math.Max(length, 1024));
+        }
+        return splitK.View.SubView(0, length);
+    }
+
+    /// <summary>
+    /// A CPU accelerator that simulates groups of <paramref name="threadsPerGroup"/> threads (the default
+    /// one allows 16), so that the GPU tile configurations of the GEMM core can be tested without a GPU.
+    /// </summary>
+    internal static GpuDevice OpenCpu(int threadsPerGroup)
+    {
+        var context = CreateContext();
+        try
+        {
+            var device = new CPUDevice(32, Math.Max(1, threadsPerGroup / 32), 1);
+            return new GpuDevice(context, device.CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel), DeviceKind.Cpu);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Waits until every launched kernel has finished.</summary>
     public void Synchronize() => Accelerator.Synchronize();
 
@@ -265,6 +303,8 @@ public sealed class GpuDevice : IDisposable
         kernels.Clear();
         if (scratch is not null) Free(scratch);
         scratch = null;
+        if (splitK is not null) Free(splitK);
+        splitK = null;
         Accelerator.Dispose();
         Context.Dispose();
     }

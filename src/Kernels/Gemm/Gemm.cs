@@ -11,7 +11,7 @@ namespace PosteriorGpu.Kernels.Gemm;
 /// (+ bias[j] on every row j-th column). Row-major; A is [M, K] ([K, M] when transposed) or
 /// [batch, M, K], B likewise with [K, N] / [N, K]; a rank-2 operand with a rank-3 C is shared by all
 /// items. Two variants of the same math: barrier-free 4x4 register tiles for ILGPU's CPU accelerator
-/// and shared-memory tiles (<see cref="TiledGemm"/>) for GPUs.
+/// and the shared-memory GEMM core (<see cref="GemmCore"/>) for GPUs.
 /// </summary>
 public static class Gemm
 {
@@ -64,10 +64,22 @@ public static class Gemm
         public bool BContiguousInN => BN == 1;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(int b, int m, int k) => A[b * ABatch + m * AM + k * AK];
+        public GemmCursor OpenA(int b, int m, int k) => new() { P = b * ABatch + m * AM + k * AK };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(int b, int k, int n) => B[b * BBatch + k * BK + n * BN];
+        public GemmCursor StepA(GemmCursor c) => new() { P = c.P + GemmCore.BK * AK };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadA(GemmCursor c) => A[c.P];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor OpenB(int b, int k, int n) => new() { P = b * BBatch + k * BK + n * BN };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepB(GemmCursor c) => new() { P = c.P + GemmCore.BK * BK };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadB(GemmCursor c) => B[c.P];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int b, int m, int n, float acc)
@@ -186,10 +198,9 @@ public static class Gemm
     internal static void Launch(GpuDevice device, in Operands ops, int k, int batch, GemmVariant variant)
     {
         if (ops.M == 0 || ops.N == 0 || batch == 0) return;
-        bool tiled = variant == GemmVariant.Tiled || (variant == GemmVariant.Auto && !device.IsCpu);
-        if (tiled)
+        if (UsesCore(device, variant))
         {
-            TiledGemm.Launch(device, "gemm-tiled", ops, ops.M, ops.N, k, batch);
+            GemmCore.Launch(device, "gemm-core", ops, ops.M, ops.N, k, batch, variant);
             return;
         }
         long tiles = (long)batch * ((ops.M + 3) / 4) * ((ops.N + 3) / 4);
@@ -200,6 +211,11 @@ public static class Gemm
             acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int, int>(RegisterTileKernel));
         kernel(threads, ops, k, batch, chunk);
     }
+
+    /// <summary>True when <paramref name="variant"/> means the GEMM core on <paramref name="device"/> (Auto: any device
+    /// but ILGPU's CPU accelerator, whose barrier-free register tiles are 1000x faster there).</summary>
+    internal static bool UsesCore(GpuDevice device, GemmVariant variant) =>
+        variant is not (GemmVariant.Auto or GemmVariant.RegisterTile) || (variant == GemmVariant.Auto && !device.IsCpu);
 
     /// <summary>Threads a CPU launch uses at most (a few per core keeps the cores busy).</summary>
     internal const int RegisterTileThreads = 64;

@@ -53,20 +53,20 @@ public class Conv2dBackwardTests
     }
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from tiled in new[] { false, true }
+        from v in PosteriorGpu.Tests.Kernels.GemmTests.Variants
         from p in Problems
-        select new TestCaseData(tiled, p).SetArgDisplayNames(tiled ? "Tiled" : "RegisterTile", p.ToString());
+        select new TestCaseData(v, p).SetArgDisplayNames(v, p.ToString());
 
     [TestCaseSource(nameof(Cases))]
-    public void Kernels_MatchReference(bool tiled, Problem p)
+    public void Kernels_MatchReference(string tiled, Problem p)
     {
-        var dev = TestDevices.Cpu;
+        var dev = PosteriorGpu.Tests.Kernels.GemmTests.DeviceFor(tiled);
         var d = Make(p);
         var dx = new float[d.X.Length];
         var dw = new float[d.W.Length];
         var db = new float[p.Cout];
         Conv2dBackward.Reference(d.X, p.Batch, p.Cin, p.H, p.W, d.W, p.Cout, p.Kh, p.Kw, p.P, d.Dy, dx, dw, db);
-        var variant = tiled ? GemmVariant.Tiled : GemmVariant.RegisterTile;
+        var variant = PosteriorGpu.Tests.Kernels.GemmTests.Variant(tiled);
         using var tx = Tensor.FromHost(dev, d.X, p.Batch, p.Cin, p.H, p.W);
         using var tw = Tensor.FromHost(dev, d.W, p.Cout, p.Cin, p.Kh, p.Kw);
         using var tdy = Tensor.FromHost(dev, d.Dy, p.Batch, p.Cout, d.Ho, d.Wo);

@@ -28,9 +28,9 @@ public class Conv2dTests
     ];
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from tiled in new[] { false, true }
+        from v in GemmTests.Variants
         from p in Problems
-        select new TestCaseData(tiled, p).SetArgDisplayNames(tiled ? "Tiled" : "RegisterTile", p.ToString());
+        select new TestCaseData(v, p).SetArgDisplayNames(v, p.ToString());
 
     private static float[] Run(PosteriorGpu.Kernels.Device.GpuDevice dev, Problem p, GemmVariant? variant, out float[] expected)
     {
@@ -54,9 +54,9 @@ public class Conv2dTests
     }
 
     [TestCaseSource(nameof(Cases))]
-    public void MatchesReference(bool tiled, Problem p)
+    public void MatchesReference(string tiled, Problem p)
     {
-        var got = Run(TestDevices.Cpu, p, GemmTests.Variant(tiled), out var expected);
+        var got = Run(GemmTests.DeviceFor(tiled), p, GemmTests.Variant(tiled), out var expected);
         TestData.AssertClose(got, expected, 1e-5, $"conv2d tiled={tiled} {p}");
     }
 

@@ -6,8 +6,15 @@ namespace PosteriorGpu.Tests.Kernels;
 
 public class GemmTests
 {
-    /// <summary>Test cases name the variant by a bool: the enum is internal.</summary>
-    internal static GemmVariant Variant(bool tiled) => tiled ? GemmVariant.Tiled : GemmVariant.RegisterTile;
+    /// <summary>Every implementation: the CPU's register tiles and each tile configuration of the GEMM core
+    /// (test cases name them by string: the enum is internal).</summary>
+    internal static readonly string[] Variants = ["RegisterTile", "Tile128", "Tile64", "Tile32", "Tile32SplitK", "Tiled"];
+
+    internal static GemmVariant Variant(string name) => Enum.Parse<GemmVariant>(name);
+
+    /// <summary>The register tiles run on the default CPU accelerator; the core's tiles need 64-256 threads a group.</summary>
+    internal static PosteriorGpu.Kernels.Device.GpuDevice DeviceFor(string variant) =>
+        variant == "RegisterTile" ? TestDevices.Cpu : TestDevices.CpuWide;
 
     // (batch, m, n, k, transA, transB, bias, beta, A shared by the batch, B shared by the batch)
     private static readonly object[][] Problems =
@@ -22,16 +29,16 @@ public class GemmTests
     ];
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from tiled in new[] { false, true }
+        from v in Variants
         from p in Problems
-        select new TestCaseData(p.Prepend(tiled).ToArray()).SetArgDisplayNames(
-            tiled ? "Tiled" : "RegisterTile", $"b{p[0]} {p[1]}x{p[2]}x{p[3]}", $"tA={p[4]} tB={p[5]}", $"bias={p[6]} beta={p[7]}", $"sharedA={p[8]} sharedB={p[9]}");
+        select new TestCaseData(p.Prepend(v).ToArray()).SetArgDisplayNames(
+            v, $"b{p[0]} {p[1]}x{p[2]}x{p[3]}", $"tA={p[4]} tB={p[5]}", $"bias={p[6]} beta={p[7]}", $"sharedA={p[8]} sharedB={p[9]}");
 
     [TestCaseSource(nameof(Cases))]
-    public void MatchesReference(bool tiled, int batch, int m, int n, int k, bool transA, bool transB,
+    public void MatchesReference(string tiled, int batch, int m, int n, int k, bool transA, bool transB,
         bool bias, float beta, bool sharedA, bool sharedB)
     {
-        var dev = TestDevices.Cpu;
+        var dev = DeviceFor(tiled);
         var variant = Variant(tiled);
         var a = TestData.Random((sharedA ? 1 : batch) * m * k, 1);
         var b = TestData.Random((sharedB ? 1 : batch) * k * n, 2);
@@ -47,12 +54,13 @@ public class GemmTests
         TestData.AssertClose(tc.ToHost(), c, 1e-5, $"gemm {variant}");
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void RankTwo_BetaZeroIgnoresNaNInC(bool tiled)
+    [TestCase("RegisterTile")]
+    [TestCase("Tile32")]
+    [TestCase("Tile32SplitK")]
+    public void RankTwo_BetaZeroIgnoresNaNInC(string tiled)
     {
         var variant = Variant(tiled);
-        var dev = TestDevices.Cpu;
+        var dev = DeviceFor(tiled);
         var a = TestData.Random(5 * 9, 5);
         var b = TestData.Random(9 * 6, 6);
         using var ta = Tensor.FromHost(dev, a, 5, 9);
@@ -109,14 +117,15 @@ public class GemmTests
         Assert.That(ex!.Message, Does.Contain("expected bias of shape [3] but got [4]"));
     }
 
-    [TestCase(false, false, true)]
-    [TestCase(false, true, false)]
-    [TestCase(true, false, false)]
-    [TestCase(true, true, true)]
-    public void Linear_MatchesReference(bool tiled, bool sequence, bool bias)
+    [TestCase("RegisterTile", false, true)]
+    [TestCase("RegisterTile", true, false)]
+    [TestCase("Tile64", false, false)]
+    [TestCase("Tile32", true, true)]
+    [TestCase("Tile32SplitK", true, true)]
+    public void Linear_MatchesReference(string tiled, bool sequence, bool bias)
     {
         var variant = Variant(tiled);
-        var dev = TestDevices.Cpu;
+        var dev = DeviceFor(tiled);
         const int n = 3, t = 5, inF = 33, outF = 17;
         int rows = sequence ? n * t : n;
         var x = TestData.Random(rows * inF, 7);
