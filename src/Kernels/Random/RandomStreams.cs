@@ -29,6 +29,9 @@ public static class RandomStreams
     /// <summary>DPnP's denoising diffusion sampler.</summary>
     public const uint DenoisingDiffusion = 0x44445321;
 
+    /// <summary>The re-noising of a warm start, x~ = x0 + sigma w, in the DPS + local annealed Langevin pipeline.</summary>
+    public const uint WarmStartNoise = 0x574E5345;
+
     /// <summary>The fixed start vector of the power iteration for ||A||^2.</summary>
     public const uint PowerIteration = 0x504F5745;
 
