@@ -86,7 +86,7 @@ internal static class PosteriorCommand
             Levels: o.Int("levels", defaults.Levels),
             PriorSteps: o.Int("prior-steps", defaults.PriorSteps),
             StepScale: o.Get("step-scale") is { } ? o.Double("step-scale", 0)
-                : samplerName == "dps" ? PosteriorTask.DpsZeta(taskName) : null,
+                : PosteriorSamplers.NeedsGradients(samplerName) ? PosteriorTask.DpsZeta(taskName) : null,
             PriorTimestep: o.Get("prior-timestep") is null ? null : o.Int("prior-timestep", 0),
             EtaMax: o.Get("eta-max") is null ? null : o.Double("eta-max", 0));
         PosteriorSamplers.Options(samplerName, budget);   // flag errors before any loading

@@ -20,7 +20,7 @@ internal sealed record PosteriorBudget(int Steps = 16, int Levels = 4, int Prior
 internal static class PosteriorSamplers
 {
     /// <summary>The names --sampler takes.</summary>
-    public static readonly string[] Names = ["annealed-langevin", "dpnp", "dps"];
+    public static readonly string[] Names = ["annealed-langevin", "dpnp", "dps", "dps-langevin"];
 
     /// <summary>Checks a --sampler name.</summary>
     /// <exception cref="UsageException">Unknown name.</exception>
@@ -28,7 +28,7 @@ internal static class PosteriorSamplers
         : throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}");
 
     /// <summary>True for the samplers that differentiate through the network (the model must be loaded with gradients).</summary>
-    public static bool NeedsGradients(string name) => name == "dps";
+    public static bool NeedsGradients(string name) => name is "dps" or "dps-langevin";
 
     /// <summary>The method's options for the budget: its Image32 preset with the flags applied.</summary>
     /// <exception cref="UsageException">A flag is out of range for the method (names the flag).</exception>
@@ -43,8 +43,8 @@ internal static class PosteriorSamplers
         Check(b.PriorSteps >= 1, "--prior-steps", b.PriorSteps, "must be at least 1");
         Check(b.StepScale is null || (b.StepScale > 0 && double.IsFinite(b.StepScale.Value)), "--step-scale", b.StepScale!, "must be positive and finite");
         // A flag the method does not read is a mistake worth naming, not a silent no-op.
-        if (b.PriorTimestep is not null && name != "annealed-langevin")
-            throw new UsageException($"--prior-timestep applies to --sampler annealed-langevin only, not {name}");
+        if (b.PriorTimestep is not null && name is not ("annealed-langevin" or "dps-langevin"))
+            throw new UsageException($"--prior-timestep applies to --sampler annealed-langevin and dps-langevin only, not {name}");
         if (b.EtaMax is not null && name == "dps")
             throw new UsageException("--eta-max applies to --sampler annealed-langevin and dpnp only, not dps");
         switch (name)
@@ -68,6 +68,21 @@ internal static class PosteriorSamplers
                     Iterations = b.Levels, PriorSteps = b.PriorSteps, EtaMax = b.EtaMax ?? dp.EtaMax,
                     Denoiser = dp.Denoiser with { Steps = b.Steps / b.Levels - 1 },
                 };
+            case "dps-langevin":
+                // DPS with the --steps + --prior-steps budget and the task's zeta, then the local annealed Langevin with
+                // annealed Langevin's preset (a DDIM --prior-steps reverse diffusion from t0, --levels x --steps / --levels).
+                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
+                Check(b.Steps >= b.Levels, "--steps", b.Steps, $"must be at least --levels ({b.Levels}): each level takes --steps / --levels Langevin steps");
+                var pl = DpsLangevinOptions.Image32;
+                return pl with
+                {
+                    Dps = pl.Dps with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? pl.Dps.StepSize },
+                    Langevin = pl.Langevin with
+                    {
+                        Levels = b.Levels, StepsPerLevel = b.Steps / b.Levels, PriorSteps = b.PriorSteps,
+                        PriorTimestep = b.PriorTimestep ?? pl.Langevin.PriorTimestep, EtaMax = b.EtaMax ?? pl.Langevin.EtaMax,
+                    },
+                };
             default:
                 var ds = DpsOptions.Image32;
                 return ds with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? ds.StepSize };
@@ -78,7 +93,7 @@ internal static class PosteriorSamplers
     /// <exception cref="UsageException">A flag is out of range, or the method needs a linear operator.</exception>
     public static PosteriorSampler Create(DiffusionModel model, IForwardOperator op, float sigmaY, string name, PosteriorBudget budget)
     {
-        if (name == "annealed-langevin" && !op.IsLinear)
+        if (name is "annealed-langevin" or "dps-langevin" && !op.IsLinear)
             throw new UsageException($"sampler {name} needs a linear forward operator but {op.Name} is nonlinear; use --sampler dps or dpnp");
         var options = Options(name, budget);
         try

@@ -38,9 +38,9 @@ public sealed class PosteriorSampler
             throw new ArgumentException(
                 $"operator {op.Name} takes inputs of shape {Shape.Format(op.InputShape)} but the model makes images of shape {Shape.Format(image)}", nameof(op));
         Options = options ?? new AnnealedLangevinOptions();
-        if (Options is AnnealedLangevinOptions && !op.IsLinear)
+        if (Options is AnnealedLangevinOptions or DpsLangevinOptions && !op.IsLinear)
             throw new ArgumentException($"annealed Langevin needs a linear forward operator but {op.Name} is nonlinear; use DPnP or DPS", nameof(op));
-        if (Options is DpsOptions && !model.HasGradients)
+        if (Options is DpsOptions or DpsLangevinOptions && !model.HasGradients)
             throw new ArgumentException("DPS differentiates through the network: load the model with gradients (DiffusionModel.Load(device, folder, withGradients: true))", nameof(model));
         Model = model;
         Operator = op;

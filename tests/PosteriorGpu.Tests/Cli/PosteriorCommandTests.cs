@@ -193,6 +193,7 @@ public class PosteriorCommandTests
     [TestCase("dpnp", "inpaint")]
     [TestCase("dpnp", "onebit")]
     [TestCase("dps", "phase")]
+    [TestCase("dps-langevin", "superres")]
     public void DpnpAndDps_RunLinearAndNonlinearTasks(string sampler, string task)
     {
         string o = Out(sampler + "-" + task);
@@ -218,12 +219,13 @@ public class PosteriorCommandTests
         AssertOneLineError(Run(["--sampler", "dpnp", "--model", model, "--out", Out("x"), .. Quick]), 2, "dpnp", "at least 2");
         AssertOneLineError(Run(["--task", "phase", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps");
         AssertOneLineError(Run(["--task", "onebit", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear");
+        AssertOneLineError(Run(["--task", "phase", "--sampler", "dps-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps-langevin");
         AssertOneLineError(Run("--model", Out("no-such-model"), "--device", "cpu"), 1, "no-such-model", "--model");
         AssertOneLineError(Run("--model", model, "--stpes", "3"), 2, "--stpes");
         AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples");
         AssertOneLineError(Run(["--model", model, "--task", "superres", "--factor", "5", "--out", Out("x"), .. Quick]), 2, "--factor 5");
         AssertOneLineError(Run(["--model", model, "--step-scale", "0", "--out", Out("x"), .. Quick]), 2, "--step-scale");
-        AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "annealed-langevin only");
+        AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "annealed-langevin and dps-langevin only");
         AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2,
             "--prior-timestep = 1000", "0..999");
         AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--steps", "3", "--levels", "4", "--out", Out("x")]), 2,
