@@ -110,12 +110,8 @@ public sealed class PosteriorSampler
     public PosteriorRun Sample(Tensor y, Tensor x, ulong seed = 0, long firstSample = 0, IProgress<SamplerProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(y);
         ArgumentNullException.ThrowIfNull(x);
-        if (x.Rank != 4 || x.C != Model.Channels || x.H != Model.Height || x.W != Model.Width)
-            throw new ArgumentException($"x must have shape [N, {Model.Channels}, {Model.Height}, {Model.Width}] but has {Shape.Format(x.Shape)}", nameof(x));
-        if (!ReferenceEquals(x.Device, Model.Device) || !ReferenceEquals(y.Device, Model.Device))
-            throw new ArgumentException($"x and y must live on the model's device ({Model.Device.Description})");
+        // Shapes and devices are checked once, by the method (PosteriorArguments).
         using var exclusive = x.Device.Exclusive(cancellationToken);
         var run = Method.Sample(x, y, Operator, SigmaY, seed, firstSample, progress, cancellationToken);
         LastRun = run;

@@ -83,16 +83,11 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
     /// <summary>Random stream of the nested measurement noise (<see cref="RandomStreams.NestedMeasurements"/>).</summary>
     public const uint MeasurementStream = RandomStreams.NestedMeasurements;
 
-    private readonly IScoreModel model;
-    private readonly NoiseSchedule schedule;
-
     /// <summary>An annealed Langevin sampler; the options are validated here.</summary>
     /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
     public AnnealedLangevinSampler(IScoreModel model, NoiseSchedule schedule, AnnealedLangevinOptions? options = null)
         : base(model, schedule, (options ?? new AnnealedLangevinOptions()).Start)
     {
-        this.model = model;
-        this.schedule = schedule;
         Options = options ?? new AnnealedLangevinOptions();
         Options.Validate(schedule);
     }
@@ -139,21 +134,21 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
     public void SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
         long firstSample = 0, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
+        PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, Model);
         if (!(sigma > 0 && float.IsFinite(sigma))) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "annealed langevin: the warm start's noise level must be positive and finite");
         using var exclusive = x.Device.Exclusive(cancellationToken);
         using var pool = new TensorPool(x.Device);
         using var anchor = PosteriorCommon.PerChain(xTilde, x.N, x.Shape[1..], pool, "annealed langevin (local)", "x~");
         x.CopyFrom(anchor);
         int t = -1;
-        for (int i = 0; i < schedule.NumTrainTimesteps && schedule.Sigma(i) <= sigma; i++) t = i;
+        for (int i = 0; i < Schedule.NumTrainTimesteps && Schedule.Sigma(i) <= sigma; i++) t = i;
         if (t >= 0)
         {
             // x~ = x0 + sigma w is x_t / sqrt(abar_t) at the level whose noise is sigma: run the reverse diffusion down.
-            Axpby.Run(0f, x, (float)Math.Sqrt(schedule.AlphaCumprod(t)), x);
+            Axpby.Run(0f, x, (float)Math.Sqrt(Schedule.AlphaCumprod(t)), x);
             int count = Math.Min(Options.PriorSteps, t + 1);
             var timesteps = Enumerable.Range(0, count).Select(i => (int)Math.Round(t * (1 - (double)i / count))).Distinct().ToArray();
-            SamplerFactory.Create(Options.PriorSampler, model, schedule).SampleFrom(x, timesteps, seed, firstSample, 0, null, cancellationToken);
+            SamplerFactory.Create(Options.PriorSampler, Model, Schedule).SampleFrom(x, timesteps, seed, firstSample, 0, null, cancellationToken);
         }
         Anneal(x, y, op, sigmaY, anchor, sigma, seed, firstSample, progress, cancellationToken);
     }
@@ -186,7 +181,7 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
         using var levelStart = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
         var chains = new Chains(x, yk, op, anchor, anchorWeight, eps, grad, check, [(float)Options.PriorTimestep],
-            ScoreConversion.EpsilonToScoreFactor(schedule.AlphaCumprod(Options.PriorTimestep)), seed, firstSample);
+            ScoreConversion.EpsilonToScoreFactor(Schedule.AlphaCumprod(Options.PriorTimestep)), seed, firstSample);
         ulong step = 0;
         var norms = new float[n];
         for (int k = 0; k < levels; k++)
@@ -216,7 +211,7 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
     /// norms of the prior score and of the likelihood gradient per chain (for the diagnosis).</summary>
     private void Iterate(Chains c, float eta, float h, ulong index, float[]? scoreNorms, float[]? gradNorms)
     {
-        model.PredictEpsilon(c.X, c.Timestep, c.Eps);
+        Model.PredictEpsilon(c.X, c.Timestep, c.Eps);
         Axpby.Run(c.ScoreFactor, c.Eps, 0f, c.Eps);   // the prior score, in place
         if (scoreNorms is not null) Divergence.SquaredNorms(c.Eps, c.Check, scoreNorms);
         c.Op.LogLikelihoodGradient(c.X, c.Y, eta, c.Grad);

@@ -59,7 +59,7 @@ public abstract class RefiningPosteriorSampler : IPosteriorSampler
         Start.Draw(x, Model, Schedule, seed, firstSample,
             progress is null ? null : new ProgressRelay(p => progress.Report(new SamplerProgress(p.Step, total))), cancellationToken);
         int prior = Start.Steps;
-        var run = Refine(x, y, op, sigmaY, seed, firstSample,
+        var run = RefineCore(x, y, op, sigmaY, seed, firstSample,
             progress is null ? null : new ProgressRelay(p => progress.Report(new SamplerProgress(prior + p.Step, total))), cancellationToken);
         return run with { NetworkEvaluations = total };
     }
