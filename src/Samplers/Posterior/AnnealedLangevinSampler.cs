@@ -13,14 +13,31 @@ namespace PosteriorGpu.Samplers.Posterior;
 /// 32 x 32 image models.</summary>
 public sealed record AnnealedLangevinOptions : PosteriorMethodOptions
 {
-    /// <summary>Number of measurement noise levels K (eta_1 > ... > eta_K = sigma_y, geometric).</summary>
+    /// <summary>Number of measurement noise levels K (eta_1 > ... > eta_K = sigma_y, geometric; <see cref="WithAdmissibleLadder"/>
+    /// sets the fewest that make the ladder admissible).</summary>
     public int Levels { get; init; } = 20;
 
     /// <summary>Langevin steps at each level.</summary>
     public int StepsPerLevel { get; init; } = 50;
 
-    /// <summary>The first level eta_1 (at least sigma_y); measurements at this level barely constrain x.</summary>
+    /// <summary>The first level eta_1 (at least sigma_y); measurements at this level barely constrain x. Ignored when
+    /// <see cref="FirstLevelAccuracy"/> is set.</summary>
     public double EtaMax { get; init; } = 1.0;
+
+    /// <summary>When set, eta_1 is chosen from ||A||, the dimensions and this accuracy instead of <see cref="EtaMax"/>
+    /// (<see cref="AnnealingSchedule.FirstLevel"/>: a prior draw is then within this total variation of p(x | y_1); data
+    /// scaled to unit variance). Null: <see cref="EtaMax"/>.</summary>
+    public double? FirstLevelAccuracy { get; init; }
+
+    /// <summary>When set, the constant Langevin step size h at every level (the paper's protocol: the schedule fixed, h
+    /// swept); it must stay below 2 / (||A||^2 / sigma_y^2 + L) for the last level to be stable. Null: the scaled rule of
+    /// <see cref="StepScale"/>.</summary>
+    public double? StepSize { get; init; }
+
+    /// <summary>When true, a ladder that is not admissible (<see cref="AnnealingSchedule.IsAdmissible"/>) fails the run
+    /// with <see cref="InvalidOptionException"/>; when false (the default) the run reports the warning
+    /// (<see cref="PosteriorRun.Annealing"/>).</summary>
+    public bool RequireAdmissible { get; init; }
 
     /// <summary>Step size h_k = StepScale / (1 + ||A||^2 / eta_k^2): a fraction of the inverse curvature
     /// of the level's potential for a prior with unit-scale score Lipschitz constant. The unadjusted step's stationary
@@ -47,6 +64,21 @@ public sealed record AnnealedLangevinOptions : PosteriorMethodOptions
         Levels = 4, StepsPerLevel = 4, StepScale = 0.5, PriorTimestep = 50, PriorSampler = "ddim", PriorSteps = 8,
     };
 
+    /// <summary>eta_1 for an operator of norm <paramref name="operatorNorm"/> on d = <paramref name="dimension"/> unknowns and m =
+    /// <paramref name="measurements"/> measurements: from <see cref="FirstLevelAccuracy"/> when set, else <see cref="EtaMax"/>;
+    /// never below sigma_y.</summary>
+    public double FirstLevel(double operatorNorm, double sigmaY, int dimension, int measurements) => Math.Max(sigmaY,
+        FirstLevelAccuracy is double accuracy ? AnnealingSchedule.FirstLevel(operatorNorm, dimension, measurements, accuracy) : EtaMax);
+
+    /// <summary>These options with eta_1 resolved (<see cref="FirstLevel"/>, stored in <see cref="EtaMax"/>) and
+    /// <see cref="Levels"/> the fewest that make the ladder down to sigma_y admissible
+    /// (<see cref="AnnealingSchedule.AdmissibleCount"/>).</summary>
+    public AnnealedLangevinOptions WithAdmissibleLadder(double operatorNorm, double sigmaY, int dimension, int measurements)
+    {
+        double first = FirstLevel(operatorNorm, sigmaY, dimension, measurements);
+        return this with { EtaMax = first, FirstLevelAccuracy = null, Levels = AnnealingSchedule.AdmissibleCount(first, sigmaY) };
+    }
+
     /// <summary>The prior draw these options describe.</summary>
     public PriorDraw Start => new(PriorSampler, PriorSteps);
 
@@ -57,6 +89,10 @@ public sealed record AnnealedLangevinOptions : PosteriorMethodOptions
         Require(StepsPerLevel >= 1, nameof(StepsPerLevel), StepsPerLevel, "must be at least 1");
         Require(EtaMax > 0 && double.IsFinite(EtaMax), nameof(EtaMax), EtaMax, "must be positive and finite");
         Require(StepScale > 0 && double.IsFinite(StepScale), nameof(StepScale), StepScale, "must be positive and finite");
+        Require(FirstLevelAccuracy is null || (FirstLevelAccuracy > 0 && FirstLevelAccuracy < 1), nameof(FirstLevelAccuracy), FirstLevelAccuracy,
+            "must lie in (0, 1), or be unset to use EtaMax");
+        Require(StepSize is null || (StepSize > 0 && double.IsFinite(StepSize.Value)), nameof(StepSize), StepSize,
+            "must be positive and finite, or unset for the StepScale rule");
         Require(PriorTimestep >= 0 && PriorTimestep < schedule.NumTrainTimesteps, nameof(PriorTimestep), PriorTimestep,
             $"must lie in 0..{schedule.NumTrainTimesteps - 1} (the schedule's timesteps)");
         Start.Validate(GetType().Name, schedule);
@@ -70,7 +106,7 @@ public sealed record AnnealedLangevinOptions : PosteriorMethodOptions
 /// Posterior sampling with a diffusion prior and annealed Langevin dynamics (Xun, Gupta, Price 2025):
 /// from a prior sample (drawn with the diffusion model, or a caller's start through <see cref="RefiningPosteriorSampler.Refine"/>),
 /// run Langevin on grad log p(x) + A^T (y_k - A x) / eta_k^2 for a decreasing sequence eta_1 > ... > eta_K = sigma_y
-/// (<see cref="Ladders.Geometric"/>), with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k
+/// (<see cref="AnnealingSchedule"/>), with nested measurements y_K = y, y_k = y_{k+1} + sqrt(eta_k^2 - eta_{k+1}^2) z_k
 /// (so y_k is a valid measurement at level eta_k; each chain has its own z). The prior score is the network's at the
 /// timestep <see cref="AnnealedLangevinOptions.PriorTimestep"/>. Linear operators only (the likelihood gradient is exact for them).
 /// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
@@ -100,14 +136,22 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
 
     /// <inheritdoc/>
     protected override string RefinementDescription =>
-        $"annealed Langevin: {Options.Levels} levels x {Options.StepsPerLevel} Langevin steps (eta from {Options.EtaMax} down to sigma_y, " +
-        $"step scale {Options.StepScale}, prior score at timestep {Options.PriorTimestep})";
+        $"annealed Langevin: {Options.Levels} levels x {Options.StepsPerLevel} Langevin steps (eta from " +
+        (Options.FirstLevelAccuracy is double a ? $"||A|| sqrt(min(d, m)) / (2 x {a})" : $"{Options.EtaMax}") + " down to sigma_y, " +
+        (Options.StepSize is double h ? $"constant step size {h}" : $"step scale {Options.StepScale}") + $", prior score at timestep {Options.PriorTimestep})";
 
     /// <inheritdoc/>
     public override int RefinementEvaluations => Options.Levels * Options.StepsPerLevel;
 
-    /// <summary>The measurement noise levels eta_1 ... eta_K.</summary>
-    public double[] Levels(double sigmaY) => Ladders.Geometric(Math.Max(Options.EtaMax, sigmaY), sigmaY, Options.Levels);
+    /// <summary>The annealing schedule for an operator with ||A||^2 = <paramref name="operatorNormSquared"/>: eta_1
+    /// (<see cref="AnnealedLangevinOptions.FirstLevel"/>) down to eta_K = sigma_y, geometric, <see cref="AnnealedLangevinOptions.Levels"/> levels.</summary>
+    public AnnealingSchedule Annealing(double operatorNormSquared, double sigmaY, int dimension, int measurements) =>
+        AnnealingSchedule.Geometric(Options.FirstLevel(Math.Sqrt(operatorNormSquared), sigmaY, dimension, measurements), sigmaY, Options.Levels, Options.StepsPerLevel);
+
+    /// <summary>The Langevin step size h_k at each level: <see cref="AnnealedLangevinOptions.StepSize"/> when set, else
+    /// StepScale / (1 + ||A||^2 / eta_k^2 + anchorWeight), a fraction of the inverse curvature of the level's potential.</summary>
+    public double[] StepSizes(AnnealingSchedule ladder, double operatorNormSquared, float anchorWeight) =>
+        ladder.Levels.Select(eta => Options.StepSize ?? Options.StepScale / (1 + operatorNormSquared / (eta * eta) + anchorWeight)).ToArray();
 
     /// <inheritdoc/>
     protected override void RequireOperator(IForwardOperator op)
@@ -120,8 +164,8 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
     protected override PosteriorRun RefineCore(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
         IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
-        Anneal(x, y, (ILinearOperator)op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
-        return new PosteriorRun(RefinementEvaluations);
+        var annealing = Anneal(x, y, (ILinearOperator)op, sigmaY, null, 0f, seed, firstSample, progress, cancellationToken);
+        return new PosteriorRun(RefinementEvaluations) { Annealing = annealing };
     }
 
     /// <summary>
@@ -131,7 +175,8 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
     /// a sample of p(x | x~), then annealed Langevin adds grad log p(y | x) and (x~ - x) / sigma^2.
     /// <paramref name="xTilde"/> is one measurement [1, ...] or one per chain.
     /// </summary>
-    public void SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
+    /// <returns>The annealing's report (<see cref="PosteriorRun.Annealing"/>); the evaluations counted are the Langevin steps'.</returns>
+    public PosteriorRun SampleLocal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor xTilde, float sigma, ulong seed,
         long firstSample = 0, IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, Model);
@@ -150,7 +195,8 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
             var timesteps = Enumerable.Range(0, count).Select(i => (int)Math.Round(t * (1 - (double)i / count))).Distinct().ToArray();
             SamplerFactory.Create(Options.PriorSampler, Model, Schedule).SampleFrom(x, timesteps, seed, firstSample, 0, null, cancellationToken);
         }
-        Anneal(x, y, op, sigmaY, anchor, sigma, seed, firstSample, progress, cancellationToken);
+        var annealing = Anneal(x, y, op, sigmaY, anchor, sigma, seed, firstSample, progress, cancellationToken);
+        return new PosteriorRun(RefinementEvaluations) { Annealing = annealing };
     }
 
     /// <summary>x~ = x0 + sigma w, w ~ N(0, I) from <paramref name="draw"/>: the Gaussian measurement of a warm start.</summary>
@@ -160,13 +206,20 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
         AddNoise.Run(xTilde, sigma, draw);
     }
 
-    private void Anneal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor? anchor, float sigma, ulong seed, long firstSample,
+    private AnnealingReport Anneal(Tensor x, Tensor y, ILinearOperator op, float sigmaY, Tensor? anchor, float sigma, ulong seed, long firstSample,
         IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
         int n = x.N;
         using var pool = new TensorPool(x.Device);
         using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "annealed langevin");
-        var eta = Levels(sigmaY);
+        double norm2 = PosteriorCommon.OperatorNormSquared(op, pool);
+        float anchorWeight = anchor is null ? 0f : 1f / (sigma * sigma);
+        var ladder = Annealing(norm2, sigmaY, x.ItemLength, yk.ItemLength);
+        if (Options.RequireAdmissible && !ladder.IsAdmissible)
+            throw new InvalidOptionException(nameof(AnnealedLangevinOptions), nameof(AnnealedLangevinOptions.Levels), Options.Levels,
+                ladder.AdmissibilityWarning! + " (RequireAdmissible is set)");
+        var eta = ladder.Levels.ToArray();
+        var stepSizes = StepSizes(ladder, norm2, anchorWeight);
         int levels = eta.Length;
         var increments = new float[levels];
         for (int k = 0; k < levels - 1; k++) increments[k] = (float)Math.Sqrt(eta[k] * eta[k] - eta[k + 1] * eta[k + 1]);
@@ -174,8 +227,6 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
         // y_1 = y + sum_k increments_k z_k; each level then removes its own z_k again.
         for (int k = 0; k < levels - 1; k++) AddNoise.Run(yk, increments[k], Nested(k));
 
-        double norm2 = PosteriorCommon.OperatorNormSquared(op, pool);
-        float anchorWeight = anchor is null ? 0f : 1f / (sigma * sigma);
         using var eps = pool.Rent(x.Shape);
         using var grad = pool.Rent(x.Shape);
         using var levelStart = pool.Rent(x.Shape);
@@ -186,7 +237,7 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
         var norms = new float[n];
         for (int k = 0; k < levels; k++)
         {
-            float h = (float)(Options.StepScale / (1 + norm2 / (eta[k] * eta[k]) + anchorWeight));
+            float h = (float)stepSizes[k];
             // One copy per level buys an exact diagnosis: a level that ends non-finite is replayed step by step.
             levelStart.CopyFrom(x);
             ulong first = step;
@@ -201,6 +252,7 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
             if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
             progress?.Report(new SamplerProgress((k + 1) * Options.StepsPerLevel, RefinementEvaluations));
         }
+        return ladder.Report(stepSizes);
     }
 
     /// <summary>The buffers and constants of one annealing run.</summary>

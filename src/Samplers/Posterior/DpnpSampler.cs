@@ -82,7 +82,7 @@ public sealed record DpnpOptions : PosteriorMethodOptions
 /// for plug-and-play image reconstruction", Algorithm 1): a Gibbs chain on (x, x^) that alternates the proximal consistency
 /// sampler x^ ~ p(y | x^) N(x^; x, eta_k^2 I) (likelihood only, any <see cref="IForwardOperator"/>) and the
 /// denoising diffusion sampler x ~ p(x) N(x^; x, eta_k^2 I) (prior only, the unconditional network), with
-/// eta_k decreasing geometrically (<see cref="Ladders.Geometric"/>). The chain moves about eta per sweep, so it mixes
+/// eta_k decreasing geometrically (<see cref="AnnealingSchedule"/>). The chain moves about eta per sweep, so it mixes
 /// at the large levels and the small ones remove the bias eta^2 ||A||^2 against sigma_y^2.
 /// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
 /// </summary>
@@ -114,8 +114,8 @@ public sealed class DpnpSampler : RefiningPosteriorSampler
     /// <inheritdoc/>
     public override int RefinementEvaluations => Options.Iterations * (Options.Denoiser.Steps + 1);
 
-    /// <summary>The coupling levels eta_1 ... eta_K.</summary>
-    public double[] Levels() => Ladders.Geometric(Options.EtaMax, Options.EtaMin, Options.Iterations);
+    /// <summary>The coupling levels eta_1 ... eta_K, one sweep each.</summary>
+    public AnnealingSchedule Annealing() => AnnealingSchedule.Geometric(Options.EtaMax, Options.EtaMin, Options.Iterations, 1);
 
     /// <inheritdoc/>
     protected override PosteriorRun RefineCore(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
@@ -131,17 +131,21 @@ public sealed class DpnpSampler : RefiningPosteriorSampler
         using var xHat = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
         var norms = new float[n];
-        var eta = Levels();
+        var ladder = Annealing();
+        var eta = ladder.Levels;
         long accepted = 0;
         int perSweep = Options.Denoiser.Steps + 1;
-        for (int k = 0; k < eta.Length; k++)
+        for (int k = 0; k < eta.Count; k++)
         {
             accepted += pcs.Sample(xHat, x, yk, op, sigmaY, (float)eta[k], lipschitz, seed, firstSample, (ulong)k * (ulong)pcs.DrawsPerCall, pool, cancellationToken);
             dds.Sample(x, xHat, (float)eta[k], seed, firstSample, (ulong)k * (ulong)dds.NetworkCalls, pool, cancellationToken);
-            PosteriorCommon.CheckFinite(x, check, norms, Name, k + 1, eta.Length);
+            PosteriorCommon.CheckFinite(x, check, norms, Name, k + 1, eta.Count);
             progress?.Report(new SamplerProgress((k + 1) * perSweep, RefinementEvaluations));
         }
-        long proposals = (long)eta.Length * Options.ConsistencySteps * n;
-        return new PosteriorRun(RefinementEvaluations, Options.Metropolis && proposals > 0 ? (double)accepted / proposals : null);
+        long proposals = (long)eta.Count * Options.ConsistencySteps * n;
+        return new PosteriorRun(RefinementEvaluations, Options.Metropolis && proposals > 0 ? (double)accepted / proposals : null)
+        {
+            Annealing = ladder.Report([]),
+        };
     }
 }

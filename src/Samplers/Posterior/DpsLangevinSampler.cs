@@ -103,9 +103,9 @@ public sealed class DpsLangevinSampler : IPosteriorSampler
         int total = NetworkEvaluations, first = dps.NetworkEvaluations;
         dps.Sample(x, y, op, sigmaY, seed, firstSample,
             progress is null ? null : new ProgressRelay(p => progress.Report(new SamplerProgress(p.Step, total))), cancellationToken);
-        Refine(x, y, op, sigmaY, seed, firstSample,
+        var refined = Refine(x, y, op, sigmaY, seed, firstSample,
             progress is null ? null : new ProgressRelay(p => progress.Report(new SamplerProgress(first + p.Step, total))), cancellationToken);
-        return new PosteriorRun(total);
+        return new PosteriorRun(total) { Annealing = refined.Annealing };
     }
 
     /// <summary>
@@ -123,9 +123,9 @@ public sealed class DpsLangevinSampler : IPosteriorSampler
         if (sigma < Sigma) sigma = MathF.BitIncrement(sigma);   // the reverse diffusion starts at the last level with noise <= sigma: t0 itself
         AnnealedLangevinSampler.GaussianMeasurement(x, sigma, new RandomDraw(seed, RandomStreams.WarmStartNoise, 0).ForBatch(firstSample, x.ItemLength), xTilde);
         int reverse = ReverseSteps, total = RefinementEvaluations;
-        langevin.SampleLocal(x, y, linear, sigmaY, xTilde, sigma, seed, firstSample,
+        var local = langevin.SampleLocal(x, y, linear, sigmaY, xTilde, sigma, seed, firstSample,
             progress is null ? null : new ProgressRelay(p => progress.Report(new SamplerProgress(reverse + p.Step, total))), cancellationToken);
-        return new PosteriorRun(total);
+        return new PosteriorRun(total) { Annealing = local.Annealing };
     }
 
     private ILinearOperator RequireLinear(IForwardOperator op) => op as ILinearOperator

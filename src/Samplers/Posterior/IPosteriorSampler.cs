@@ -39,4 +39,9 @@ public interface IPosteriorSampler
 /// <param name="NetworkEvaluations">Network evaluations per chain that the run made.</param>
 /// <param name="AcceptanceRate">The Metropolis-Hastings acceptance rate over all chains and proposals, for methods
 /// with a Metropolis-adjusted step (null otherwise).</param>
-public sealed record PosteriorRun(int NetworkEvaluations, double? AcceptanceRate = null);
+public sealed record PosteriorRun(int NetworkEvaluations, double? AcceptanceRate = null)
+{
+    /// <summary>For annealed methods, the schedule the run walked: levels, step sizes, Langevin time per level and the
+    /// admissibility warning (null for other methods).</summary>
+    public AnnealingReport? Annealing { get; init; }
+}
