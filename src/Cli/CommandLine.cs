@@ -11,7 +11,7 @@ internal static class CommandLine
         commands:
           posterior            posterior samples for an inverse problem on images (default: inpainting MNIST test digits
                                with the shipped model), writing grid.png and metrics.json:
-                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler dps|annealed-langevin|dpnp|dps-langevin]
+                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler dps|annealed-langevin|dpnp|dps-langevin|lgd-mc]
                                  [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
                                  [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
                                  [--mask random|box|half] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
