@@ -11,7 +11,7 @@ internal static class CommandLine
         commands:
           posterior            posterior samples for an inverse problem on images (default: inpainting MNIST test digits
                                with the shipped model), writing grid.png and metrics.json:
-                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler dps|annealed-langevin|dpnp|dps-langevin]
+                                 [--task inpaint|superres|deblur|cs|mri|phase|onebit] [--sampler dps|annealed-langevin|dpnp|dps-langevin|lgd-mc]
                                  [--model DIR] [--input digits.npy|a.png,b.png] [--invert] [--count 4] [--samples 4]
                                  [--sigma-y 0.05] [--steps 16] [--levels 4] [--prior-steps 8] [--seed S] [--batch INPUTS]
                                  [--mask random|box|half] [--factor 4] [--blur-sigma 2] [--ratio R] [--operator-seed S]
@@ -33,6 +33,10 @@ internal static class CommandLine
                                  images: --samples x.npy [--real 200] [--mnist DIR]
           inpaint-reference    PSNR on the missing pixels of an inpainting run's posterior mean beside the mean of the k
                                  MNIST training images nearest on the observed pixels: --run DIR [--k 16] [--mnist DIR]
+          fid                  FID of MNIST samples in the features of the shipped classifier: --samples x.npy
+                                 [--reference test|train-split|ref.npy] [--classifier models/mnist-classifier] [--mnist DIR]
+          train-classifier     train the FID classifier on MNIST: --out DIR [--epochs 3] [--batch 64] [--lr 0.003] [--seed S]
+                                 [--limit N] [--resume] [--mnist DIR]
           mnist-export         MNIST images (from tools/fetch-mnist) padded to 32 x 32 in [-1, 1] as .npy:
                                  [--split test|train] [--indices 0-15] [--mnist DIR] --out x.npy [--png grid.png]
           robustness           plain vs annealed Langevin with an exact and a perturbed score (Xun, Gupta, Price, Figure 3):
@@ -67,6 +71,8 @@ internal static class CommandLine
                 "train" => TrainCommand.Run(new Options("train", args.Skip(1), TrainCommand.Known, "verbose", "resume"), stdout, CancelOnCtrlC()),
                 "digits-quality" => DigitsQualityCommand.Run(new Options("digits-quality", args.Skip(1), DigitsQualityCommand.Known, "verbose"), stdout),
                 "inpaint-reference" => InpaintReferenceCommand.Run(new Options("inpaint-reference", args.Skip(1), InpaintReferenceCommand.Known, "verbose"), stdout),
+                "train-classifier" => TrainClassifierCommand.Run(new Options("train-classifier", args.Skip(1), TrainClassifierCommand.Known, "verbose", "resume"), stdout),
+                "fid" => FidCommand.Run(new Options("fid", args.Skip(1), FidCommand.Known, "verbose"), stdout),
                 "mnist-export" => MnistExportCommand.Run(new Options("mnist-export", args.Skip(1), MnistExportCommand.Known, "verbose"), stdout),
                 _ => throw new UsageException($"unknown command '{args[0]}'; run 'posteriorgpu --help' for the list"),
             };

@@ -20,7 +20,7 @@ internal sealed record PosteriorBudget(int Steps = 16, int Levels = 4, int Prior
 internal static class PosteriorSamplers
 {
     /// <summary>The names --sampler takes.</summary>
-    public static readonly string[] Names = ["annealed-langevin", "dpnp", "dps", "dps-langevin"];
+    public static readonly string[] Names = ["annealed-langevin", "dpnp", "dps", "dps-langevin", "lgd-mc"];
 
     /// <summary>Checks a --sampler name.</summary>
     /// <exception cref="UsageException">Unknown name.</exception>
@@ -28,7 +28,7 @@ internal static class PosteriorSamplers
         : throw new UsageException($"unknown sampler '{name}'; --sampler takes {string.Join(", ", Names)}");
 
     /// <summary>True for the samplers that differentiate through the network (the model must be loaded with gradients).</summary>
-    public static bool NeedsGradients(string name) => name is "dps" or "dps-langevin";
+    public static bool NeedsGradients(string name) => name is "dps" or "dps-langevin" or "lgd-mc";
 
     /// <summary>The method's options for the budget: its Image32 preset with the flags applied.</summary>
     /// <exception cref="UsageException">A flag is out of range for the method (names the flag).</exception>
@@ -45,8 +45,8 @@ internal static class PosteriorSamplers
         // A flag the method does not read is a mistake worth naming, not a silent no-op.
         if (b.PriorTimestep is not null && name is not ("annealed-langevin" or "dps-langevin"))
             throw new UsageException($"--prior-timestep applies to --sampler annealed-langevin and dps-langevin only, not {name}");
-        if (b.EtaMax is not null && name == "dps")
-            throw new UsageException("--eta-max applies to --sampler annealed-langevin and dpnp only, not dps");
+        if (b.EtaMax is not null && name is "dps" or "lgd-mc")
+            throw new UsageException($"--eta-max applies to --sampler annealed-langevin and dpnp only, not {name}");
         switch (name)
         {
             case "annealed-langevin":
@@ -83,6 +83,10 @@ internal static class PosteriorSamplers
                         PriorTimestep = b.PriorTimestep ?? pl.Langevin.PriorTimestep, EtaMax = b.EtaMax ?? pl.Langevin.EtaMax,
                     },
                 };
+            case "lgd-mc":
+                // DPS's budget and zeta; the particles (10) and r_t come from the preset.
+                var lg = LgdMcOptions.Image32;
+                return lg with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? lg.StepSize };
             default:
                 var ds = DpsOptions.Image32;
                 return ds with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? ds.StepSize };

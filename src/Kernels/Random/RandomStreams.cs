@@ -32,6 +32,10 @@ public static class RandomStreams
     /// <summary>The re-noising of a warm start, x~ = x0 + sigma w, in the DPS + local annealed Langevin pipeline.</summary>
     public const uint WarmStartNoise = 0x574E5345;
 
+    /// <summary>LGD-MC's Monte Carlo particles x0^ + r_t z_i (step = the reverse-diffusion step; index = the particle's
+    /// element, chain-major, so particle i of chain c is global sample (firstSample + c) n + i).</summary>
+    public const uint LossGuidanceParticles = 0x4C47444D;
+
     /// <summary>The fixed start vector of the power iteration for ||A||^2.</summary>
     public const uint PowerIteration = 0x504F5745;
 

@@ -40,7 +40,7 @@ public sealed class PosteriorSampler
         Options = options ?? new AnnealedLangevinOptions();
         if (Options is AnnealedLangevinOptions or DpsLangevinOptions && !op.IsLinear)
             throw new ArgumentException($"annealed Langevin needs a linear forward operator but {op.Name} is nonlinear; use DPnP or DPS", nameof(op));
-        if (Options is DpsOptions or DpsLangevinOptions && !model.HasGradients)
+        if (Options is DpsOptions or DpsLangevinOptions or LgdMcOptions && !model.HasGradients)
             throw new ArgumentException("DPS differentiates through the network: load the model with gradients (DiffusionModel.Load(device, folder, withGradients: true))", nameof(model));
         Model = model;
         Operator = op;

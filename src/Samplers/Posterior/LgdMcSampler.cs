@@ -1,0 +1,296 @@
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Reductions;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Models.Schedules;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Samplers.Posterior;
+
+/// <summary>The options of <see cref="LgdMcSampler"/>: DPS's budget and step rule plus the Monte Carlo particles
+/// and the spread of their Gaussian around Tweedie's estimate.</summary>
+public sealed record LgdMcOptions : PosteriorMethodOptions
+{
+    /// <summary>Most particles per chain (the particle index is part of the random counter).</summary>
+    public const int MaxParticles = 1 << 16;
+
+    /// <summary>DDPM steps (leading spacing, as DPS).</summary>
+    public int Steps { get; init; } = 100;
+
+    /// <summary>The step size zeta, as DPS's.</summary>
+    public double StepSize { get; init; } = 1.0;
+
+    /// <summary>How the guidance is weighed: as DPS (<see cref="DpsStepRule"/>); with the residual-norm rule the norm
+    /// is the root of the particles' weighted mean squared residual.</summary>
+    public DpsStepRule Rule { get; init; } = DpsStepRule.ResidualNorm;
+
+    /// <summary>n, the Monte Carlo particles x0^ + r_t z_i per chain and step (Song et al. use 10 or more).</summary>
+    public int Particles { get; init; } = 10;
+
+    /// <summary>r_t = RadiusScale sqrt(1 - abar_t): Song et al.'s r_t = sigma_t / sqrt(1 + sigma_t^2) with
+    /// sigma_t^2 = (1 - abar_t) / abar_t is sqrt(1 - abar_t), the posterior spread of x0 given x_t for a unit-variance
+    /// Gaussian prior; 0 puts every particle at x0^ (DPS's guidance).</summary>
+    public double RadiusScale { get; init; } = 1.0;
+
+    /// <summary>The preset for 32 x 32 image models (the command line's): DPS's budget (24 steps, one network
+    /// evaluation and one vector-Jacobian product a step; the particles cost operator evaluations only), 10 particles.</summary>
+    public static LgdMcOptions Image32 { get; } = new() { Steps = 24 };
+
+    /// <inheritdoc/>
+    public override void Validate(NoiseSchedule schedule)
+    {
+        Require(Steps >= 1 && Steps <= schedule.NumTrainTimesteps, nameof(Steps), Steps, $"must lie in 1..{schedule.NumTrainTimesteps} (the schedule's timesteps)");
+        Require(StepSize >= 0 && double.IsFinite(StepSize), nameof(StepSize), StepSize, "must be at least 0 and finite");
+        Require(Enum.IsDefined(Rule), nameof(Rule), Rule, "must be a DpsStepRule");
+        Require(Particles is >= 1 and <= MaxParticles, nameof(Particles), Particles, $"must lie in 1..{MaxParticles}");
+        Require(RadiusScale >= 0 && double.IsFinite(RadiusScale), nameof(RadiusScale), RadiusScale, "must be at least 0 and finite");
+    }
+
+    /// <inheritdoc/>
+    public override IPosteriorSampler CreateSampler(IScoreModel model, NoiseSchedule schedule) => new LgdMcSampler(model, schedule, this);
+}
+
+/// <summary>
+/// Loss-guided diffusion with Monte Carlo (LGD-MC; Song, Zhang, Yin, Mardani, Liu, Kautz, Chen and Vahdat 2023,
+/// "Loss-Guided Diffusion Models for Plug-and-Play Controllable Generation", Algorithm 2 with the loss
+/// l(x0) = -log p(y | x0)): DPS's DDPM loop, but p(y | x_t) is approximated by E[p(y | x0)] under
+/// x0 ~ N(x0^(x_t), r_t^2 I) instead of p(y | x0^), estimated with n particles x0_i = x0^ + r_t z_i:
+/// guidance = grad_{x_t} log (1/n sum_i exp(-l(x0_i))) = J_{x0^}^T sum_i w_i grad log p(y | x0_i),
+/// w = softmax_i(-l(x0_i)) per chain, with z_i held fixed (reparametrised), so one vector-Jacobian product per
+/// step serves all particles. For a unit Gaussian prior and Gaussian noise this average is p(y | x_t) exactly
+/// (n to infinity). With n = 1 and r_t = 0 it is DPS (<see cref="DpsSampler"/>) bit for bit.
+/// Holds no device memory between calls. Thread-safe: concurrent calls on one device take turns (GpuDevice.Exclusive).
+/// </summary>
+public sealed class LgdMcSampler : IPosteriorSampler
+{
+    private readonly IDifferentiableScoreModel model;
+    private readonly NoiseSchedule schedule;
+    private readonly float[] timestep = new float[1];
+
+    /// <summary>An LGD-MC sampler over a differentiable score model; the options are validated here.</summary>
+    /// <exception cref="ArgumentException">The model is not differentiable, or was loaded without gradients.</exception>
+    /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
+    public LgdMcSampler(IScoreModel model, NoiseSchedule schedule, LgdMcOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(schedule);
+        this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
+            $"lgd-mc: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
+            "LGD-MC differentiates the particles' loss through the network's epsilon", nameof(model));
+        if (!this.model.CanDifferentiate)
+            throw new ArgumentException(
+                $"lgd-mc: the score model {model.GetType().Name} was loaded without gradients (CanDifferentiate is false); " +
+                "LGD-MC differentiates through the network: load it with withGradients: true", nameof(model));
+        this.schedule = schedule;
+        Options = options ?? new LgdMcOptions();
+        Options.Validate(schedule);
+        schedule.RequireSupported(Name, supportsClipSample: false, supportsThresholding: false);
+    }
+
+    /// <summary>The options in use.</summary>
+    public LgdMcOptions Options { get; }
+
+    /// <inheritdoc/>
+    public string Name => "lgd-mc";
+
+    /// <inheritdoc/>
+    public string Description => $"LGD-MC: {Options.Steps} reverse-diffusion steps from noise, {Options.Particles} particles at r_t = " +
+                                 $"{Options.RadiusScale} sqrt(1 - abar_t), step size {Options.StepSize} ({Options.Rule} rule)";
+
+    /// <inheritdoc/>
+    public int NetworkEvaluations => Options.Steps;
+
+    /// <summary>
+    /// Draws x.N posterior samples of p(x | y) into x ([N, C, H, W]); y is one measurement ([1, ...]) or one per chain.
+    /// Noise, particles included, is a function of (seed, step, global sample index), so a chain is the same alone or in a batch.
+    /// </summary>
+    /// <exception cref="SamplerDivergedException">A chain stopped being finite; names the step.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public PosteriorRun Sample(Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample = 0,
+        IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
+        int n = x.N, particles = Options.Particles, total = checked(n * particles);
+        using var exclusive = x.Device.Exclusive(cancellationToken);
+        using var pool = new TensorPool(x.Device);
+        using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, Name);
+        using var eps = pool.Rent(x.Shape);
+        using var x0 = pool.Rent(x.Shape);
+        using var g = pool.Rent(x.Shape);
+        using var jtg = pool.Rent(x.Shape);
+        using var norm = pool.Rent(n);
+        using var scales = pool.Rent(n);
+        using var mc = new ParticleGuidance(pool, x.Shape, op, yk, particles);
+        var host = new float[n];
+        x.Clear();
+        AddNoise.Run(x, 1f, new RandomDraw(seed, RandomStreams.Start, 0).ForBatch(firstSample, x.ItemLength));
+
+        int steps = Options.Steps;
+        var timesteps = schedule.Timesteps(steps);
+        for (int i = 0; i < steps; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int t = timesteps[i];
+            double a = schedule.AlphaCumprod(t);
+            double ap = schedule.AlphaCumprodPrev(schedule.PreviousTimestep(t, steps));
+            timestep[0] = t;
+            float sa = (float)Math.Sqrt(a), sb = (float)Math.Sqrt(1 - a);
+
+            // 1. Tweedie's estimate.
+            model.PredictEpsilon(x, timestep, eps);
+            x0.CopyFrom(x);
+            Axpby.Run(-sb / sa, eps, 1f / sa, x0);
+
+            // 2. The particles x0^ + r_t z_i, their self-normalised weights and weighted likelihood gradient (into g),
+            // and the weighted mean squared residual per chain (into host).
+            float radius = (float)(Options.RadiusScale * Math.Sqrt(1 - a));
+            var draw = new RandomDraw(seed, RandomStreams.LossGuidanceParticles, (ulong)i).ForBatch(firstSample * particles, x.ItemLength);
+            int bad = mc.Run(x0, sigmaY, radius, draw, g, host);
+            if (bad >= 0)
+                throw new SamplerDivergedException(Name, i + 1, steps, $"timestep {t}", DivergenceCause.Unknown, [bad], -1,
+                    "a particle's log-likelihood is NaN or +infinity");
+
+            // 3. The guidance scaled per chain as DPS scales its own.
+            if (Options.Rule == DpsStepRule.ResidualNorm)
+            {
+                float w = (float)(Options.StepSize * sigmaY * sigmaY);
+                for (int k = 0; k < n; k++) host[k] = host[k] > 0 ? w / MathF.Sqrt(host[k]) : 0f;
+            }
+            else
+            {
+                double ratio = a / ap;
+                Array.Fill(host, (float)(Options.StepSize * (1 - ratio) / Math.Sqrt(ratio)));
+            }
+            scales.CopyFrom(host);
+            ScalePerItem.Run(g, scales, g);
+
+            // 4. Through the network to x_t, then the DDPM step, as DPS.
+            model.EpsilonVjp(x, timestep, g, eps, jtg);
+            Axpby.Run(-sb / sa, jtg, 1f / sa, g);
+            var step = DiffusionStep.Ddpm(a, ap);
+            if (i == steps - 1) step = step with { Sigma = 0 };
+            DiffusionStep.Run(x, eps, step, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
+            Axpby.Run(1f, g, 1f, x);
+            PosteriorCommon.CheckFinite(x, norm, host, Name, i + 1, steps);
+            progress?.Report(new SamplerProgress(i + 1, steps));
+        }
+        return new PosteriorRun(steps);
+    }
+
+    /// <summary>The Monte Carlo half of a step, with its buffers (rented once per run from the run's pool).</summary>
+    internal sealed class ParticleGuidance : IDisposable
+    {
+        private readonly IForwardOperator op;
+        private readonly ILogLikelihood? ownLikelihood;
+        private readonly int particles, total;
+        private readonly Tensor xp, gp, yp, axp, residuals, logLikelihoods, weights;
+        private readonly float[] hostResiduals, hostLog, hostWeights;
+
+        /// <summary>Buffers for chains of shape <paramref name="chainShape"/> measured by y (one per chain).</summary>
+        public ParticleGuidance(TensorPool pool, int[] chainShape, IForwardOperator op, Tensor y, int particles)
+        {
+            this.op = op;
+            this.particles = particles;
+            ownLikelihood = op as ILogLikelihood;
+            total = checked(chainShape[0] * particles);
+            var shape = (int[])chainShape.Clone();
+            shape[0] = total;
+            xp = pool.Rent(shape);
+            gp = pool.Rent(shape);
+            yp = pool.Rent(new[] { total }.Concat(op.MeasurementShape).ToArray());
+            axp = pool.Rent(yp.Shape);
+            residuals = pool.Rent(total);
+            logLikelihoods = pool.Rent(total);
+            weights = pool.Rent(total);
+            RepeatItems.Run(y, particles, yp);
+            hostResiduals = new float[total];
+            hostLog = new float[total];
+            hostWeights = new float[total];
+        }
+
+        /// <summary>
+        /// g = sum_i w_i grad log p(y | x0_i) per chain with x0_i = x0 + radius z_i (z from <paramref name="draw"/>,
+        /// chain-major) and w = softmax_i(log p(y | x0_i)); meanResidual[c] = sum_i w_i ||y - A(x0_i)||^2. Returns the
+        /// first chain whose log-likelihoods are not usable (NaN or +infinity), else -1.
+        /// </summary>
+        public int Run(Tensor x0, float sigmaY, float radius, RandomDraw draw, Tensor g, float[] meanResidual)
+        {
+            RepeatItems.Run(x0, particles, xp);
+            AddNoise.Run(xp, radius, draw);
+            op.Forward(xp, axp);
+            Axpby.Run(1f, yp, -1f, axp);   // r_i = y - A(x0_i)
+            BatchReduce.SquaredNorm(axp, residuals);
+            residuals.CopyTo(hostResiduals);
+            if (ownLikelihood is not null)
+            {
+                ownLikelihood.LogLikelihood(xp, yp, sigmaY, logLikelihoods);
+                logLikelihoods.CopyTo(hostLog);
+            }
+            else
+            {
+                // The Gaussian -||y - A(x0_i)||^2 / (2 sigma_y^2), up to a constant the weights do not see.
+                float inv = -0.5f / (sigmaY * sigmaY);
+                for (int k = 0; k < total; k++) hostLog[k] = inv * hostResiduals[k];
+            }
+            for (int c = 0; c < meanResidual.Length; c++)
+            {
+                var (mean, ok) = Weigh(hostLog.AsSpan(c * particles, particles), hostResiduals.AsSpan(c * particles, particles),
+                    hostWeights.AsSpan(c * particles, particles));
+                if (!ok) return c;
+                meanResidual[c] = mean;
+            }
+            weights.CopyFrom(hostWeights);
+            op.LogLikelihoodGradient(xp, yp, sigmaY, gp);
+            WeightedItemSum.Run(gp, weights, particles, g);
+            return -1;
+        }
+
+        /// <summary>Returns the buffers to the pool.</summary>
+        public void Dispose()
+        {
+            foreach (var t in new[] { xp, gp, yp, axp, residuals, logLikelihoods, weights }) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The self-normalised weights w_i = exp(l_i - max l) / sum_j exp(l_j - max l) of one chain's particles from their
+    /// log-likelihoods l_i (a stable log-sum-exp), and the weighted mean squared residual sum_i w_i ||r_i||^2.
+    /// A single particle gets weight 1 exactly, so the mean is its residual bit for bit. False when a log-likelihood
+    /// is NaN or +infinity (the chain diverged).
+    /// </summary>
+    internal static (float MeanResidual, bool Ok) Weigh(ReadOnlySpan<float> logLikelihood, ReadOnlySpan<float> squaredResidual, Span<float> weights)
+    {
+        if (logLikelihood.Length == 1)
+        {
+            weights[0] = 1f;
+            return (squaredResidual[0], !float.IsNaN(logLikelihood[0]) && !float.IsPositiveInfinity(logLikelihood[0]));
+        }
+        double max = double.NegativeInfinity;
+        foreach (float l in logLikelihood)
+        {
+            if (float.IsNaN(l) || float.IsPositiveInfinity(l)) return (float.NaN, false);
+            max = Math.Max(max, l);
+        }
+        if (double.IsNegativeInfinity(max))
+        {
+            // Every particle impossible: weigh them equally rather than divide by zero.
+            weights.Fill(1f / weights.Length);
+            double s = 0;
+            foreach (float r in squaredResidual) s += r;
+            return ((float)(s / weights.Length), true);
+        }
+        double sum = 0;
+        for (int k = 0; k < weights.Length; k++) sum += Math.Exp(logLikelihood[k] - max);
+        double mean = 0;
+        for (int k = 0; k < weights.Length; k++)
+        {
+            double w = Math.Exp(logLikelihood[k] - max) / sum;
+            weights[k] = (float)w;
+            mean += w * squaredResidual[k];
+        }
+        return ((float)mean, true);
+    }
+}
