@@ -9,6 +9,9 @@ internal static class DefaultPaths
     /// <summary>The default model folder, relative to the repository root.</summary>
     public const string Model = "models/mnist-unet";
 
+    /// <summary>The default MNIST classifier (the FID's features), relative to the repository root.</summary>
+    public const string Classifier = "models/mnist-classifier";
+
     /// <summary>The default inputs, relative to the repository root.</summary>
     public const string Digits = "data/mnist-test-digits.npy";
 

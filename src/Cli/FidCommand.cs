@@ -12,7 +12,7 @@ namespace PosteriorGpu.Cli;
 internal static class FidCommand
 {
     /// <summary>The default classifier folder, relative to the repository root.</summary>
-    public const string DefaultClassifier = "models/mnist-classifier";
+    public const string DefaultClassifier = DefaultPaths.Classifier;
 
     /// <summary>The held-out training images of <c>--reference train-split</c>: the last 10,000.</summary>
     public const int TrainSplitStart = 50_000;

@@ -1,7 +1,7 @@
 namespace PosteriorGpu.Samplers.Diagnostics;
 
-/// <summary>Image quality against a ground truth, for images in [-1, 1] (data range 2): PSNR, PSNR over
-/// a subset of pixels, and SSIM as scikit-image computes it by default (7 x 7 uniform window, sample
+/// <summary>Image quality against a ground truth, for images in [-1, 1] (data range 2): the L2 distance (Xun, Gupta
+/// and Price's per-image metric), PSNR, PSNR over a subset of pixels, and SSIM as scikit-image computes it by default (7 x 7 uniform window, sample
 /// covariance, K1 = 0.01, K2 = 0.03, mean over the windows that lie inside the image).</summary>
 public static class ImageMetrics
 {
@@ -10,6 +10,21 @@ public static class ImageMetrics
 
     /// <summary>Side of the SSIM window.</summary>
     public const int SsimWindow = 7;
+
+    /// <summary>||estimate - truth||_2 over all values of one image, in the images' own units ([-1, 1]: divide by 2 for
+    /// images in [0, 1]).</summary>
+    public static double L2(ReadOnlySpan<float> estimate, ReadOnlySpan<float> truth)
+    {
+        if (estimate.Length != truth.Length)
+            throw new ArgumentException($"l2: the estimate has {estimate.Length} values but the truth {truth.Length}");
+        double sum = 0;
+        for (int i = 0; i < truth.Length; i++)
+        {
+            double d = estimate[i] - truth[i];
+            sum += d * d;
+        }
+        return Math.Sqrt(sum);
+    }
 
     /// <summary>10 log10(range^2 / MSE); infinity when the images are equal.</summary>
     public static double Psnr(ReadOnlySpan<float> estimate, ReadOnlySpan<float> truth) => Psnr(estimate, truth, default);

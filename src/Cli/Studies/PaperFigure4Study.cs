@@ -1,0 +1,181 @@
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models.Classifier;
+using PosteriorGpu.Models.Data;
+using PosteriorGpu.Samplers.Diagnostics;
+using PosteriorGpu.Samplers.Posterior;
+
+namespace PosteriorGpu.Cli.Studies;
+
+/// <summary>The settings of <see cref="PaperFigure4Study"/>: which digits, which tasks, the DPS budget, the local annealed
+/// Langevin's fixed schedule and the constant step sizes swept.</summary>
+internal sealed record Figure4Settings
+{
+    /// <summary>The diffusion model folder.</summary>
+    public string Model { get; init; } = DefaultPaths.Model;
+
+    /// <summary>The classifier whose features give the FID (<see cref="MnistFid"/>).</summary>
+    public string Classifier { get; init; } = DefaultPaths.Classifier;
+
+    /// <summary>The MNIST folder (tools/fetch-mnist); null: the default.</summary>
+    public string? Mnist { get; init; }
+
+    /// <summary>Held-out test digits, one posterior sample each.</summary>
+    public int Digits { get; init; } = 64;
+
+    /// <summary>MNIST test-set index of the first held-out digit: 9000 on keeps clear of the README's digits (indices
+    /// below 62) and of every digit the samplers were tuned on; the FID reference is test images 0 .. FirstDigit - 1.</summary>
+    public int FirstDigit { get; init; } = 9000;
+
+    /// <summary>The tasks: inpaint30, inpaint50, inpaint70 (that percentage of pixels missing at random), superres4,
+    /// deblur (Gaussian, sigma 2 px).</summary>
+    public IReadOnlyList<string> Tasks { get; init; } = ["inpaint30", "inpaint50", "inpaint70", "superres4", "deblur"];
+
+    /// <summary>Measurement noise sigma_y.</summary>
+    public double SigmaY { get; init; } = 0.05;
+
+    /// <summary>DPS's reverse-diffusion steps (its zeta is the task's, as in `posterior`).</summary>
+    public int DpsSteps { get; init; } = 24;
+
+    /// <summary>t0, the timestep the DPS output is re-noised to.</summary>
+    public int Timestep { get; init; } = 100;
+
+    /// <summary>Levels of the local annealed Langevin (the paper: on the order of a thousand, one step each).</summary>
+    public int Levels { get; init; } = 1000;
+
+    /// <summary>Langevin steps per level.</summary>
+    public int StepsPerLevel { get; init; } = 1;
+
+    /// <summary>The constant step sizes h swept (the schedule stays fixed).</summary>
+    public IReadOnlyList<double> StepSizes { get; init; } = [1e-4, 3e-4, 1e-3];
+
+    /// <summary>Chains per batch.</summary>
+    public int Batch { get; init; } = 16;
+
+    /// <summary>Seed of the measurements and the samplers.</summary>
+    public ulong Seed { get; init; }
+}
+
+/// <summary>
+/// Xun, Gupta and Price's Figure 4 on MNIST: for each task, DPS alone and DPS followed by the local annealed Langevin
+/// (<see cref="DpsLangevinSampler"/>, the schedule fixed, a constant step size h swept), one sample per held-out test
+/// digit; the per-image L2 distance to the truth (mean and standard error) and the FID of the samples against the MNIST
+/// test set (<see cref="MnistFid"/>), beside the FID of the true digits themselves (the floor at this sample count:
+/// FID is biased upwards for small sets, so compare rows at equal counts only).
+/// </summary>
+internal static class PaperFigure4Study
+{
+    /// <summary>One point of the figure.</summary>
+    /// <param name="Task">The task's name.</param>
+    /// <param name="Method">"dps" or "dps+langevin".</param>
+    /// <param name="StepSize">h (null for DPS alone).</param>
+    /// <param name="L2Mean">Mean per-image L2 distance to the truth (images in [-1, 1]).</param>
+    /// <param name="L2StandardError">Its standard error over the digits.</param>
+    /// <param name="Fid">FID of the samples against the reference.</param>
+    /// <param name="LangevinTime">Total Langevin time of the local run (0 for DPS).</param>
+    /// <param name="Seconds">Wall time of this row's sampling.</param>
+    public sealed record Row(string Task, string Method, double? StepSize, double L2Mean, double L2StandardError, double Fid,
+        double LangevinTime, double Seconds);
+
+    /// <summary>The figure's points and the FID of the true digits.</summary>
+    public sealed record Result(IReadOnlyList<Row> Rows, double TruthFid, int Digits, string Budget);
+
+    /// <summary>Splits a task name into the `posterior` task and its settings.</summary>
+    /// <exception cref="UsageException">Unknown task name.</exception>
+    public static (string Task, TaskSettings Settings) Task(string name) => name switch
+    {
+        _ when name.StartsWith("inpaint", StringComparison.Ordinal) && int.TryParse(name["inpaint".Length..], out int missing) && missing is > 0 and < 100 =>
+            ("inpaint", new TaskSettings { Mask = "random", Ratio = 1 - missing / 100.0 }),
+        _ when name.StartsWith("superres", StringComparison.Ordinal) && int.TryParse(name["superres".Length..], out int factor) =>
+            ("superres", new TaskSettings { Factor = factor }),
+        "deblur" => ("deblur", new TaskSettings()),
+        _ => throw new UsageException($"figure 4 task '{name}': expected inpaintNN (NN % missing), superresF or deblur"),
+    };
+
+    /// <summary>Runs the study; <paramref name="log"/> gets a line per row.</summary>
+    public static Result Run(GpuDevice device, Figure4Settings s, TextWriter log, CancellationToken cancellationToken = default)
+    {
+        var images = MnistImages.Load(MnistFolder.File(MnistFolder.TestImages, s.Mnist));
+        if (s.FirstDigit < 2 || s.FirstDigit + s.Digits > images.Count)
+            throw new UsageException($"digits {s.FirstDigit}..{s.FirstDigit + s.Digits - 1} do not fit the {images.Count} test images (and the FID reference needs the ones before)");
+        var truth = images.ToArray(s.FirstDigit, s.Digits);
+        using var classifier = ImageClassifier.Load(device, s.Classifier);
+        var fid = new MnistFid(classifier);
+        var reference = fid.Statistics(images.ToArray(0, s.FirstDigit));
+        double truthFid = fid.Distance(truth, reference);
+        log.WriteLine($"figure 4: {s.Digits} test digits from index {s.FirstDigit}; FID of the true digits against test images 0..{s.FirstDigit - 1}: {truthFid:F2}");
+
+        using var model = DiffusionModel.Load(device, s.Model, withGradients: true);
+        var rows = new List<Row>();
+        foreach (string name in s.Tasks)
+        {
+            var (taskName, settings) = Task(name);
+            using var task = PosteriorTask.Create(taskName, device, model.Channels, model.Height, model.Width, settings);
+            var dps = DpsOptions.Image32 with { Steps = s.DpsSteps, StepSize = PosteriorTask.DpsZeta(taskName) };
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var warm = Sample(model, task, truth, s, (x, y, first) => dps.CreateSampler(model.Network, model.Schedule)
+                .Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
+            rows.Add(Score(name, "dps", null, warm, truth, fid, reference, 0, watch.Elapsed.TotalSeconds));
+            log.WriteLine(Format(rows[^1]));
+            foreach (double h in s.StepSizes)
+            {
+                var options = new DpsLangevinOptions
+                {
+                    Dps = dps, Timestep = s.Timestep,
+                    Langevin = AnnealedLangevinOptions.Image32 with { Levels = s.Levels, StepsPerLevel = s.StepsPerLevel, StepSize = h },
+                };
+                var pipeline = new DpsLangevinSampler(model.Network, model.Schedule, options);
+                double time = 0;
+                watch.Restart();
+                var local = Sample(model, task, truth, s, (x, y, first) =>
+                {
+                    x.CopyFrom(warm.AsSpan(checked((int)first * x.ItemLength), x.Length));
+                    var run = pipeline.Refine(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken);
+                    time = run.Annealing?.TotalLangevinTime ?? 0;
+                    return run;
+                });
+                rows.Add(Score(name, "dps+langevin", h, local, truth, fid, reference, time, watch.Elapsed.TotalSeconds));
+                log.WriteLine(Format(rows[^1]));
+            }
+        }
+        string budget = $"DPS {s.DpsSteps} steps; re-noised to t0 = {s.Timestep}, reverse diffusion by {AnnealedLangevinOptions.Image32.PriorSampler} " +
+                        $"in {Math.Min(AnnealedLangevinOptions.Image32.PriorSteps, s.Timestep + 1)} steps, then {s.Levels} levels x {s.StepsPerLevel} " +
+                        $"Langevin steps (eta {AnnealedLangevinOptions.Image32.EtaMax} -> sigma_y {s.SigmaY}, prior score at t = {AnnealedLangevinOptions.Image32.PriorTimestep})";
+        return new Result(rows, truthFid, s.Digits, budget);
+    }
+
+    /// <summary>One line of the log.</summary>
+    public static string Format(Row r) =>
+        $"  {r.Task,-10} {r.Method,-13} h {(r.StepSize is double h ? h.ToString("G3") : "-"),-7} L2 {r.L2Mean:F3} +- {r.L2StandardError:F3}  " +
+        $"FID {r.Fid,8:F2}  Langevin time {r.LangevinTime:G3}  {r.Seconds:F0} s";
+
+    /// <summary>Runs <paramref name="sample"/> over the digits in batches (chain n is digit n, its measurement simulated
+    /// with the seed's measurement stream) and returns the samples [Digits, C, H, W] on the host.</summary>
+    private static float[] Sample(DiffusionModel model, PosteriorTask task, float[] truth, Figure4Settings s,
+        Func<Tensor, Tensor, long, PosteriorRun> sample)
+    {
+        var device = model.Device;
+        int d = model.ImageLength, m = Shape.Elements(task.Operator.MeasurementShape);
+        var result = new float[truth.Length];
+        for (int first = 0; first < s.Digits; first += s.Batch)
+        {
+            int n = Math.Min(s.Batch, s.Digits - first);
+            using var x = Tensor.FromHost(device, truth.AsSpan(first * d, n * d), n, model.Channels, model.Height, model.Width);
+            using var y = Tensor.Empty(device, [n, .. task.Operator.MeasurementShape]);
+            task.Operator.Simulate(x, (float)s.SigmaY, PosteriorSampler.MeasurementDraw(s.Seed, first, m), y);
+            sample(x, y, first);
+            x.ToHost().CopyTo(result, first * d);
+        }
+        return result;
+    }
+
+    private static Row Score(string task, string method, double? h, float[] samples, float[] truth, MnistFid fid,
+        GaussianStatistics reference, double langevinTime, double seconds)
+    {
+        int d = MnistImages.ImageLength, n = truth.Length / d;
+        var l2 = Enumerable.Range(0, n).Select(i => ImageMetrics.L2(samples.AsSpan(i * d, d), truth.AsSpan(i * d, d))).ToArray();
+        double mean = l2.Average();
+        double se = n > 1 ? Math.Sqrt(l2.Sum(v => (v - mean) * (v - mean)) / (n - 1) / n) : double.NaN;
+        return new Row(task, method, h, mean, se, fid.Distance(samples, reference), langevinTime, seconds);
+    }
+}
