@@ -1,46 +1,50 @@
 namespace PosteriorGpu.Cli;
 
 /// <summary>
-/// The rate of a long run for its ETA: an exponential moving average of the rate between progress reports, with a
-/// time constant of <see cref="TimeConstantSeconds"/>, that ignores everything before the first report. The first
-/// step of a run includes compiling every kernel (seconds on the CPU accelerator), so a rate of "steps done / time
-/// since the start" overestimates the remaining time for a long while (the old bar said 11:40 for a 2-minute run).
+/// The rate of a long run for its ETA: units done over time across a sliding window of recent progress reports (at
+/// least <see cref="MinWindowIntervals"/> intervals and <see cref="MinWindowSeconds"/> seconds), which never includes
+/// what came before the first report. The first step of a run includes compiling every kernel (seconds on the CPU
+/// accelerator), so "steps done / time since the start" overestimated the remaining time for a long while (the old bar
+/// said 11:40 for a 2-minute run); a rate from the last interval alone jumps with every slow step on a shared machine.
 /// </summary>
 internal sealed class RateEstimator
 {
-    /// <summary>How quickly the average forgets older intervals (seconds).</summary>
-    public const double TimeConstantSeconds = 15;
+    /// <summary>The window keeps at least this many intervals between reports.</summary>
+    public const int MinWindowIntervals = 10;
 
-    /// <summary>Shortest interval that updates the average: shorter ones are accumulated (timer noise).</summary>
+    /// <summary>The window spans at least this many seconds (when the run is that long).</summary>
+    public const double MinWindowSeconds = 60;
+
+    /// <summary>Reports closer than this to the previous kept one are skipped (a fast loop reports thousands).</summary>
     public const double MinIntervalSeconds = 0.2;
 
-    private double lastSeconds = double.NaN;
-    private long lastDone;
+    private readonly LinkedList<(long Done, double Seconds)> window = new();
 
-    /// <summary>The smoothed rate in units per second; null until two reports at least <see cref="MinIntervalSeconds"/>
-    /// apart have been seen.</summary>
-    public double? Rate { get; private set; }
+    /// <summary>The rate in units per second over the window; null until two reports at least
+    /// <see cref="MinIntervalSeconds"/> apart have been seen.</summary>
+    public double? Rate
+    {
+        get
+        {
+            if (window.Count < 2) return null;
+            var (d0, t0) = window.First!.Value;
+            var (d1, t1) = window.Last!.Value;
+            return t1 > t0 ? (d1 - d0) / (t1 - t0) : null;
+        }
+    }
 
     /// <summary>Records that <paramref name="done"/> units were finished <paramref name="seconds"/> after the start.</summary>
     public void Observe(long done, double seconds)
     {
-        if (double.IsNaN(lastSeconds))
-        {
-            // The anchor: whatever came before (start-up, kernel compilation) says nothing about the steady rate.
-            lastSeconds = seconds;
-            lastDone = done;
-            return;
-        }
-        double dt = seconds - lastSeconds;
-        if (dt < MinIntervalSeconds || done < lastDone) return;
-        double instant = (done - lastDone) / dt;
-        double weight = 1 - Math.Exp(-dt / TimeConstantSeconds);
-        Rate = Rate is double r ? r + weight * (instant - r) : instant;
-        lastSeconds = seconds;
-        lastDone = done;
+        // The first report is the anchor: whatever came before it (start-up, kernel compilation) says nothing about the
+        // steady rate.
+        if (window.Last is { } last && (seconds - last.Value.Seconds < MinIntervalSeconds || done < last.Value.Done)) return;
+        window.AddLast((done, seconds));
+        while (window.Count > MinWindowIntervals + 1 && seconds - window.First!.Next!.Value.Seconds >= MinWindowSeconds)
+            window.RemoveFirst();
     }
 
-    /// <summary>Time left for the <paramref name="total"/> - <paramref name="done"/> remaining units at the smoothed
+    /// <summary>Time left for the <paramref name="total"/> - <paramref name="done"/> remaining units at the window's
     /// rate; null while there is no rate yet (or it is zero).</summary>
     public TimeSpan? Remaining(long total, long done) =>
         Rate is double r && r > 0 ? TimeSpan.FromSeconds(Math.Max(0, total - done) / r) : null;

@@ -153,9 +153,12 @@ public class RunProgressTests
         Assert.That(rate.Rate, Is.EqualTo(1.0).Within(1e-9));
         Assert.That(rate.Remaining(100, 11)!.Value.TotalSeconds, Is.EqualTo(89).Within(1e-6));
         // The naive estimate (11 steps in 70 s) would have said 566 s.
-        // A slowdown to one step every 2 s moves the rate smoothly, not at once.
-        rate.Observe(12, 72);
-        Assert.That(rate.Rate, Is.InRange(0.5, 1.0).And.GreaterThan(0.9));
+        // One slow step (10 s) moves the rate a little, not to its own 0.1 steps/s.
+        rate.Observe(12, 80);
+        Assert.That(rate.Rate, Is.EqualTo(11.0 / 20).Within(1e-9));
+        // The window forgets old intervals: after 70 more steps at 2 steps/s the rate is 2.
+        for (int k = 1; k <= 140; k++) rate.Observe(12 + k, 80 + k * 0.5);
+        Assert.That(rate.Rate, Is.EqualTo(2.0).Within(1e-9));
         Assert.That(RateEstimator.Format(TimeSpan.FromSeconds(3725)), Is.EqualTo("1:02:05"));
         Assert.That(RateEstimator.Format(TimeSpan.FromSeconds(65)), Is.EqualTo("01:05"));
     }
