@@ -1,3 +1,4 @@
+using System.CommandLine;
 using PosteriorGpu.Samplers.Unconditional;
 using PosteriorGpu.Models.Schedules;
 using System.Diagnostics;
@@ -7,24 +8,25 @@ using PosteriorGpu.Models.UNet;
 
 namespace PosteriorGpu.Cli;
 
+/// <summary>The typed settings of `posteriorgpu bench`.</summary>
+/// <param name="Model">--model (null: the shipped model).</param>
+/// <param name="Batches">--batch.</param>
+/// <param name="Iters">--iters.</param>
+/// <param name="Device">--device.</param>
+internal sealed record BenchSettings(string? Model, int[] Batches, int Iters = 10, DeviceKind? Device = null);
+
 /// <summary>`posteriorgpu bench`: a quick timing of the U-Net forward pass on the chosen device
 /// (warm-up first, then the median of timed passes, each ended by a device synchronisation).</summary>
 internal static class BenchCommand
 {
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["model", "batch", "iters", "device"];
-
     /// <summary>Runs the command; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout)
+    public static int Run(BenchSettings s, CliContext cli)
     {
-        string model = o.Required("model", "a diffusers model folder");
-        var batches = (o.Get("batch") ?? "1,16").Split(',').Select(s =>
-            int.TryParse(s, out int b) && b > 0 ? b : throw new UsageException($"--batch takes positive integers separated by commas, got '{s}'")).ToArray();
-        int iters = o.Int("iters", 10);
-        if (iters < 1) throw new UsageException("--iters must be at least 1");
-        var device = DeviceKinds.Parse(o.Get("device"), "--device");
-
-        using var dev = GpuDevice.Open(device);
+        string model = CliFiles.ModelFolder(s.Model);
+        var batches = s.Batches;
+        int iters = s.Iters;
+        var stdout = cli.Out;
+        using var dev = GpuDevice.Open(s.Device);
         using var unet = UNet2DModel.Load(dev, model);
         int c = unet.Channels, h = unet.Height, w = unet.Width;
         if (h == 0 || w == 0) throw new UsageException($"{model}: config.json has no sample_size; cannot pick an input size");
@@ -66,6 +68,17 @@ internal static class BenchCommand
             Array.Sort(times);
             stdout.WriteLine($"              {times[iters / 2],9:F3} ms per DDIM sampler step (forward pass + update)");
         }
-        return 0;
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The `bench` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
+    {
+        var model = CliOptions.Text("--model", $"model folder (a diffusers UNet2DModel). Default: the shipped {DefaultPaths.Model}", "dir");
+        var batch = CliOptions.IntList("--batch", "1,16", "batch sizes to time, separated by commas");
+        var iters = CliOptions.Int("--iters", 10, "timed passes per batch size (the median is printed)", min: 1);
+        var command = new Command("bench", "time the U-Net forward pass and one DDIM sampler step on the chosen device") { model, batch, iters };
+        command.SetAction(p => Run(new BenchSettings(p.GetValue(model), p.GetValue(batch)!, p.GetValue(iters), setup.DeviceOf(p)), setup.Context));
+        return command;
     }
 }

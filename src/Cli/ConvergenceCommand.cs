@@ -1,3 +1,4 @@
+using System.CommandLine;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Cli.Studies;
 
@@ -7,19 +8,26 @@ namespace PosteriorGpu.Cli;
 /// answer (Gaussian prior, exact score) and their observed orders, as a Markdown table.</summary>
 internal static class ConvergenceCommand
 {
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["steps", "device"];
-
-    /// <summary>Runs the command; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout)
+    /// <summary>Runs the study for the step counts <paramref name="steps"/>; returns the exit code.</summary>
+    public static int Run(int[] steps, DeviceKind? device, CliContext cli)
     {
-        var steps = (o.Get("steps") ?? "10,20,40,80").Split(',').Select(s =>
-            int.TryParse(s, out int t) && t >= 2 ? t : throw new UsageException($"--steps takes integers >= 2 separated by commas, got '{s}'")).ToArray();
-        if (steps.Length < 2) throw new UsageException("--steps needs at least two step counts");
-        using var dev = GpuDevice.Open(DeviceKinds.Parse(o.Get("device"), "--device"));
-        stdout.WriteLine($"Gaussian prior N(mu, diag(var)) in d = 64, exact score, Li et al. schedule (c0 = 2, c1 = 4), on {dev.Description}");
-        stdout.WriteLine();
-        stdout.Write(ConvergenceStudy.ToMarkdown(ConvergenceStudy.Run(dev, steps)));
-        return 0;
+        using var dev = GpuDevice.Open(device);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        cli.Err.WriteLine($"convergence: {ConvergenceStudy.Samplers.Length} samplers x {steps.Length} step counts ...");
+        var rows = ConvergenceStudy.Run(dev, steps);
+        cli.Err.WriteLine($"convergence: done in {watch.Elapsed.TotalSeconds:F1} s");
+        cli.Out.WriteLine($"Gaussian prior N(mu, diag(var)) in d = 64, exact score, Li et al. schedule (c0 = 2, c1 = 4), on {dev.Description}");
+        cli.Out.WriteLine();
+        cli.Out.Write(ConvergenceStudy.ToMarkdown(rows));
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The `convergence` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
+    {
+        var steps = CliOptions.IntList("--steps", "10,20,40,80", "step counts (at least two, each >= 2), separated by commas", min: 2, minCount: 2);
+        var command = new Command("convergence", "each deterministic sampler's error against an exact answer and its observed order (docs/convergence.md)") { steps };
+        command.SetAction(p => Run(p.GetValue(steps)!, setup.DeviceOf(p), setup.Context));
+        return command;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Models.Classifier;
@@ -17,21 +18,29 @@ internal static class FidCommand
     /// <summary>The held-out training images of <c>--reference train-split</c>: the last 10,000.</summary>
     public const int TrainSplitStart = 50_000;
 
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["samples", "reference", "classifier", "mnist", "device"];
-
     /// <summary>What to compare.</summary>
     /// <param name="Samples">The samples, .npy [N, 1, 32, 32] in [-1, 1].</param>
     /// <param name="Reference">"test" (the 10,000 MNIST test images), "train-split" (training images 50,000 to 59,999) or an .npy file.</param>
     /// <param name="Classifier">The classifier folder (null: the shipped models/mnist-classifier).</param>
     /// <param name="Mnist">MNIST folder (null: the default cache).</param>
-    /// <param name="Device">cuda, opencl or cpu (null: the default choice).</param>
-    public sealed record Settings(string Samples, string Reference = "test", string? Classifier = null, string? Mnist = null, string? Device = null);
+    /// <param name="Device">The device kind (null: the default choice).</param>
+    public sealed record Settings(string Samples, string Reference = "test", string? Classifier = null, string? Mnist = null, DeviceKind? Device = null);
 
-    /// <summary>Parses today's options into <see cref="Settings"/> and runs; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout) =>
-        Execute(new Settings(o.Required("samples", "the samples (.npy [N, 1, 32, 32] in [-1, 1])"), o.Get("reference") ?? "test",
-            o.Get("classifier"), o.Get("mnist"), o.Get("device")), stdout);
+    /// <summary>The `fid` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
+    {
+        var samples = CliOptions.Text("--samples", "the samples: a .npy [N, 1, 32, 32] in [-1, 1] (e.g. from `sample --out`)", "file", required: true);
+        var reference = CliOptions.Path("--reference", "test", "test (the 10,000 MNIST test images), train-split (training images 50,000-59,999) or an .npy file");
+        var classifier = CliOptions.Text("--classifier", $"the classifier folder (default: the shipped {DefaultClassifier})", "dir");
+        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
+        var command = new Command("fid", "Frechet distance between MNIST samples and a reference set, in the shipped MNIST classifier's features")
+        {
+            samples, reference, classifier, mnist,
+        };
+        command.SetAction(p => Execute(new Settings(p.GetValue(samples)!, p.GetValue(reference)!, p.GetValue(classifier), p.GetValue(mnist),
+            setup.DeviceOf(p)), setup.Context.Out));
+        return command;
+    }
 
     /// <summary>Computes and prints the FID; returns the exit code.</summary>
     public static int Execute(Settings s, TextWriter stdout)
@@ -46,7 +55,7 @@ internal static class FidCommand
         };
         string folder = s.Classifier ?? DefaultPaths.Find(DefaultClassifier)
             ?? throw new UsageException($"no classifier at {string.Join(", ", DefaultPaths.Candidates(DefaultClassifier).Take(2))}; pass --classifier DIR");
-        using var dev = GpuDevice.Open(DeviceKinds.Parse(s.Device, "--device"));
+        using var dev = GpuDevice.Open(s.Device);
         using var classifier = ImageClassifier.Load(dev, folder);
         var fid = new MnistFid(classifier);
         int n = samples.Length / MnistImages.ImageLength, m = reference.Length / MnistImages.ImageLength;

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using PosteriorGpu.Kernels.Device;
@@ -13,17 +14,12 @@ namespace PosteriorGpu.Cli;
 /// on the same measurements) and the trivial fill. It shows how much of the possible margin the model keeps.</summary>
 internal static class InpaintReferenceCommand
 {
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["run", "k", "mnist", "device"];
-
-    /// <summary>Runs the command; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout)
+    /// <summary>Runs the command on the run folder <paramref name="run"/>; returns the exit code.</summary>
+    public static int Run(string run, int k, string? mnistFolder, DeviceKind? device, CliContext cli)
     {
-        string run = o.Required("run", "the output folder of an inpainting `posterior` run");
-        int k = o.Int("k", 16);
-        if (k < 1) throw new UsageException("--k must be at least 1");
+        var stdout = cli.Out;
         string metricsPath = Path.Combine(run, "metrics.json");
-        if (!File.Exists(metricsPath)) throw new FileNotFoundException($"{metricsPath} not found; give --run the folder of a `posterior` run");
+        if (!File.Exists(metricsPath)) throw new FileNotFoundException($"run folder (--run): {metricsPath} not found; give --run the output folder of a `posterior` run");
         using var metrics = JsonDocument.Parse(File.ReadAllText(metricsPath));
         var options = metrics.RootElement.GetProperty("options");
         string task = options.GetProperty("task").GetString() ?? "";
@@ -46,9 +42,9 @@ internal static class InpaintReferenceCommand
         if (measured.Length != n * d || mean.Length != n * d)
             throw new ArgumentException($"{run}: truth.npy, measurement.npy and mean.npy do not hold the same {n} images");
 
-        var library = MnistImages.Load(MnistFolder.File(MnistFolder.TrainImages, o.Get("mnist")));
+        var library = MnistImages.Load(MnistFolder.File(MnistFolder.TrainImages, mnistFolder));
         if (k > library.Count) throw new UsageException($"--k must be at most {library.Count} (the training images)");
-        using var dev = GpuDevice.Open(DeviceKinds.Parse(o.Get("device"), "--device"));
+        using var dev = GpuDevice.Open(device);
         using var inpaint = PosteriorTask.Create(task, dev, 1, MnistImages.Size, MnistImages.Size, settings);
         var missing = inpaint.MissingMask!;
         var nearest = NearestNeighbourInpainting.Estimate(dev, measured, n, missing, 1, library.ToArray(0, library.Count), k);
@@ -62,6 +58,21 @@ internal static class InpaintReferenceCommand
         for (int i = 0; i < n; i++)
             stdout.WriteLine($"  {i,5}  {F(rows[i].Mean),14}  {F(rows[i].Nearest),16}  {F(rows[i].Fill),12}");
         stdout.WriteLine($"  {"mean",5}  {F(rows.Average(r => r.Mean)),14}  {F(rows.Average(r => r.Nearest)),16}  {F(rows.Average(r => r.Fill)),12}");
-        return 0;
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The `inpaint-reference` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
+    {
+        var run = CliOptions.Path("--run", Path.Combine("out", "posterior"), "run folder: the output folder of an inpainting `posterior` run");
+        var k = CliOptions.Int("--k", 16, "nearest training images averaged", min: 1);
+        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
+        var command = new Command("inpaint-reference", "PSNR on the missing pixels of an inpainting run's posterior mean beside the mean of the " +
+            "k MNIST training images nearest on the observed pixels, and the trivial fill (needs tools/fetch-mnist)")
+        {
+            run, k, mnist,
+        };
+        command.SetAction(p => Run(p.GetValue(run)!, p.GetValue(k), p.GetValue(mnist), setup.DeviceOf(p), setup.Context));
+        return command;
     }
 }

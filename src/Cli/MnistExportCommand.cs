@@ -1,3 +1,4 @@
+using System.CommandLine;
 using PosteriorGpu.Models.Data;
 using PosteriorGpu.Models.IO;
 
@@ -8,33 +9,42 @@ namespace PosteriorGpu.Cli;
 /// of `posterior` (data/mnist-test-digits.npy, see data/README.md) and any other input set.</summary>
 internal static class MnistExportCommand
 {
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known = ["mnist", "split", "indices", "out", "png"];
-
     /// <summary>The test-set images in data/mnist-test-digits.npy: the first image of each digit 0-9,
     /// then the second image of digits 0-5 (labels 0..9, 0..5), found from t10k-labels-idx1-ubyte.</summary>
     public const string TestDigitIndices = "3,2,1,18,4,8,11,0,61,7,10,5,35,30,6,15";
 
     /// <summary>Runs the command; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout)
+    public static int Run(string split, string spec, string? mnistFolder, string outPath, string? pngPath, CliContext cli)
     {
-        string split = o.Get("split") ?? "test";
-        string file = split switch
-        {
-            "test" => MnistFolder.TestImages,
-            "train" => MnistFolder.TrainImages,
-            _ => throw new UsageException($"--split must be test or train but got '{split}'"),
-        };
-        string outPath = o.Required("out", "where to write the images (.npy)");
-        var images = MnistImages.Load(MnistFolder.File(file, o.Get("mnist")));
-        string spec = o.Get("indices") ?? "0-15";
+        string file = split == "train" ? MnistFolder.TrainImages : MnistFolder.TestImages;
+        var images = MnistImages.Load(MnistFolder.File(file, mnistFolder));
         int[] indices = ParseIndices(spec, images.Count);
         var data = images.Gather(indices);
         int[] shape = [indices.Length, 1, MnistImages.Size, MnistImages.Size];
-        Npy.Write(outPath, data, shape);
-        if (o.Get("png") is { } png) PngGrid.Write(png, data, shape);
-        stdout.WriteLine($"wrote {outPath} [{string.Join(", ", shape)}]: {split} images {spec} of {images.FileName}");
-        return 0;
+        string png = pngPath ?? Path.ChangeExtension(outPath, ".png");
+        CliFiles.CreateFolderOf(outPath);
+        CliFiles.CreateFolderOf(png);
+        CliFiles.Writing("output file (--out)", outPath, () => Npy.Write(outPath, data, shape));
+        CliFiles.Writing("picture (--png)", png, () => PngGrid.Write(png, data, shape, $"mnist {split} {spec}"));
+        cli.Out.WriteLine($"wrote {outPath} [{string.Join(", ", shape)}] and {png}: {split} images {spec} of {images.FileName}");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The `mnist-export` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
+    {
+        var split = CliOptions.Choice("--split", "test", "which MNIST split", ["test", "train"]);
+        var indices = CliOptions.Path("--indices", "0-15", "image indices and inclusive ranges, separated by commas (e.g. 3,2,1 or 0-15)");
+        indices.HelpName = "list";
+        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
+        var output = CliOptions.Path("--out", Path.Combine("out", "mnist-export", "digits.npy"), "output file: the images as a float32 .npy [k, 1, 32, 32] in [-1, 1]");
+        var png = CliOptions.Text("--png", "the picture: a labelled grid (default: --out with .png)", "file");
+        var command = new Command("mnist-export", "chosen MNIST images (from tools/fetch-mnist), padded to 32 x 32 in [-1, 1], as .npy and a PNG grid")
+        {
+            split, indices, mnist, output, png,
+        };
+        command.SetAction(p => Run(p.GetValue(split)!, p.GetValue(indices)!, p.GetValue(mnist), p.GetValue(output)!, p.GetValue(png), setup.Context));
+        return command;
     }
 
     /// <summary>Parses "3,2,1" and ranges "0-15" (inclusive), checking each index against <paramref name="count"/>.</summary>

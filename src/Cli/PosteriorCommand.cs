@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
@@ -17,21 +18,54 @@ namespace PosteriorGpu.Cli;
 /// Inputs run in batches of --batch; Ctrl-C stops after the running batch is abandoned and writes
 /// what the finished batches produced (exit code 130).
 /// </summary>
+/// <summary>The typed settings of `posteriorgpu posterior` (one property per option; defaults as --help shows them).</summary>
+internal sealed record PosteriorSettings
+{
+    /// <summary>--task.</summary>
+    public string Task { get; init; } = "inpaint";
+
+    /// <summary>--sampler.</summary>
+    public string Sampler { get; init; } = PosteriorCommand.DefaultSampler;
+
+    /// <summary>--model (null: the shipped models/mnist-unet).</summary>
+    public string? Model { get; init; }
+
+    /// <summary>--input (null: the committed MNIST test digits).</summary>
+    public string? Input { get; init; }
+
+    /// <summary>--invert.</summary>
+    public bool Invert { get; init; }
+
+    /// <summary>--count.</summary>
+    public int Count { get; init; } = PosteriorCommand.DefaultCount;
+
+    /// <summary>--samples.</summary>
+    public int Samples { get; init; } = PosteriorCommand.DefaultSamples;
+
+    /// <summary>--sigma-y.</summary>
+    public double SigmaY { get; init; } = 0.05;
+
+    /// <summary>--steps, --levels, --prior-steps, --step-scale, --prior-timestep, --eta-max.</summary>
+    public PosteriorBudget Budget { get; init; } = new();
+
+    /// <summary>--seed.</summary>
+    public ulong Seed { get; init; }
+
+    /// <summary>--batch (null: 16 chains a batch on the CPU, 256 on a GPU).</summary>
+    public int? Batch { get; init; }
+
+    /// <summary>--mask, --factor, --blur-sigma, --ratio, --operator-seed.</summary>
+    public TaskSettings Operator { get; init; } = new();
+
+    /// <summary>--device (null: automatic).</summary>
+    public DeviceKind? Device { get; init; }
+
+    /// <summary>--out.</summary>
+    public string Out { get; init; } = Path.Combine("out", "posterior");
+}
+
 internal static class PosteriorCommand
 {
-    /// <summary>The options this command takes (besides --verbose).</summary>
-    public static readonly string[] Known =
-    [
-        "task", "sampler", "model", "input", "count", "samples", "sigma-y", "steps", "levels", "prior-steps", "seed",
-        "device", "out", "batch", "mask", "factor", "blur-sigma", "ratio", "operator-seed", "step-scale", "prior-timestep", "eta-max",
-    ];
-
-    /// <summary>Flags (no value) besides --verbose.</summary>
-    public static readonly string[] Flags = ["invert"];
-
-    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).</summary>
-    public const int InterruptedExitCode = 130;
-
     /// <summary>Default inputs and samples per input. With the default sampler (DPS, 24 reverse-diffusion steps, each a
     /// forward and a backward pass through the network) the 16 samples take 80 to 95 s with the shipped model on a 2-core CPU,
     /// which keeps the README's main command under 3 minutes on a fresh machine with the build.</summary>
@@ -44,88 +78,51 @@ internal static class PosteriorCommand
     /// </summary>
     public const string DefaultSampler = "dps";
 
-    /// <summary>Runs the command from the console: Ctrl-C cancels the run.</summary>
-    public static int Run(Options o, TextWriter stdout, TextWriter stderr)
-    {
-        using var cts = new CancellationTokenSource();
-        void OnCancel(object? sender, ConsoleCancelEventArgs e)
-        {
-            if (cts.IsCancellationRequested) return;   // a second Ctrl-C kills the process
-            e.Cancel = true;
-            stderr.WriteLine();
-            stderr.WriteLine("posteriorgpu: stopping (Ctrl-C again to kill); writing what is done ...");
-            cts.Cancel();
-        }
-        Console.CancelKeyPress += OnCancel;
-        try
-        {
-            return Run(o, stdout, stderr, cts.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= OnCancel;
-        }
-    }
-
-    /// <summary>Runs the command; <paramref name="cancel"/> stops it like Ctrl-C. <paramref name="batchDone"/>
-    /// is told the number of inputs finished after each batch (for embedding and tests).</summary>
-    public static int Run(Options o, TextWriter stdout, TextWriter stderr, CancellationToken cancel, Action<int>? batchDone = null)
+    /// <summary>Runs the command; <see cref="CliContext.Cancel"/> stops it like Ctrl-C (what the finished batches produced
+    /// is written, exit code 130). <paramref name="batchDone"/> is told the number of inputs finished after each batch.</summary>
+    public static int Run(PosteriorSettings s, CliContext cli, Action<int>? batchDone = null)
     {
         var total = Stopwatch.StartNew();
-        string taskName = o.Get("task") ?? "inpaint";
-        string samplerName = o.Get("sampler") ?? DefaultSampler;
+        TextWriter stdout = cli.Out, stderr = cli.Err;
+        var cancel = cli.Cancel;
+        string taskName = s.Task, samplerName = PosteriorSamplers.Require(s.Sampler);
         if (!PosteriorTask.Names.Contains(taskName))
             throw new UsageException($"unknown task '{taskName}'; --task takes {string.Join(", ", PosteriorTask.Names)}");
-        PosteriorSamplers.Require(samplerName);
-        int count = o.Int("count", DefaultCount);
-        int samples = o.Int("samples", DefaultSamples);
-        double sigmaY = o.Double("sigma-y", 0.05);
-        var defaults = new PosteriorBudget();
-        var budget = new PosteriorBudget(
-            Steps: o.Int("steps", defaults.Steps),
-            Levels: o.Int("levels", defaults.Levels),
-            PriorSteps: o.Int("prior-steps", defaults.PriorSteps),
-            StepScale: o.Get("step-scale") is { } ? o.Double("step-scale", 0)
-                : PosteriorSamplers.NeedsGradients(samplerName) ? PosteriorTask.DpsZeta(taskName) : null,
-            PriorTimestep: o.Get("prior-timestep") is null ? null : o.Int("prior-timestep", 0),
-            EtaMax: o.Get("eta-max") is null ? null : o.Double("eta-max", 0));
-        PosteriorSamplers.Options(samplerName, budget);   // flag errors before any loading
-        ulong seed = (ulong)o.Int("seed", 0);
-        string outDir = o.Get("out") ?? Path.Combine("out", "posterior");
-        var settings = new TaskSettings
+        int count = s.Count, samples = s.Samples;
+        double sigmaY = s.SigmaY;
+        var budget = s.Budget with
         {
-            Mask = o.Get("mask") ?? TaskSettings.DefaultMask,
-            Factor = o.Int("factor", 4),
-            BlurSigma = o.Double("blur-sigma", 2.0),
-            Ratio = o.Get("ratio") is null ? null : o.Double("ratio", 0),
-            OperatorSeed = (ulong)o.Int("operator-seed", 0),
+            StepScale = s.Budget.StepScale ?? (PosteriorSamplers.NeedsGradients(samplerName) ? PosteriorTask.DpsZeta(taskName) : null),
         };
+        PosteriorSamplers.Options(samplerName, budget);   // flag errors before any loading
+        ulong seed = s.Seed;
+        string outDir = s.Out;
+        var settings = s.Operator;
         if (count < 1) throw new UsageException("--count must be at least 1");
         if (samples < 1) throw new UsageException("--samples must be at least 1");
         if (!(sigmaY > 0) || double.IsInfinity(sigmaY)) throw new UsageException($"--sigma-y must be positive, got {sigmaY}");
-        var deviceKind = DeviceKinds.Parse(o.Get("device"), "--device");
+        string modelDir = CliFiles.ModelFolder(s.Model);
 
-        string modelDir = o.Get("model") ?? DefaultPaths.Find(DefaultPaths.Model)
-            ?? throw new FileNotFoundException(
-                $"the default model {DefaultPaths.Model} was not found (looked in {Path.GetFullPath(DefaultPaths.Model)} and above the executable); give --model DIR (a diffusers UNet2DModel folder)");
-        if (!Directory.Exists(modelDir)) throw new FileNotFoundException($"{modelDir}: model folder not found; give --model DIR (a diffusers UNet2DModel folder)");
-
-        using var dev = GpuDevice.Open(deviceKind);
+        using var dev = GpuDevice.Open(s.Device);
         // DPS differentiates through the network: it needs the U-Net with a backward pass.
         using var model = DiffusionModel.Load(dev, modelDir, withGradients: PosteriorSamplers.NeedsGradients(samplerName));
         int c = model.Channels, h = model.Height, w = model.Width;
 
-        var (allImages, available, inputSource) = PosteriorInputs.Load(o.Get("input"), c, h, w, o.Flag("invert"));
-        count = Math.Min(count, available);
+        var (allImages, available, inputSource) = PosteriorInputs.Load(s.Input, c, h, w, s.Invert);
+        if (count > available)
+        {
+            cli.Warn($"--count {count} asks for more inputs than the input images hold ({available} in {inputSource}); running {available}");
+            count = available;
+        }
         int d = c * h * w;
         var truth = allImages.AsSpan(0, count * d).ToArray();
 
         using var task = PosteriorTask.Create(taskName, dev, c, h, w, settings);
         var sampler = PosteriorSamplers.Create(model, task.Operator, (float)sigmaY, samplerName, budget);
-        int batchInputs = o.Int("batch", dev.IsCpu ? Math.Max(1, 16 / samples) : Math.Max(1, 256 / samples));
+        int batchInputs = s.Batch ?? (dev.IsCpu ? Math.Max(1, 16 / samples) : Math.Max(1, 256 / samples));
         if (batchInputs < 1) throw new UsageException("--batch (inputs per batch) must be at least 1");
         batchInputs = Math.Min(batchInputs, count);
-        Directory.CreateDirectory(outDir);
+        CliFiles.CreateOutputFolder(outDir);
 
         stdout.WriteLine($"posterior: {taskName} ({task.Description}), sigma_y {sigmaY}");
         stdout.WriteLine($"  sampler: {sampler.Description}");
@@ -137,8 +134,7 @@ internal static class PosteriorCommand
         var residuals = new double[count * samples];
         var truthResiduals = new double[count];
         int batches = (count + batchInputs - 1) / batchInputs;
-        var bar = new ProgressBar(stderr, ProgressBar.IsTerminal(stderr), "posterior", (long)batches * sampler.EvaluationsPerSample,
-            (double)sampler.EvaluationsPerSample / (batchInputs * samples));
+        using var bar = cli.Progress("posterior", (long)batches * sampler.EvaluationsPerSample, "steps");
         int done = 0;
         bool interrupted = false;
         var sampling = Stopwatch.StartNew();
@@ -159,7 +155,7 @@ internal static class PosteriorCommand
             long before = (long)b * sampler.EvaluationsPerSample;
             try
             {
-                sampler.Sample(yc, x, seed, (long)first * samples, new Relay(p => bar.Update(before + p.Step)), cancel);
+                sampler.Sample(yc, x, seed, (long)first * samples, new Relay<SamplerProgress>(p => bar.Update(before + p.Step)), cancel);
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -181,26 +177,27 @@ internal static class PosteriorCommand
         if (done == 0)
         {
             stderr.WriteLine($"posteriorgpu: interrupted before the first batch finished; nothing written to {outDir}");
-            return InterruptedExitCode;
+            return ExitCodes.Interrupted;
         }
 
         var report = new PosteriorReport(task, c, h, w, samples)
         {
+            Title = $"{taskName}, {samplerName}, sigma_y {sigmaY.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
             Truth = truth.AsSpan(0, done * d).ToArray(),
             Samples = samplesHost.AsSpan(0, done * samples * d).ToArray(),
             Measurements = measurementView.AsSpan(0, done * d).ToArray(),
             Residuals = residuals.AsSpan(0, done * samples).ToArray(),
             TruthResiduals = truthResiduals.AsSpan(0, done).ToArray(),
         };
-        var files = report.Write(outDir);
+        var files = CliFiles.Writing("output folder", outDir, () => report.Write(outDir));
         var options = new Dictionary<string, object?>
         {
             ["task"] = taskName, ["sampler"] = samplerName, ["model"] = Path.GetFullPath(modelDir), ["input"] = inputSource,
-            ["count"] = count, ["samples"] = samples, ["sigma_y"] = sigmaY, ["steps"] = budget.Steps, ["levels"] = budget.Levels,
+            ["count"] = count, ["samples"] = samples, ["sigma_y"] = sigmaY, ["steps"] = budget.Steps, ["levels"] = samplerName == "dps" ? null : budget.LevelCount,
             ["prior_steps"] = budget.PriorSteps, ["step_scale"] = budget.StepScale, ["prior_timestep"] = budget.PriorTimestep,
-            ["eta_max"] = budget.EtaMax, ["seed"] = seed, ["device"] = o.Get("device"), ["out"] = outDir,
+            ["eta_max"] = budget.EtaMax, ["seed"] = seed, ["device"] = s.Device?.Name(), ["out"] = outDir,
             ["batch"] = batchInputs, ["mask"] = settings.Mask, ["factor"] = settings.Factor, ["blur_sigma"] = settings.BlurSigma,
-            ["ratio"] = settings.Ratio, ["operator_seed"] = settings.OperatorSeed, ["invert"] = o.Flag("invert"),
+            ["ratio"] = settings.Ratio, ["operator_seed"] = settings.OperatorSeed, ["invert"] = s.Invert,
         };
         var run = new Dictionary<string, object?>
         {
@@ -219,15 +216,70 @@ internal static class PosteriorCommand
             ["seconds_per_network_evaluation_of_a_batch"] = Math.Round(samplingSeconds / ((done + batchInputs - 1) / batchInputs * (double)sampler.EvaluationsPerSample), 5),
             ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3),
         };
-        string metricsPath = report.WriteMetrics(outDir, options, run);
-        stdout.WriteLine(report.Summary());
+        string metricsPath = CliFiles.Writing("output folder", outDir, () => report.WriteMetrics(outDir, options, run));
+        report.WriteSummary(cli);
         stdout.WriteLine($"wrote {string.Join(", ", files.Append(metricsPath))} in {total.Elapsed.TotalSeconds:F1} s" +
                          (interrupted ? $" (interrupted: {done} of {count} inputs)" : ""));
-        return interrupted ? InterruptedExitCode : 0;
+        return interrupted ? ExitCodes.Interrupted : ExitCodes.Ok;
     }
 
-    private sealed class Relay(Action<SamplerProgress> report) : IProgress<SamplerProgress>
+    /// <summary>The `posterior` command: its options (typed, with defaults and descriptions for --help) and the glue that
+    /// turns a parse into <see cref="PosteriorSettings"/> for <see cref="Run"/>.</summary>
+    public static Command Create(CommandSetup setup)
     {
-        public void Report(SamplerProgress value) => report(value);
+        var d = new PosteriorSettings();
+        var budget = new PosteriorBudget();
+        var task = CliOptions.Choice("--task", d.Task, "the inverse problem: inpaint (missing pixels), superres (block average), deblur " +
+            "(Gaussian blur), cs (compressed sensing), mri (Fourier subsampling), phase (phase retrieval, nonlinear), onebit (signs, nonlinear)", PosteriorTask.Names);
+        var sampler = CliOptions.Choice("--sampler", d.Sampler, "the posterior sampler: dps (diffusion posterior sampling; the one that " +
+            "works at this budget), annealed-langevin, dpnp, dps-langevin (DPS, then a local annealed Langevin). See the README's table", PosteriorSamplers.Names);
+        var model = CliOptions.Text("--model", $"model folder: a diffusers UNet2DModel (config.json, diffusion_pytorch_model.safetensors). Default: the shipped {DefaultPaths.Model}", "dir");
+        var input = CliOptions.Text("--input", $"input images: a .npy [N, C, H, W] in [-1, 1] (or uint8), or PNG/JPEG files separated by commas " +
+            $"(resized, grey for 1-channel models). Default: the committed {DefaultPaths.Digits} (16 MNIST test digits)", "file(s)");
+        var invert = CliOptions.Flag("--invert", "invert the input images (for dark digits on a light background; MNIST is white on black)");
+        var count = CliOptions.Int("--count", d.Count, "how many input images to use (the first ones); more than there are warns and uses all", min: 1);
+        var samples = CliOptions.Int("--samples", d.Samples, "posterior samples per input (the grid shows up to 4; mean and std need 2)", min: 1);
+        var sigmaY = CliOptions.Double("--sigma-y", d.SigmaY, "measurement noise standard deviation (images in [-1, 1])", positive: true);
+        var steps = CliOptions.Int("--steps", budget.Steps, "network evaluations of the main loop. annealed-langevin: Langevin steps over all levels; " +
+            "dpnp: denoising calls over all sweeps (at least 2 x --levels); dps: reverse-diffusion steps after --prior-steps, " +
+            "so DPS runs --steps + --prior-steps steps in all (default 16 + 8 = 24)", min: 1);
+        var levels = CliOptions.OptionalInt("--levels", $"annealing levels (annealed-langevin, dps-langevin) or Gibbs sweeps (dpnp); --steps is split " +
+            $"evenly. Default {PosteriorBudget.DefaultLevels}. dps has no levels: giving it is an error", min: 1);
+        var priorSteps = CliOptions.Int("--prior-steps", budget.PriorSteps, "DDIM steps of the prior draw (annealed-langevin, dpnp, dps-langevin); " +
+            "dps adds them to --steps instead", min: 1);
+        var seed = CliOptions.Seed("--seed", "seed of the measurement noise and the samplers' noise");
+        var batch = CliOptions.OptionalInt("--batch", "inputs per batch (default: 16 chains on the CPU, 256 on a GPU, divided by --samples)", min: 1);
+        var mask = CliOptions.Choice("--mask", TaskSettings.DefaultMask, "inpaint: random (each pixel seen with probability --ratio, default 0.25), " +
+            "box (a centred half-size box hidden), half (the bottom half hidden)", ["random", "box", "half"]);
+        var factor = CliOptions.Int("--factor", 4, "superres: the downsampling factor (divides the image size)", min: 1);
+        var blurSigma = CliOptions.Double("--blur-sigma", 2.0, "deblur: the Gaussian blur's standard deviation in pixels", positive: true);
+        var ratio = CliOptions.OptionalDouble("--ratio", "inpaint random: fraction of pixels observed (0.25); cs: measurements / pixels; mri: fraction of frequencies", positive: true);
+        var operatorSeed = CliOptions.Seed("--operator-seed", "seed of the random mask or matrix of the operator");
+        var stepScale = CliOptions.OptionalDouble("--step-scale", "dps and dps-langevin: zeta (default 3; cs and onebit 1); annealed-langevin: the step scale (0.5)", positive: true);
+        var priorTimestep = CliOptions.OptionalInt("--prior-timestep", "annealed-langevin and dps-langevin only: the timestep of the prior score", min: 0);
+        var etaMax = CliOptions.OptionalDouble("--eta-max", "annealed-langevin, dpnp and dps-langevin only: the first level's noise", positive: true);
+        var output = CliOptions.Path("--out", d.Out, "output folder: grid.png, metrics.json and the arrays (.npy) are written there");
+        var command = new Command("posterior", "posterior samples for an inverse problem on images: measure each input with the task's " +
+            "operator and noise, draw samples of p(x | y), write a labelled grid.png (truth | measurement | samples | mean | std), " +
+            "metrics.json (PSNR, SSIM, residual, timing) and .npy arrays. Ctrl-C writes what the finished batches produced (exit 130).")
+        {
+            task, sampler, model, input, invert, count, samples, sigmaY, steps, levels, priorSteps, seed, batch,
+            mask, factor, blurSigma, ratio, operatorSeed, stepScale, priorTimestep, etaMax, output,
+        };
+        command.SetAction(p => Run(new PosteriorSettings
+        {
+            Task = p.GetValue(task)!, Sampler = p.GetValue(sampler)!, Model = p.GetValue(model), Input = p.GetValue(input),
+            Invert = p.GetValue(invert), Count = p.GetValue(count), Samples = p.GetValue(samples), SigmaY = p.GetValue(sigmaY),
+            Budget = new PosteriorBudget(p.GetValue(steps), p.GetValue(levels), p.GetValue(priorSteps), p.GetValue(stepScale),
+                p.GetValue(priorTimestep), p.GetValue(etaMax)),
+            Seed = p.GetValue(seed), Batch = p.GetValue(batch),
+            Operator = new TaskSettings
+            {
+                Mask = p.GetValue(mask)!, Factor = p.GetValue(factor), BlurSigma = p.GetValue(blurSigma), Ratio = p.GetValue(ratio),
+                OperatorSeed = p.GetValue(operatorSeed),
+            },
+            Device = setup.DeviceOf(p), Out = p.GetValue(output)!,
+        }, setup.Context));
+        return command;
     }
 }

@@ -33,7 +33,7 @@ internal static class PosteriorInputs
         }
         if (source.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
         {
-            if (!File.Exists(source)) throw new FileNotFoundException($"{source}: input file not found", source);
+            if (!File.Exists(source)) throw new FileNotFoundException($"input images {source} not found (--input)", source);
             var (images, count) = FromNpy(source, c, h, w);
             return (Invert(images, invert), count, source);
         }
@@ -82,7 +82,7 @@ internal static class PosteriorInputs
 
     private static float[] FromPicture(string path, int c, int h, int w, bool invert)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: input file not found", path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"input images: {path} not found (--input)", path);
         if (c is not (1 or 3))
             throw new CheckpointFormatException(path, $"the model takes {c} channels; pictures fit 1- or 3-channel models only (give a .npy)");
         using var decoded = Decode(path);

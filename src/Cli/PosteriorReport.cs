@@ -1,3 +1,4 @@
+using Spectre.Console;
 using System.Text.Json;
 using PosteriorGpu.Models.IO;
 using PosteriorGpu.Samplers.Diagnostics;
@@ -6,9 +7,9 @@ using PosteriorGpu.Samplers.Operators;
 namespace PosteriorGpu.Cli;
 
 /// <summary>
-/// The outputs of a `posterior` run: grid.png (one row per input: ground truth | measurement | up to
+/// The outputs of a `posterior` run: grid.png (labelled columns, one row per input: ground truth | measurement | up to
 /// <see cref="MaxSampleColumns"/> posterior samples | posterior mean | per-pixel posterior standard
-/// deviation), the arrays as .npy, and metrics.json (PSNR and SSIM of the samples and of the mean against
+/// deviation on its own scale with a legend; the last two only with two samples or more), the arrays as .npy, and metrics.json (PSNR and SSIM of the samples and of the mean against
 /// the truth, for inpainting also on the missing pixels and for the trivial fill, the measurement residual).
 /// Samples are clipped to [-1, 1], the images' range, before the mean, the deviation and every metric.
 /// </summary>
@@ -85,29 +86,43 @@ internal sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, i
 
     private ReadOnlySpan<float> SampleOf(int i, int s) => Clipped.AsSpan((i * samples + s) * D, D);
 
+    /// <summary>A line over the grid (task, sampler); null for none.</summary>
+    public string? Title { get; init; }
+
+    /// <summary>True when the grid shows the posterior mean and standard deviation: with one sample they would only
+    /// repeat the sample and show black.</summary>
+    public bool ShowsMoments => samples >= 2;
+
     /// <summary>The grid's column titles, left to right.</summary>
     public string[] Columns =>
-        ["truth", "measurement", .. Enumerable.Range(0, Math.Min(samples, MaxSampleColumns)).Select(s => $"sample {s}"), "mean", "std"];
+        ["truth", "measurement", .. Enumerable.Range(0, Math.Min(samples, MaxSampleColumns)).Select(s => $"sample {s + 1}"),
+         .. ShowsMoments ? new[] { "mean", "std" } : []];
+
+    /// <summary>The grid: one row per input ("#i"), the columns of <see cref="Columns"/>; the std column on its own
+    /// scale, black at 0 and white at <see cref="StdDisplayMax"/>, with a legend under it.</summary>
+    public LabelledGrid Grid()
+    {
+        var columns = Columns.Select(name => name == "std" ? new GridColumn(name, 0, StdDisplayMax, Legend: true) : new GridColumn(name)).ToList();
+        var grid = new LabelledGrid(c, h, w) { Title = Title, Columns = columns };
+        for (int i = 0; i < N; i++)
+        {
+            var cells = new List<float[]?> { Item(Truth, i).ToArray(), Item(Measurements, i).ToArray() };
+            for (int s = 0; s < Math.Min(samples, MaxSampleColumns); s++) cells.Add(SampleOf(i, s).ToArray());
+            if (ShowsMoments)
+            {
+                cells.Add(Item(Mean, i).ToArray());
+                cells.Add(Item(Std, i).ToArray());
+            }
+            grid.AddRow($"#{i}", [.. cells]);
+        }
+        return grid;
+    }
 
     /// <summary>Writes grid.png and the arrays; returns their paths.</summary>
     public string[] Write(string folder)
     {
-        int cols = Columns.Length, scale = Math.Max(1, 128 / Math.Max(h, w));
-        int hs = h * scale, ws = w * scale;
-        var cells = new float[N * cols * c * hs * ws];
-        for (int i = 0; i < N; i++)
-        {
-            int col = 0;
-            void Put(ReadOnlySpan<float> image) => Upscale(image, cells.AsSpan(((i * cols) + col++) * c * hs * ws, c * hs * ws), scale);
-            Put(Item(Truth, i));
-            Put(Item(Measurements, i));
-            for (int s = 0; s < Math.Min(samples, MaxSampleColumns); s++) Put(SampleOf(i, s));
-            Put(Item(Mean, i));
-            float top = StdDisplayMax;
-            Put(Item(Std, i).ToArray().Select(v => 2 * v / top - 1).ToArray());
-        }
         string grid = Path.Combine(folder, "grid.png");
-        PngGrid.Write(grid, cells, [N * cols, c, hs, ws], columns: cols);
+        Grid().WritePng(grid);
         var paths = new List<string> { grid };
         void Save(string name, float[] data, params int[] shape)
         {
@@ -121,15 +136,6 @@ internal sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, i
         Save("mean.npy", Mean, N, c, h, w);
         Save("std.npy", Std, N, c, h, w);
         return [.. paths];
-    }
-
-    private void Upscale(ReadOnlySpan<float> image, Span<float> target, int scale)
-    {
-        int hs = h * scale, ws = w * scale;
-        for (int p = 0; p < c; p++)
-            for (int y = 0; y < hs; y++)
-                for (int x = 0; x < ws; x++)
-                    target[(p * hs + y) * ws + x] = image[(p * h + y / scale) * w + x / scale];
     }
 
     /// <summary>Per-input metrics, in metrics.json's names.</summary>
@@ -201,7 +207,8 @@ internal sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, i
                 ["file"] = "grid.png",
                 ["rows"] = "inputs, in input order",
                 ["columns"] = Columns,
-                ["std_white_at"] = R(StdDisplayMax),
+                ["std_white_at"] = ShowsMoments ? R(StdDisplayMax) : null,
+                ["scale"] = Grid().Scale,
             },
         };
         string path = Path.Combine(folder, "metrics.json");
@@ -209,16 +216,20 @@ internal sealed class PosteriorReport(PosteriorTask task, int c, int h, int w, i
         return path;
     }
 
-    /// <summary>A few lines for the console: the averages that matter most.</summary>
-    public string Summary()
+    /// <summary>The averages that matter most, as a table on stdout (plain text off a terminal).</summary>
+    public void WriteSummary(CliContext cli)
     {
         var a = Averages();
-        string F(string key, string format = "F2") => a.TryGetValue(key, out var v) && v is double d ? d.ToString(format) : "n/a";
-        string line = $"  PSNR mean {F("psnr_mean")} dB, samples {F("psnr_samples")} dB; SSIM mean {F("ssim_mean", "F3")}, samples {F("ssim_samples", "F3")}; " +
-                      $"{Discrepancy.Label} {F($"{Discrepancy.Name}_samples", Discrepancy.Format)} (truth {F($"{Discrepancy.Name}_truth", Discrepancy.Format)})";
+        string F(string key, string format = "F2") => a.TryGetValue(key, out var v) && v is double d ? d.ToString(format, System.Globalization.CultureInfo.InvariantCulture) : "n/a";
+        var table = new Table().AddColumn("metric").AddColumn(new TableColumn("posterior mean").RightAligned())
+            .AddColumn(new TableColumn("samples").RightAligned()).AddColumn(new TableColumn("reference").RightAligned());
+        table.AddRow("PSNR, dB", F("psnr_mean"), F("psnr_samples"), "");
+        table.AddRow("SSIM", F("ssim_mean", "F3"), F("ssim_samples", "F3"), "");
+        table.AddRow(Markup.Escape(Discrepancy.Label), "", F($"{Discrepancy.Name}_samples", Discrepancy.Format),
+            $"truth {F($"{Discrepancy.Name}_truth", Discrepancy.Format)}");
         if (task.MissingMask is not null)
-            line += $"\n  missing pixels: PSNR of the posterior mean {F("psnr_missing_mean")} dB vs trivial fill {F("psnr_missing_trivial_fill")} dB";
-        return line;
+            table.AddRow("missing pixels: PSNR, dB", F("psnr_missing_mean"), F("psnr_missing_samples"), $"trivial fill {F("psnr_missing_trivial_fill")}");
+        cli.OutConsole.Write(table);
     }
 
     /// <summary>Rounds for JSON; non-finite values become null (JSON has no NaN or infinity).</summary>

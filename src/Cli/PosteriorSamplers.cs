@@ -6,14 +6,22 @@ namespace PosteriorGpu.Cli;
 /// <summary>The command line's budget flags, shared by every --sampler (their defaults give 24 network evaluations a sample).</summary>
 /// <param name="Steps">--steps: network evaluations of the main loop (annealed Langevin: Langevin steps over all levels;
 /// DPnP: the denoising draws' network calls over all sweeps; DPS: reverse-diffusion steps after the first --prior-steps).</param>
-/// <param name="Levels">--levels: annealing levels (annealed Langevin) or Gibbs sweeps (DPnP); --steps is split evenly.</param>
+/// <param name="Levels">--levels: annealing levels (annealed Langevin, dps-langevin) or Gibbs sweeps (DPnP); --steps is split
+/// evenly; null when not given (<see cref="PosteriorBudget.DefaultLevels"/>). DPS has no levels: giving it is an error.</param>
 /// <param name="PriorSteps">--prior-steps: DDIM steps of the prior draw (annealed Langevin, DPnP); DPS runs --steps +
 /// --prior-steps reverse-diffusion steps from noise instead.</param>
 /// <param name="StepScale">--step-scale: annealed Langevin's step scale, DPS's zeta (null: the preset's, or the task's zeta).</param>
 /// <param name="PriorTimestep">--prior-timestep: annealed Langevin's prior-score timestep (null: the preset's).</param>
 /// <param name="EtaMax">--eta-max: annealed Langevin's and DPnP's first level (null: the preset's).</param>
-internal sealed record PosteriorBudget(int Steps = 16, int Levels = 4, int PriorSteps = 8, double? StepScale = null,
-    int? PriorTimestep = null, double? EtaMax = null);
+internal sealed record PosteriorBudget(int Steps = 16, int? Levels = null, int PriorSteps = 8, double? StepScale = null,
+    int? PriorTimestep = null, double? EtaMax = null)
+{
+    /// <summary>--levels when not given.</summary>
+    public const int DefaultLevels = 4;
+
+    /// <summary>--levels, or its default.</summary>
+    public int LevelCount => Levels ?? DefaultLevels;
+}
 
 /// <summary>The --sampler switch: maps the command line's budget flags onto each method's own options (its 32 x 32 image
 /// preset), and the methods' option errors back onto the flags, in the command line's own words.</summary>
@@ -46,40 +54,44 @@ internal static class PosteriorSamplers
         if (b.PriorTimestep is not null && name is not ("annealed-langevin" or "dps-langevin"))
             throw new UsageException($"--prior-timestep applies to --sampler annealed-langevin and dps-langevin only, not {name}");
         if (b.EtaMax is not null && name is "dps" or "lgd-mc")
-            throw new UsageException($"--eta-max applies to --sampler annealed-langevin and dpnp only, not {name}");
+            throw new UsageException($"--eta-max applies to --sampler annealed-langevin, dpnp and dps-langevin only, not {name}");
+        if (b.Levels is not null && name is "dps" or "lgd-mc")
+            throw new UsageException($"--levels applies to --sampler annealed-langevin, dpnp and dps-langevin only, not {name} " +
+                                     $"({name} runs --steps + --prior-steps reverse-diffusion steps and has no levels)");
+        int levels = b.LevelCount;
         switch (name)
         {
             case "annealed-langevin":
-                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
-                Check(b.Steps >= b.Levels, "--steps", b.Steps, $"must be at least --levels ({b.Levels}): each level takes --steps / --levels Langevin steps");
+                Check(levels >= 1, "--levels", levels, "must be at least 1");
+                Check(b.Steps >= levels, "--steps", b.Steps, $"must be at least --levels ({levels}): each level takes --steps / --levels Langevin steps");
                 var al = AnnealedLangevinOptions.Image32;
                 return al with
                 {
-                    Levels = b.Levels, StepsPerLevel = b.Steps / b.Levels, PriorSteps = b.PriorSteps,
+                    Levels = levels, StepsPerLevel = b.Steps / levels, PriorSteps = b.PriorSteps,
                     StepScale = b.StepScale ?? al.StepScale, PriorTimestep = b.PriorTimestep ?? al.PriorTimestep, EtaMax = b.EtaMax ?? al.EtaMax,
                 };
             case "dpnp":
-                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
-                Check(b.Steps / b.Levels >= 2, "--steps", b.Steps,
-                    $"must be at least 2 x --levels = {2 * b.Levels}: each sweep's denoising draw takes --steps / --levels network calls, at least 2");
+                Check(levels >= 1, "--levels", levels, "must be at least 1");
+                Check(b.Steps / levels >= 2, "--steps", b.Steps,
+                    $"must be at least 2 x --levels = {2 * levels}: each sweep's denoising draw takes --steps / --levels network calls, at least 2");
                 var dp = DpnpOptions.Image32;
                 return dp with
                 {
-                    Iterations = b.Levels, PriorSteps = b.PriorSteps, EtaMax = b.EtaMax ?? dp.EtaMax,
-                    Denoiser = dp.Denoiser with { Steps = b.Steps / b.Levels - 1 },
+                    Iterations = levels, PriorSteps = b.PriorSteps, EtaMax = b.EtaMax ?? dp.EtaMax,
+                    Denoiser = dp.Denoiser with { Steps = b.Steps / levels - 1 },
                 };
             case "dps-langevin":
                 // DPS with the --steps + --prior-steps budget and the task's zeta, then the local annealed Langevin with
                 // annealed Langevin's preset (a DDIM --prior-steps reverse diffusion from t0, --levels x --steps / --levels).
-                Check(b.Levels >= 1, "--levels", b.Levels, "must be at least 1");
-                Check(b.Steps >= b.Levels, "--steps", b.Steps, $"must be at least --levels ({b.Levels}): each level takes --steps / --levels Langevin steps");
+                Check(levels >= 1, "--levels", levels, "must be at least 1");
+                Check(b.Steps >= levels, "--steps", b.Steps, $"must be at least --levels ({levels}): each level takes --steps / --levels Langevin steps");
                 var pl = DpsLangevinOptions.Image32;
                 return pl with
                 {
                     Dps = pl.Dps with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? pl.Dps.StepSize },
                     Langevin = pl.Langevin with
                     {
-                        Levels = b.Levels, StepsPerLevel = b.Steps / b.Levels, PriorSteps = b.PriorSteps,
+                        Levels = levels, StepsPerLevel = b.Steps / levels, PriorSteps = b.PriorSteps,
                         PriorTimestep = b.PriorTimestep ?? pl.Langevin.PriorTimestep, EtaMax = b.EtaMax ?? pl.Langevin.EtaMax,
                     },
                 };
@@ -88,6 +100,7 @@ internal static class PosteriorSamplers
                 var lg = LgdMcOptions.Image32;
                 return lg with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? lg.StepSize };
             default:
+                // DPS: --steps + --prior-steps reverse-diffusion steps from noise, each a forward and a backward pass.
                 var ds = DpsOptions.Image32;
                 return ds with { Steps = b.Steps + b.PriorSteps, StepSize = b.StepScale ?? ds.StepSize };
         }
@@ -109,9 +122,9 @@ internal static class PosteriorSamplers
             // The flag that set the option, and its value as given on the command line.
             (string flag, object? value) = e.Option switch
             {
-                "Levels" or "Iterations" => ("--levels", budget.Levels),
+                "Levels" or "Iterations" => ("--levels", budget.LevelCount),
                 "StepsPerLevel" or "Denoiser.Steps" => ("--steps", budget.Steps),
-                "Steps" => ("--steps + --prior-steps", budget.Steps + budget.PriorSteps),
+                "Steps" => ("--steps + --prior-steps (DPS's reverse-diffusion steps)", budget.Steps + budget.PriorSteps),
                 "PriorSteps" => ("--prior-steps", budget.PriorSteps),
                 "StepScale" or "StepSize" => ("--step-scale", e.Value),
                 "PriorTimestep" => ("--prior-timestep", e.Value),

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using PosteriorGpu.Kernels.Device;
@@ -11,27 +12,35 @@ namespace PosteriorGpu.Cli;
 /// the test-set accuracy after every epoch.</summary>
 internal static class TrainClassifierCommand
 {
-    /// <summary>The options this command takes (besides --verbose and --resume).</summary>
-    public static readonly string[] Known = ["out", "mnist", "epochs", "batch", "lr", "seed", "limit", "device"];
-
     /// <summary>What to train and where.</summary>
     /// <param name="Out">Output folder (classifier, training state, log.csv).</param>
     /// <param name="Mnist">MNIST folder (null: the default cache).</param>
     /// <param name="Options">The training options.</param>
     /// <param name="Limit">Use the first this many training images (null: all 60,000).</param>
     /// <param name="Resume">Continue from the folder's training state when there is one.</param>
-    /// <param name="Device">cuda, opencl or cpu (null: the default choice).</param>
-    public sealed record Settings(string Out, string? Mnist, ClassifierTrainingOptions Options, int? Limit, bool Resume, string? Device);
+    /// <param name="Device">The device kind (null: the default choice).</param>
+    public sealed record Settings(string Out, string? Mnist, ClassifierTrainingOptions Options, int? Limit, bool Resume, DeviceKind? Device);
 
-    /// <summary>Parses today's options into <see cref="Settings"/> and runs; returns the exit code.</summary>
-    public static int Run(Options o, TextWriter stdout)
+    /// <summary>The `train-classifier` command's options and parsing glue.</summary>
+    public static Command Create(CommandSetup setup)
     {
         var d = new ClassifierTrainingOptions();
-        var settings = new Settings(
-            o.Required("out", "the output folder (classifier, training state, log.csv)"), o.Get("mnist"),
-            d with { Epochs = o.Int("epochs", d.Epochs), BatchSize = o.Int("batch", d.BatchSize), LearningRate = o.Double("lr", d.LearningRate), Seed = o.Int("seed", d.Seed) },
-            o.Get("limit") is null ? null : o.Int("limit", 0), o.Flag("resume"), o.Get("device"));
-        return Execute(settings, stdout);
+        var output = CliOptions.Path("--out", "out/mnist-classifier", "the output folder (classifier, training state, log.csv)");
+        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
+        var epochs = CliOptions.Int("--epochs", d.Epochs, "epochs over the training images", min: 1);
+        var batch = CliOptions.Int("--batch", d.BatchSize, "images per step", min: 1);
+        var lr = CliOptions.Double("--lr", d.LearningRate, "peak learning rate (AdamW, cosine decay)", positive: true);
+        var seed = CliOptions.Int("--seed", d.Seed, "seed of the initial weights and the shuffling", min: 0);
+        var limit = CliOptions.OptionalInt("--limit", "use only the first this many training images", min: 1);
+        var resume = CliOptions.Flag("--resume", "continue from the output folder's training state when there is one");
+        var command = new Command("train-classifier", "train the MNIST classifier whose features `fid` compares (reports test accuracy per epoch)")
+        {
+            output, mnist, epochs, batch, lr, seed, limit, resume,
+        };
+        command.SetAction(p => Execute(new Settings(p.GetValue(output)!, p.GetValue(mnist),
+            d with { Epochs = p.GetValue(epochs), BatchSize = p.GetValue(batch), LearningRate = p.GetValue(lr), Seed = p.GetValue(seed) },
+            p.GetValue(limit), p.GetValue(resume), setup.DeviceOf(p)), setup.Context.Out, setup.Context.Cancel));
+        return command;
     }
 
     /// <summary>Trains as <paramref name="s"/> says; returns the exit code.</summary>
@@ -40,7 +49,7 @@ internal static class TrainClassifierCommand
         var config = new ClassifierConfig();
         var train = Load(MnistFolder.TrainImages, MnistFolder.TrainLabels, s.Mnist, s.Limit);
         var test = Load(MnistFolder.TestImages, MnistFolder.TestLabels, s.Mnist, null);
-        using var dev = GpuDevice.Open(DeviceKinds.Parse(s.Device, "--device"));
+        using var dev = GpuDevice.Open(s.Device);
         using var trainer = ClassifierTrainer.Create(dev, config, train, test, s.Options, s.Out, s.Resume);
         stdout.WriteLine($"train-classifier: {trainer.Network.Parameters.Count:N0} parameters on {dev.Description}; {train.Count} images; " +
                          $"batch {s.Options.BatchSize}; from step {trainer.Step} to {trainer.TotalSteps} ({s.Options.Epochs} epochs); writing {s.Out}");

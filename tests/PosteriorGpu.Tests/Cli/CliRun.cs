@@ -9,7 +9,7 @@ public static class CliRun
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = CommandLine.Run(args, stdout, stderr);
+        int code = CliApp.Run(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 }

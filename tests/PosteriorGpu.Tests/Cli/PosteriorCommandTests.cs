@@ -24,13 +24,17 @@ public class PosteriorCommandTests
     [OneTimeTearDown]
     public void DeleteDir() => Directory.Delete(dir, recursive: true);
 
-    private static readonly string[] Quick = ["--steps", "2", "--levels", "2", "--prior-steps", "2", "--device", "cpu"];
+    // DPS (the default) has no levels: --steps + --prior-steps = 4 reverse-diffusion steps.
+    private static readonly string[] Quick = ["--steps", "2", "--prior-steps", "2", "--device", "cpu"];
+
+    // The same budget for the samplers with levels.
+    private static readonly string[] QuickLevels = [.. Quick, "--levels", "2"];
 
     private (int Code, string Out, string Err) Run(params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = CommandLine.Run(["posterior", .. args], stdout, stderr);
+        int code = CliApp.Run(["posterior", .. args], stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
 
@@ -42,7 +46,7 @@ public class PosteriorCommandTests
         string o = Out("inpaint");
         var (code, stdout, stderr) = Run(["--model", model, "--count", "2", "--samples", "3", "--seed", "5", "--out", o, .. Quick]);
         Assert.That(code, Is.EqualTo(0), stderr);
-        Assert.That(stdout, Does.Contain("missing pixels: PSNR of the posterior mean"));
+        Assert.That(stdout, Does.Contain("missing pixels: PSNR").And.Contain("trivial fill"));
         Assert.That(stderr, Does.Contain("posterior: 100% 4/4 steps"), "plain progress lines when not on a terminal");
 
         // The inputs are the first two committed digits; the measurement keeps the observed pixels (plus noise).
@@ -69,9 +73,16 @@ public class PosteriorCommandTests
 
         using (var png = SKBitmap.Decode(Path.Combine(o, "grid.png")))
         {
-            // 2 rows x (truth, measurement, 3 samples, mean, std) of 128-pixel cells with 2-pixel gaps.
-            Assert.That((png.Width, png.Height), Is.EqualTo((7 * 128 + 8 * 2, 2 * 128 + 3 * 2)));
-            Assert.That(png.GetPixel(2, 2).Red, Is.EqualTo(PngGrid.ToByte(digits[0])), "top-left cell is the truth");
+            // A title band, a header band, 2 rows x (truth, measurement, 3 samples, mean, std) of 128-pixel cells, a legend band.
+            Assert.That(png.Width, Is.GreaterThan(7 * 128));
+            Assert.That(png.Height, Is.GreaterThan(2 * 128));
+        }
+        using (var png = SKBitmap.Decode(Path.Combine(o, "grid.png")))
+        {
+            // The header band (below the 22-pixel title band, above the cells) holds text: ink on the background.
+            var band = Enumerable.Range(0, png.Width).SelectMany(x => Enumerable.Range(22, 22).Select(y => png.GetPixel(x, y).Red)).ToList();
+            Assert.That(band.Count(v => v == 235), Is.GreaterThan(100), "header text");
+            Assert.That(band.Count(v => v == 32), Is.GreaterThan(band.Count / 2), "background");
         }
 
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(o, "metrics.json")));
@@ -84,6 +95,10 @@ public class PosteriorCommandTests
         Assert.That((PosteriorTask.DpsZeta("inpaint"), PosteriorTask.DpsZeta("cs"), PosteriorTask.DpsZeta("onebit")), Is.EqualTo((3.0, 1.0, 1.0)));
         var run = root.GetProperty("run");
         Assert.That(run.GetProperty("inputs_completed").GetInt32(), Is.EqualTo(2));
+        var columns = root.GetProperty("grid").GetProperty("columns").EnumerateArray().Select(e => e.GetString()).ToArray();
+        Assert.That(columns, Is.EqualTo(new[] { "truth", "measurement", "sample 1", "sample 2", "sample 3", "mean", "std" }));
+        Assert.That(root.GetProperty("grid").GetProperty("std_white_at").GetDouble(), Is.EqualTo(std.Max()).Within(1e-4));
+        Assert.That(root.GetProperty("grid").GetProperty("scale").GetInt32(), Is.EqualTo(4), "32-pixel digits drawn 4 x larger");
         Assert.That(run.GetProperty("interrupted").GetBoolean(), Is.False);
         Assert.That(run.GetProperty("device").GetString(), Does.StartWith("cpu"));
         Assert.That(run.GetProperty("network_evaluations_per_sample").GetInt32(), Is.EqualTo(4));
@@ -148,6 +163,10 @@ public class PosteriorCommandTests
         }
         string o = Out("png");
         Assert.That(Run(["--model", model, "--input", png, "--samples", "1", "--out", o, .. Quick]).Code, Is.Zero);
+        // One sample: no mean and std columns (they would repeat the sample and show black).
+        using (var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(o, "metrics.json"))))
+            Assert.That(json.RootElement.GetProperty("grid").GetProperty("columns").EnumerateArray().Select(e => e.GetString()),
+                Is.EqualTo(new[] { "truth", "measurement", "sample 1" }));
         var img = Npy.Read(Path.Combine(o, "truth.npy")).ToFloat32();
         Assert.That(img, Has.Length.EqualTo(1024));
         Assert.That(img[16 * 32 + 16], Is.EqualTo(1f).Within(0.02f), "centre white");
@@ -161,12 +180,14 @@ public class PosteriorCommandTests
     {
         string o = Out("interrupted");
         using var cts = new CancellationTokenSource();
-        var options = new Options("posterior", ["--model", model, "--count", "3", "--samples", "2", "--batch", "1", "--out", o, .. Quick],
-            PosteriorCommand.Known, [.. PosteriorCommand.Flags, "verbose"]);
+        var settings = new PosteriorSettings
+        {
+            Model = model, Count = 3, Samples = 2, Batch = 1, Out = o, Budget = new PosteriorBudget(Steps: 2, PriorSteps: 2), Device = DeviceKind.Cpu,
+        };
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = PosteriorCommand.Run(options, stdout, stderr, cts.Token, done => { if (done == 1) cts.Cancel(); });
-        Assert.That(code, Is.EqualTo(PosteriorCommand.InterruptedExitCode), stderr.ToString());
+        int code = PosteriorCommand.Run(settings, CliContext.Plain(stdout, stderr, cts.Token), done => { if (done == 1) cts.Cancel(); });
+        Assert.That(code, Is.EqualTo(ExitCodes.Interrupted), stderr.ToString());
         Assert.That(Npy.Read(Path.Combine(o, "samples.npy")).Shape, Is.EqualTo(new[] { 1, 2, 1, 32, 32 }));
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(o, "metrics.json")));
         Assert.That(json.RootElement.GetProperty("run").GetProperty("interrupted").GetBoolean(), Is.True);
@@ -176,9 +197,8 @@ public class PosteriorCommandTests
         // Cancelled before anything finished: nothing written, still exit 130.
         string none = Out("cancelled");
         cts.TryReset();
-        code = PosteriorCommand.Run(new Options("posterior", ["--model", model, "--out", none, .. Quick], PosteriorCommand.Known, "verbose"),
-            stdout, stderr, new CancellationToken(true));
-        Assert.That(code, Is.EqualTo(PosteriorCommand.InterruptedExitCode));
+        code = PosteriorCommand.Run(settings with { Out = none, Count = 4, Batch = null }, CliContext.Plain(stdout, stderr, new CancellationToken(true)));
+        Assert.That(code, Is.EqualTo(ExitCodes.Interrupted));
         Assert.That(Directory.Exists(none) ? Directory.GetFiles(none) : [], Is.Empty);
     }
 
@@ -197,8 +217,8 @@ public class PosteriorCommandTests
     public void DpnpAndDps_RunLinearAndNonlinearTasks(string sampler, string task)
     {
         string o = Out(sampler + "-" + task);
-        var (code, stdout, stderr) = Run("--sampler", sampler, "--task", task, "--model", model, "--count", "1", "--samples", "2",
-            "--steps", "4", "--levels", "2", "--prior-steps", "2", "--device", "cpu", "--out", o);
+        var (code, stdout, stderr) = Run(["--sampler", sampler, "--task", task, "--model", model, "--count", "1", "--samples", "2",
+            "--steps", "4", "--prior-steps", "2", "--device", "cpu", "--out", o, .. sampler == "dps" ? Array.Empty<string>() : new[] { "--levels", "2" }]);
         Assert.That(code, Is.EqualTo(0), stderr);
         var metrics = File.ReadAllText(Path.Combine(o, "metrics.json"));
         Assert.That(metrics, Does.Contain($"\"sampler\": \"{sampler}\""));
@@ -216,22 +236,39 @@ public class PosteriorCommandTests
     {
         AssertOneLineError(Run("--task", "colorize", "--model", model), 2, "colorize", "inpaint");
         AssertOneLineError(Run("--sampler", "heun", "--model", model), 2, "heun", "annealed-langevin");
-        AssertOneLineError(Run(["--sampler", "dpnp", "--model", model, "--out", Out("x"), .. Quick]), 2, "dpnp", "at least 2");
-        AssertOneLineError(Run(["--task", "phase", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps");
-        AssertOneLineError(Run(["--task", "onebit", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear");
-        AssertOneLineError(Run(["--task", "phase", "--sampler", "dps-langevin", "--model", model, "--out", Out("x"), .. Quick]), 2, "nonlinear", "dps-langevin");
-        AssertOneLineError(Run("--model", Out("no-such-model"), "--device", "cpu"), 1, "no-such-model", "--model");
+        AssertOneLineError(Run(["--sampler", "dpnp", "--model", model, "--out", Out("x"), .. QuickLevels]), 2, "dpnp", "at least 2");
+        AssertOneLineError(Run(["--task", "phase", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. QuickLevels]), 2, "nonlinear", "dps");
+        AssertOneLineError(Run(["--task", "onebit", "--sampler", "annealed-langevin", "--model", model, "--out", Out("x"), .. QuickLevels]), 2, "nonlinear");
+        AssertOneLineError(Run(["--task", "phase", "--sampler", "dps-langevin", "--model", model, "--out", Out("x"), .. QuickLevels]), 2, "nonlinear", "dps-langevin");
+        AssertOneLineError(Run("--model", Out("no-such-model"), "--device", "cpu"), 1, "no-such-model", "model folder", "--model");
         AssertOneLineError(Run("--model", model, "--stpes", "3"), 2, "--stpes");
+        AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples must be at least 1");
         AssertOneLineError(Run("--model", model, "--samples", "0"), 2, "--samples");
         AssertOneLineError(Run(["--model", model, "--task", "superres", "--factor", "5", "--out", Out("x"), .. Quick]), 2, "--factor 5");
         AssertOneLineError(Run(["--model", model, "--step-scale", "0", "--out", Out("x"), .. Quick]), 2, "--step-scale");
         AssertOneLineError(Run(["--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2, "--prior-timestep", "annealed-langevin and dps-langevin only");
-        AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. Quick]), 2,
+        AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--prior-timestep", "1000", "--out", Out("x"), .. QuickLevels]), 2,
             "--prior-timestep = 1000", "0..999");
         AssertOneLineError(Run(["--sampler", "annealed-langevin", "--model", model, "--steps", "3", "--levels", "4", "--out", Out("x")]), 2,
             "--steps = 3", "--levels (4)");
-        AssertOneLineError(Run("--model", model, "--device", "tpu"), 1, "tpu");
-        AssertOneLineError(Run(["--model", model, "--input", Out("missing.npy"), .. Quick]), 1, "missing.npy", "not found");
+        AssertOneLineError(Run("--model", model, "--device", "tpu"), 2, "tpu", "cuda");
+        AssertOneLineError(Run("--model", model, "--device", "gpu"), 2, "gpu", "cuda");
+        AssertOneLineError(Run(["--model", model, "--input", Out("missing.npy"), .. Quick]), 1, "missing.npy", "input images", "not found");
+        // A value forgotten before the next option names the option that needs it.
+        AssertOneLineError(Run("--model", model, "--task", "--count", "1"), 2, "--task needs a value");
+        AssertOneLineError(Run("--model", model, "--count"), 2, "--count needs a value");
+        AssertOneLineError(Run("--model", model, "--count", "many"), 2, "--count", "many", "integer");
+        AssertOneLineError(Run("--model", model, "--sigma-y", "-1"), 2, "--sigma-y must be positive");
+        // A flag the chosen sampler does not read is an error, and DPS's errors speak of its own flags.
+        AssertOneLineError(Run(["--model", model, "--levels", "3", "--out", Out("x"), .. Quick]), 2, "--levels", "not dps", "--steps + --prior-steps");
+        AssertOneLineError(Run(["--model", model, "--eta-max", "3", "--out", Out("x"), .. Quick]), 2, "--eta-max", "not dps");
+        var dpsSteps = Run("--model", model, "--steps", "0");
+        AssertOneLineError(dpsSteps, 2, "--steps");
+        Assert.That(dpsSteps.Err, Does.Not.Contain("evels"), "DPS has no levels");
+        // The output folder's role is named (a path that cannot be a folder).
+        string file = Out("a-file");
+        File.WriteAllText(file, "x");
+        AssertOneLineError(Run(["--model", model, "--count", "1", "--samples", "1", "--out", Path.Combine(file, "sub"), .. Quick]), 1, "output folder", "a-file");
 
         // A model whose size does not fit the input: 16 x 16 images for a 32 x 32 model.
         string small = Out("small.npy");
@@ -248,11 +285,17 @@ public class PosteriorCommandTests
         File.WriteAllText(notPng, "not a picture");
         AssertOneLineError(Run(["--model", model, "--input", notPng, .. Quick]), 1, "junk.png", "decode");
 
-        // A device that is not there (only checkable where there is no CUDA device).
+        // A device kind this machine does not have: a failure to run here, not a mistake in the command line (exit 1;
+        // only checkable where there is no CUDA device).
         if (!GpuDevice.List().Any(d => d.Kind == DeviceKind.Cuda))
             AssertOneLineError(Run("--model", model, "--device", "cuda"), 1, "cuda", "--device");
 
-        // --verbose lets the exception (and its stack trace) through.
-        Assert.Throws<UsageException>(() => CommandLine.Run(["posterior", "--task", "colorize", "--verbose"], new StringWriter(), new StringWriter()));
+        // --verbose adds the stack trace and keeps the exit code (no unhandled exception).
+        var verbose = Run(["--model", Out("no-such-model"), "--verbose", .. Quick]);
+        Assert.That(verbose.Code, Is.EqualTo(1));
+        Assert.That(verbose.Err, Does.StartWith("posteriorgpu: error: ").And.Contain("   at PosteriorGpu.Cli."));
+        verbose = Run(["--model", model, "--levels", "3", "--verbose", .. Quick]);
+        Assert.That(verbose.Code, Is.EqualTo(2));
+        Assert.That(verbose.Err, Does.Contain("UsageException"));
     }
 }

@@ -122,31 +122,44 @@ public class PosteriorTaskTests
     }
 }
 
-public class ProgressBarTests
+public class RunProgressTests
 {
     [Test]
     public void NotOnATerminal_WritesAFewPlainLines()
     {
         var w = new StringWriter();
-        var bar = new ProgressBar(w, interactive: false, "run", 1000, 10);
-        for (int i = 0; i <= 1000; i++) bar.Update(i);
-        bar.Finish("done");
+        using (var bar = CliContext.Plain(new StringWriter(), w).Progress("run", 1000))
+        {
+            for (int i = 0; i <= 1000; i++) bar.Update(i);
+            bar.Finish("done");
+        }
         var lines = w.ToString().TrimEnd().Split('\n');
         Assert.That(lines.Length, Is.InRange(11, 13), w.ToString());
-        Assert.That(w.ToString(), Does.Not.Contain("\r"));
+        // Ordinal checks: a culture-aware Contains ignores control characters and would find them anywhere.
+        Assert.That(w.ToString().Contains('\r'), Is.False, "no carriage returns");
+        Assert.That(w.ToString().Contains('\u001b'), Is.False, "no escape codes");
         Assert.That(lines[^2], Does.StartWith("run: 100% 1000/1000 steps"));
         Assert.That(lines[^1], Is.EqualTo("run: done"));
     }
 
     [Test]
-    public void OnATerminal_RedrawsOneLine()
+    public void Eta_ComesFromTheSmoothedRate_NotFromTheFirstStep()
     {
-        var w = new StringWriter();
-        var bar = new ProgressBar(w, interactive: true, "run", 4, 2);
-        bar.Update(4);
-        bar.Finish("done");
-        Assert.That(w.ToString(), Does.StartWith("\rrun [" + new string('#', 28) + "] 100% 4/4 steps"));
-        Assert.That(w.ToString(), Does.Contain("samples/s"));
-        Assert.That(w.ToString().TrimEnd().Split('\n'), Has.Length.EqualTo(2));
+        // Step 1 takes 60 s (kernel compilation), then one step a second: after step 11 at 70 s, 89 of 100 steps remain.
+        var rate = new RateEstimator();
+        rate.Observe(1, 60);
+        Assert.That(rate.Remaining(100, 1), Is.Null, "no rate from the first report alone");
+        for (int k = 2; k <= 11; k++) rate.Observe(k, 60 + (k - 1));
+        Assert.That(rate.Rate, Is.EqualTo(1.0).Within(1e-9));
+        Assert.That(rate.Remaining(100, 11)!.Value.TotalSeconds, Is.EqualTo(89).Within(1e-6));
+        // The naive estimate (11 steps in 70 s) would have said 566 s.
+        // One slow step (10 s) moves the rate a little, not to its own 0.1 steps/s.
+        rate.Observe(12, 80);
+        Assert.That(rate.Rate, Is.EqualTo(11.0 / 20).Within(1e-9));
+        // The window forgets old intervals: after 70 more steps at 2 steps/s the rate is 2.
+        for (int k = 1; k <= 140; k++) rate.Observe(12 + k, 80 + k * 0.5);
+        Assert.That(rate.Rate, Is.EqualTo(2.0).Within(1e-9));
+        Assert.That(RateEstimator.Format(TimeSpan.FromSeconds(3725)), Is.EqualTo("1:02:05"));
+        Assert.That(RateEstimator.Format(TimeSpan.FromSeconds(65)), Is.EqualTo("01:05"));
     }
 }

@@ -49,8 +49,8 @@ public class TrainCommandTests
         Assert.That(stderr.TrimEnd().Split('\n'), Has.Length.EqualTo(1));
 
         (code, _, stderr) = Run("train", "--mnist", dir, "--out", Path.Combine(dir, "y"), "--batch", "0", "--device", "cpu");
-        Assert.That(code, Is.EqualTo(1));
-        Assert.That(stderr, Does.Contain("BatchSize"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(stderr, Does.Contain("--batch must be at least 1"));
 
         (code, _, stderr) = Run("train", "--out", Path.Combine(dir, "z"), "--stpes", "3");
         Assert.That(code, Is.EqualTo(2));

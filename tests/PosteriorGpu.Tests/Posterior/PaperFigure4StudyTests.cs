@@ -13,7 +13,7 @@ namespace PosteriorGpu.Tests.Posterior;
 public class PaperFigure4StudyTests
 {
     [Test]
-    public void TheStudy_ScoresDpsAndEachStepSize_OnTheHeldOutDigits()
+    public void TheStudy_ScoresDpsAndEachStepSize_OnTheHeldOutDigits_AndTheCommandDrawsIt()
     {
         string root = Path.Combine(Path.GetTempPath(), $"posteriorgpu-fig4-{Guid.NewGuid():N}");
         try
@@ -46,6 +46,31 @@ public class PaperFigure4StudyTests
             Assert.That(double.IsFinite(result.TruthFid), Is.True);
             Assert.That(result.Budget, Does.Contain("3 levels x 2"));
             Assert.That(log.ToString(), Does.Contain("inpaint50").And.Contain("superres4"));
+
+            // The figure: two panels per task, the curve (red L2, blue FID) and the dashed DPS line drawn.
+            var png = PaperFigure4Command.Plot(result);
+            int red = 0, blue = 0;
+            for (int y = 0; y < png.Height; y++)
+                for (int x = 0; x < png.Width; x++)
+                {
+                    var (r, g, b) = png[x, y];
+                    if (r == 220 && g == 70 && b == 60) red++;
+                    if (r == 70 && g == 120 && b == 230) blue++;
+                }
+            Assert.That(red, Is.GreaterThan(200));
+            Assert.That(blue, Is.GreaterThan(200));
+            string table = PaperFigure4Command.Markdown(result, settings, "cpu", 1);
+            Assert.That(table.Split('\n').Count(l => l.StartsWith("| inpaint50") || l.StartsWith("| superres4")), Is.EqualTo(6));
+
+            // The command end to end: its files, and a bad task named as a usage error.
+            string output = Path.Combine(root, "out");
+            var (code, stdout, stderr) = CliRun.Run("paper-figure4", "--model", model, "--classifier", classifier, "--mnist", mnist, "--digits", "2",
+                "--first-digit", "5", "--tasks", "inpaint30", "--dps-steps", "1", "--t0", "10", "--levels", "2", "--step-sizes", "1e-4", "--out", output);
+            Assert.That(code, Is.Zero, stderr);
+            foreach (string f in new[] { "figure4.md", "figure4.json", "figure4.png" }) Assert.That(File.Exists(Path.Combine(output, f)), Is.True, f);
+            var bad = CliRun.Run("paper-figure4", "--tasks", "inpaint,phase", "--out", output);
+            Assert.That(bad.Code, Is.EqualTo(2));
+            Assert.That(bad.Err, Does.Contain("--tasks"));
         }
         finally
         {
