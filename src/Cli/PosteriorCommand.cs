@@ -173,6 +173,8 @@ internal static class PosteriorCommand
         bar.Finish(interrupted
             ? $"interrupted after {done} of {count} input(s) ({samplingSeconds:F1} s)"
             : $"{count * samples} sample(s) in {samplingSeconds:F1} s");
+        // Once per run (every batch walks the same ladder): an inadmissible ladder is worth knowing about.
+        if (sampler.LastRun?.Annealing?.Warning is string warning) cli.Warn(warning);
 
         if (done == 0)
         {
@@ -195,7 +197,7 @@ internal static class PosteriorCommand
             ["task"] = taskName, ["sampler"] = samplerName, ["model"] = Path.GetFullPath(modelDir), ["input"] = inputSource,
             ["count"] = count, ["samples"] = samples, ["sigma_y"] = sigmaY, ["steps"] = budget.Steps, ["levels"] = samplerName == "dps" ? null : budget.LevelCount,
             ["prior_steps"] = budget.PriorSteps, ["step_scale"] = budget.StepScale, ["prior_timestep"] = budget.PriorTimestep,
-            ["eta_max"] = budget.EtaMax, ["seed"] = seed, ["device"] = s.Device?.Name(), ["out"] = outDir,
+            ["eta_max"] = budget.EtaMax, ["step_size"] = budget.StepSize, ["seed"] = seed, ["device"] = s.Device?.Name(), ["out"] = outDir,
             ["batch"] = batchInputs, ["mask"] = settings.Mask, ["factor"] = settings.Factor, ["blur_sigma"] = settings.BlurSigma,
             ["ratio"] = settings.Ratio, ["operator_seed"] = settings.OperatorSeed, ["invert"] = s.Invert,
         };
@@ -210,6 +212,14 @@ internal static class PosteriorCommand
             ["inputs_completed"] = done,
             ["interrupted"] = interrupted,
             ["network_evaluations_per_sample"] = sampler.EvaluationsPerSample,
+            ["annealing"] = sampler.LastRun?.Annealing is { } a ? new Dictionary<string, object?>
+            {
+                ["levels"] = a.Levels.Count, ["eta_first"] = a.Levels[0], ["eta_last"] = a.Levels[^1], ["steps_per_level"] = a.StepsPerLevel,
+                ["largest_increment"] = Math.Round(a.LargestIncrement, 4), ["admissible"] = a.Warning is null, ["warning"] = a.Warning,
+                ["step_sizes"] = a.StepSizes.Select(v => Math.Round(v, 8)).ToArray(),
+                ["langevin_time_per_level"] = a.LangevinTimes.Select(v => Math.Round(v, 8)).ToArray(),
+                ["langevin_time_total"] = Math.Round(a.TotalLangevinTime, 6),
+            } : null,
             ["batches"] = (done + batchInputs - 1) / batchInputs,
             ["sampling_seconds"] = Math.Round(samplingSeconds, 3),
             ["time_per_sample_seconds"] = Math.Round(samplingSeconds / (done * samples), 4),
@@ -258,20 +268,22 @@ internal static class PosteriorCommand
         var stepScale = CliOptions.OptionalDouble("--step-scale", "dps and dps-langevin: zeta (default 3; cs and onebit 1); annealed-langevin: the step scale (0.5)", positive: true);
         var priorTimestep = CliOptions.OptionalInt("--prior-timestep", "annealed-langevin and dps-langevin only: the timestep of the prior score", min: 0);
         var etaMax = CliOptions.OptionalDouble("--eta-max", "annealed-langevin, dpnp and dps-langevin only: the first level's noise", positive: true);
+        var stepSize = CliOptions.OptionalDouble("--step-size", "annealed-langevin and dps-langevin only: a constant Langevin step size h at every level " +
+            "(default: --step-scale / (1 + ||A||^2 / eta^2 + anchor))", positive: true);
         var output = CliOptions.Path("--out", d.Out, "output folder: grid.png, metrics.json and the arrays (.npy) are written there");
         var command = new Command("posterior", "posterior samples for an inverse problem on images: measure each input with the task's " +
             "operator and noise, draw samples of p(x | y), write a labelled grid.png (truth | measurement | samples | mean | std), " +
             "metrics.json (PSNR, SSIM, residual, timing) and .npy arrays. Ctrl-C writes what the finished batches produced (exit 130).")
         {
             task, sampler, model, input, invert, count, samples, sigmaY, steps, levels, priorSteps, seed, batch,
-            mask, factor, blurSigma, ratio, operatorSeed, stepScale, priorTimestep, etaMax, output,
+            mask, factor, blurSigma, ratio, operatorSeed, stepScale, priorTimestep, etaMax, stepSize, output,
         };
         command.SetAction(p => Run(new PosteriorSettings
         {
             Task = p.GetValue(task)!, Sampler = p.GetValue(sampler)!, Model = p.GetValue(model), Input = p.GetValue(input),
             Invert = p.GetValue(invert), Count = p.GetValue(count), Samples = p.GetValue(samples), SigmaY = p.GetValue(sigmaY),
             Budget = new PosteriorBudget(p.GetValue(steps), p.GetValue(levels), p.GetValue(priorSteps), p.GetValue(stepScale),
-                p.GetValue(priorTimestep), p.GetValue(etaMax)),
+                p.GetValue(priorTimestep), p.GetValue(etaMax), p.GetValue(stepSize)),
             Seed = p.GetValue(seed), Batch = p.GetValue(batch),
             Operator = new TaskSettings
             {

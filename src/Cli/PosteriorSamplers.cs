@@ -13,8 +13,10 @@ namespace PosteriorGpu.Cli;
 /// <param name="StepScale">--step-scale: annealed Langevin's step scale, DPS's zeta (null: the preset's, or the task's zeta).</param>
 /// <param name="PriorTimestep">--prior-timestep: annealed Langevin's prior-score timestep (null: the preset's).</param>
 /// <param name="EtaMax">--eta-max: annealed Langevin's and DPnP's first level (null: the preset's).</param>
+/// <param name="StepSize">--step-size: a constant Langevin step size h at every level for annealed Langevin and
+/// dps-langevin (null: the step-scale rule).</param>
 internal sealed record PosteriorBudget(int Steps = 16, int? Levels = null, int PriorSteps = 8, double? StepScale = null,
-    int? PriorTimestep = null, double? EtaMax = null)
+    int? PriorTimestep = null, double? EtaMax = null, double? StepSize = null)
 {
     /// <summary>--levels when not given.</summary>
     public const int DefaultLevels = 4;
@@ -58,6 +60,8 @@ internal static class PosteriorSamplers
         if (b.Levels is not null && name is "dps" or "lgd-mc")
             throw new UsageException($"--levels applies to --sampler annealed-langevin, dpnp and dps-langevin only, not {name} " +
                                      $"({name} runs --steps + --prior-steps reverse-diffusion steps and has no levels)");
+        if (b.StepSize is not null && name is not ("annealed-langevin" or "dps-langevin"))
+            throw new UsageException($"--step-size applies to --sampler annealed-langevin and dps-langevin only, not {name}");
         int levels = b.LevelCount;
         switch (name)
         {
@@ -69,6 +73,7 @@ internal static class PosteriorSamplers
                 {
                     Levels = levels, StepsPerLevel = b.Steps / levels, PriorSteps = b.PriorSteps,
                     StepScale = b.StepScale ?? al.StepScale, PriorTimestep = b.PriorTimestep ?? al.PriorTimestep, EtaMax = b.EtaMax ?? al.EtaMax,
+                    StepSize = b.StepSize,
                 };
             case "dpnp":
                 Check(levels >= 1, "--levels", levels, "must be at least 1");
@@ -93,6 +98,7 @@ internal static class PosteriorSamplers
                     {
                         Levels = levels, StepsPerLevel = b.Steps / levels, PriorSteps = b.PriorSteps,
                         PriorTimestep = b.PriorTimestep ?? pl.Langevin.PriorTimestep, EtaMax = b.EtaMax ?? pl.Langevin.EtaMax,
+                        StepSize = b.StepSize,
                     },
                 };
             case "lgd-mc":

@@ -232,6 +232,28 @@ public class PosteriorCommandTests
     }
 
     [Test]
+    public void AnnealedSamplers_ReportTheirLadder_AndTakeAConstantStepSize()
+    {
+        // 2 levels from eta_max 1 to sigma_y 0.05 are not admissible: the run warns once and metrics.json says so, with the
+        // constant h and the Langevin time per level (2 steps a level x 0.001).
+        string o = Out("al-step-size");
+        var (code, _, stderr) = Run(["--sampler", "annealed-langevin", "--model", model, "--count", "1", "--samples", "2",
+            "--steps", "4", "--prior-steps", "2", "--levels", "2", "--step-size", "0.001", "--device", "cpu", "--out", o]);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        Assert.That(stderr, Does.Contain("warning: the annealing ladder is not admissible"));
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(o, "metrics.json")));
+        var a = json.RootElement.GetProperty("run").GetProperty("annealing");
+        Assert.That(a.GetProperty("levels").GetInt32(), Is.EqualTo(2));
+        Assert.That(a.GetProperty("admissible").GetBoolean(), Is.False);
+        Assert.That(a.GetProperty("step_sizes").EnumerateArray().Select(v => v.GetDouble()), Is.All.EqualTo(0.001));
+        Assert.That(a.GetProperty("langevin_time_per_level").EnumerateArray().Select(v => v.GetDouble()), Is.All.EqualTo(0.002).Within(1e-9));
+
+        var dps = Run(["--sampler", "dps", "--model", model, "--step-size", "0.001", .. Quick, "--out", Out("dps-step-size")]);
+        Assert.That(dps.Code, Is.EqualTo(2));
+        Assert.That(dps.Err, Does.Contain("--step-size applies to --sampler annealed-langevin and dps-langevin only"));
+    }
+
+    [Test]
     public void BadInvocations_FailWithOneLineAndAnExitCode()
     {
         AssertOneLineError(Run("--task", "colorize", "--model", model), 2, "colorize", "inpaint");
