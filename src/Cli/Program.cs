@@ -1,3 +1,3 @@
 using PosteriorGpu.Cli;
 
-return CommandLine.Run(args, Console.Out, Console.Error);
+return ScaleOutCommands.TryRun(args, Console.Out, Console.Error) ?? CommandLine.Run(args, Console.Out, Console.Error);
