@@ -21,12 +21,16 @@ internal static class ScaleOutCommands
                posteriorgpu merge --out DIR   (checks every item and assembles merged/samples.npy, metrics.json, summary.md)
         """;
 
-    private static readonly string[] BatchKnown =
+    /// <summary>The options `batch` takes (besides the flags --invert and --verbose).</summary>
+    public static readonly string[] BatchKnown =
     [
         "input", "measurements", "out", "shard", "shard-count", "devices", "batch", "task", "sampler", "model", "samples", "sigma-y",
         "steps", "levels", "prior-steps", "seed", "device", "mask", "factor", "blur-sigma", "ratio", "operator-seed", "step-scale",
         "prior-timestep", "eta-max",
     ];
+
+    /// <summary>The flags `batch` takes.</summary>
+    public static readonly string[] BatchFlags = ["invert", "verbose"];
 
     /// <summary>Runs `batch` or `merge` and returns the exit code, or null when <paramref name="args"/> is another command.</summary>
     public static int? TryRun(string[] args, TextWriter stdout, TextWriter stderr)
@@ -52,7 +56,7 @@ internal static class ScaleOutCommands
             Console.CancelKeyPress += OnCancel;
             try
             {
-                return BatchCommand.Run(Batch(new Options("batch", args.Skip(1), BatchKnown, "invert", "verbose"), Environment.GetEnvironmentVariable),
+                return BatchCommand.Run(Batch(new Options("batch", args.Skip(1), BatchKnown, BatchFlags), Environment.GetEnvironmentVariable),
                     stdout, stderr, cts.Token);
             }
             finally
