@@ -153,11 +153,10 @@ internal sealed class BatchStore(string folder)
         return ItemState.Done;
     }
 
-    /// <summary>Temporary files left by writers that were killed (in items/ and beside the manifest).</summary>
+    /// <summary>Temporary item files left by writers that were killed. (One left beside batch.json or a shard log is
+    /// harmless: those files are whole or absent, and every shard rewrites them.)</summary>
     public IReadOnlyList<string> TempFiles() =>
-        new[] { Folder, ItemsFolder }.Where(Directory.Exists)
-            .SelectMany(d => Directory.GetFiles(d, "*" + TempSuffix))
-            .Order(StringComparer.Ordinal).ToList();
+        Directory.Exists(ItemsFolder) ? Directory.GetFiles(ItemsFolder, "*" + TempSuffix).Order(StringComparer.Ordinal).ToList() : [];
 
     /// <summary>Deletes the temporary files of <paramref name="ids"/> (a shard cleans only its own items: other shards
     /// may be writing theirs).</summary>

@@ -168,6 +168,21 @@ public class MultiDevicePosteriorSamplerTests
         Assert.That(e.Message, Does.Contain("sampler 1").And.Contain("every device must run the same method"));
     }
 
+    [Test]
+    public void DeviceSet_OpensEveryDeviceOfAKind_OrTheCountAsked()
+    {
+        using (var all = DeviceSet.OpenAll(DeviceKind.Cpu))
+        {
+            Assert.That(all.Count, Is.EqualTo(1), "the CPU accelerator once: it already uses every core");
+            Assert.That(all.Describe(0), Does.StartWith("device 0 of 1 (cpu: "));
+        }
+        using (var two = DeviceSet.OpenAll(DeviceKind.Cpu, maxCount: 1)) Assert.That(two.Count, Is.EqualTo(1));
+        Assert.That(() => DeviceSet.Open(DeviceKind.Cpu, 0), Throws.TypeOf<ArgumentOutOfRangeException>());
+        Assert.That(() => GpuDevice.Open(DeviceKind.Cpu, 1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("there are 1 cpu device(s)"));
+        if (GpuDevice.Count(DeviceKind.Cuda) == 0)
+            Assert.That(() => DeviceSet.OpenAll(DeviceKind.Cuda), Throws.InvalidOperationException.With.Message.Contains("'cuda' was requested"));
+    }
+
     private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
         public void Report(T value) => report(value);
