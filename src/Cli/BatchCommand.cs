@@ -57,7 +57,8 @@ internal sealed record BatchSettings
     /// <summary>The device kind (null: POSTERIORGPU_DEVICE, else CUDA, OpenCL, CPU).</summary>
     public DeviceKind? Device { get; init; }
 
-    /// <summary>Most devices of that kind to use (null: all that are visible, e.g. through CUDA_VISIBLE_DEVICES).</summary>
+    /// <summary>Most devices of that kind to use (null: all that are visible, e.g. through CUDA_VISIBLE_DEVICES). With
+    /// <see cref="Device"/> cpu, this many CPU accelerators (they share the cores: for checking the multi-device path).</summary>
     public int? Devices { get; init; }
 
     /// <summary>Negate the input images (dark digit on a light background).</summary>
@@ -99,7 +100,10 @@ internal static class BatchCommand
             ?? throw new FileNotFoundException($"the default model {DefaultPaths.Model} was not found; give --model DIR");
         if (!Directory.Exists(modelDir)) throw new FileNotFoundException($"{modelDir}: model folder not found (a diffusers UNet2DModel folder)");
 
-        using var devices = DeviceSet.OpenAll(s.Device, s.Devices);
+        // --device cpu --devices N opens N CPU accelerators: they share the host's cores (no faster), which lets a machine
+        // without GPUs run and check the multi-device path; for other kinds N caps the devices that are there.
+        using var devices = s.Device == DeviceKind.Cpu && s.Devices is > 1 ? DeviceSet.Open(DeviceKind.Cpu, s.Devices.Value)
+            : DeviceSet.OpenAll(s.Device, s.Devices);
         var parts = new List<(DiffusionModel Model, PosteriorTask Task, PosteriorSampler Sampler)>();
         try
         {
@@ -184,6 +188,7 @@ internal static class BatchCommand
         var bar = new ProgressBar(stderr, ProgressBar.IsTerminal(stderr), "batch", pendingChains * evaluations, evaluations);
         long before = 0;
         int written = 0;
+        var batchesPerDevice = new int[devices.Count];
         bool interrupted = false;
         var sampling = Stopwatch.StartNew();
         foreach (var (rb0, rb1) in Ranges(pending))
@@ -194,6 +199,7 @@ internal static class BatchCommand
             void Done(ChainBatch cb)
             {
                 var part = parts[cb.Device];
+                batchesPerDevice[cb.Device]++;
                 int firstItem = r0 + (int)(cb.FirstChain / S), count = cb.Chains / S;
                 var residuals = Residuals(part.Task, devices[cb.Device], samples.AsSpan((int)cb.FirstChain * d, cb.Chains * d), y, (int)cb.FirstChain, r0,
                     cb.Chains, S, m, [c, h, w], shape, s.SigmaY);
@@ -241,6 +247,7 @@ internal static class BatchCommand
             ["items_written"] = written,
             ["interrupted"] = interrupted,
             ["devices"] = new JsonArray(devices.Select(x => (JsonNode?)x.Description).ToArray()),
+            ["batches_per_device"] = new JsonArray(batchesPerDevice.Select(x => (JsonNode?)x).ToArray()),
             ["network_evaluations_per_sample"] = evaluations,
             ["sampling_seconds"] = Math.Round(seconds, 3),
             ["total_seconds"] = Math.Round(total.Elapsed.TotalSeconds, 3),

@@ -169,6 +169,20 @@ public class BatchCommandTests
         Assert.That(File.ReadAllText(Path.Combine(o, "merged", "summary.md")), Is.EqualTo(File.ReadAllText(Path.Combine(reference, "merged", "summary.md"))));
     }
 
+    [Test]
+    public void TwoDevicesInOneProcess_WriteTheBytesOfOne()
+    {
+        string o = Path.Combine(dir, "two-devices");
+        Assert.That(Run(Settings(o) with { Devices = 2 }), Is.Zero);
+        var log = JsonNode.Parse(File.ReadAllText(Path.Combine(o, "shards", "shard-0-of-1.json")))!;
+        Assert.That(log["devices"]!.AsArray(), Has.Count.EqualTo(2));
+        var perDevice = log["batches_per_device"]!.AsArray().Select(x => (int)x!).ToArray();
+        TestContext.Out.WriteLine($"batches per device: {string.Join(", ", perDevice)}");
+        Assert.That(perDevice.Sum(), Is.EqualTo(3));
+        Assert.That(perDevice, Has.All.GreaterThan(0), "both devices ran batches");
+        AssertSameItems(o);
+    }
+
     private static void CopyFolder(string from, string to)
     {
         foreach (string d in Directory.GetDirectories(from, "*", SearchOption.AllDirectories)) Directory.CreateDirectory(d.Replace(from, to));
