@@ -238,58 +238,24 @@ internal static class PosteriorCommand
     public static Command Create(CommandSetup setup)
     {
         var d = new PosteriorSettings();
-        var budget = new PosteriorBudget();
-        var task = CliOptions.Choice("--task", d.Task, "the inverse problem: inpaint (missing pixels), superres (block average), deblur " +
-            "(Gaussian blur), cs (compressed sensing), mri (Fourier subsampling), phase (phase retrieval, nonlinear), onebit (signs, nonlinear)", PosteriorTask.Names);
-        var sampler = CliOptions.Choice("--sampler", d.Sampler, "the posterior sampler: dps (diffusion posterior sampling; the one that " +
-            "works at this budget), annealed-langevin, dpnp, dps-langevin (DPS, then a local annealed Langevin). See the README's table", PosteriorSamplers.Names);
-        var model = CliOptions.Text("--model", $"model folder: a diffusers UNet2DModel (config.json, diffusion_pytorch_model.safetensors). Default: the shipped {DefaultPaths.Model}", "dir");
+        var o = new PosteriorOptionSet(d);
         var input = CliOptions.Text("--input", $"input images: a .npy [N, C, H, W] in [-1, 1] (or uint8), or PNG/JPEG files separated by commas " +
             $"(resized, grey for 1-channel models). Default: the committed {DefaultPaths.Digits} (16 MNIST test digits)", "file(s)");
-        var invert = CliOptions.Flag("--invert", "invert the input images (for dark digits on a light background; MNIST is white on black)");
         var count = CliOptions.Int("--count", d.Count, "how many input images to use (the first ones); more than there are warns and uses all", min: 1);
-        var samples = CliOptions.Int("--samples", d.Samples, "posterior samples per input (the grid shows up to 4; mean and std need 2)", min: 1);
-        var sigmaY = CliOptions.Double("--sigma-y", d.SigmaY, "measurement noise standard deviation (images in [-1, 1])", positive: true);
-        var steps = CliOptions.Int("--steps", budget.Steps, "network evaluations of the main loop. annealed-langevin: Langevin steps over all levels; " +
-            "dpnp: denoising calls over all sweeps (at least 2 x --levels); dps: reverse-diffusion steps after --prior-steps, " +
-            "so DPS runs --steps + --prior-steps steps in all (default 16 + 8 = 24)", min: 1);
-        var levels = CliOptions.OptionalInt("--levels", $"annealing levels (annealed-langevin, dps-langevin) or Gibbs sweeps (dpnp); --steps is split " +
-            $"evenly. Default {PosteriorBudget.DefaultLevels}. dps has no levels: giving it is an error", min: 1);
-        var priorSteps = CliOptions.Int("--prior-steps", budget.PriorSteps, "DDIM steps of the prior draw (annealed-langevin, dpnp, dps-langevin); " +
-            "dps adds them to --steps instead", min: 1);
-        var seed = CliOptions.Seed("--seed", "seed of the measurement noise and the samplers' noise");
-        var batch = CliOptions.OptionalInt("--batch", "inputs per batch (default: 16 chains on the CPU, 256 on a GPU, divided by --samples)", min: 1);
-        var mask = CliOptions.Choice("--mask", TaskSettings.DefaultMask, "inpaint: random (each pixel seen with probability --ratio, default 0.25), " +
-            "box (a centred half-size box hidden), half (the bottom half hidden)", ["random", "box", "half"]);
-        var factor = CliOptions.Int("--factor", 4, "superres: the downsampling factor (divides the image size)", min: 1);
-        var blurSigma = CliOptions.Double("--blur-sigma", 2.0, "deblur: the Gaussian blur's standard deviation in pixels", positive: true);
-        var ratio = CliOptions.OptionalDouble("--ratio", "inpaint random: fraction of pixels observed (0.25); cs: measurements / pixels; mri: fraction of frequencies", positive: true);
-        var operatorSeed = CliOptions.Seed("--operator-seed", "seed of the random mask or matrix of the operator");
-        var stepScale = CliOptions.OptionalDouble("--step-scale", "dps and dps-langevin: zeta (default 3; cs and onebit 1); annealed-langevin: the step scale (0.5)", positive: true);
-        var priorTimestep = CliOptions.OptionalInt("--prior-timestep", "annealed-langevin and dps-langevin only: the timestep of the prior score", min: 0);
-        var etaMax = CliOptions.OptionalDouble("--eta-max", "annealed-langevin, dpnp and dps-langevin only: the first level's noise", positive: true);
-        var stepSize = CliOptions.OptionalDouble("--step-size", "annealed-langevin and dps-langevin only: a constant Langevin step size h at every level " +
-            "(default: --step-scale / (1 + ||A||^2 / eta^2 + anchor))", positive: true);
         var output = CliOptions.Path("--out", d.Out, "output folder: grid.png, metrics.json and the arrays (.npy) are written there");
         var command = new Command("posterior", "posterior samples for an inverse problem on images: measure each input with the task's " +
             "operator and noise, draw samples of p(x | y), write a labelled grid.png (truth | measurement | samples | mean | std), " +
             "metrics.json (PSNR, SSIM, residual, timing) and .npy arrays. Ctrl-C writes what the finished batches produced (exit 130).")
         {
-            task, sampler, model, input, invert, count, samples, sigmaY, steps, levels, priorSteps, seed, batch,
-            mask, factor, blurSigma, ratio, operatorSeed, stepScale, priorTimestep, etaMax, stepSize, output,
+            input, count,
         };
+        o.AddTo(command);
+        command.Options.Add(output);
         command.SetAction(p => Run(new PosteriorSettings
         {
-            Task = p.GetValue(task)!, Sampler = p.GetValue(sampler)!, Model = p.GetValue(model), Input = p.GetValue(input),
-            Invert = p.GetValue(invert), Count = p.GetValue(count), Samples = p.GetValue(samples), SigmaY = p.GetValue(sigmaY),
-            Budget = new PosteriorBudget(p.GetValue(steps), p.GetValue(levels), p.GetValue(priorSteps), p.GetValue(stepScale),
-                p.GetValue(priorTimestep), p.GetValue(etaMax), p.GetValue(stepSize)),
-            Seed = p.GetValue(seed), Batch = p.GetValue(batch),
-            Operator = new TaskSettings
-            {
-                Mask = p.GetValue(mask)!, Factor = p.GetValue(factor), BlurSigma = p.GetValue(blurSigma), Ratio = p.GetValue(ratio),
-                OperatorSeed = p.GetValue(operatorSeed),
-            },
+            Task = p.GetValue(o.Task)!, Sampler = p.GetValue(o.Sampler)!, Model = p.GetValue(o.Model), Input = p.GetValue(input),
+            Invert = p.GetValue(o.Invert), Count = p.GetValue(count), Samples = p.GetValue(o.Samples), SigmaY = p.GetValue(o.SigmaY),
+            Budget = o.Budget(p), Seed = p.GetValue(o.Seed), Batch = p.GetValue(o.Batch), Operator = o.Operator(p),
             Device = setup.DeviceOf(p), Out = p.GetValue(output)!,
         }, setup.Context));
         return command;

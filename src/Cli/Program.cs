@@ -27,6 +27,8 @@ namespace PosteriorGpu.Cli
             TrainClassifierCommand.Create,
             FidCommand.Create,
             PaperFigure4Command.Create,
+            ScaleOutCommands.CreateBatch,
+            ScaleOutCommands.CreateMerge,
         ];
     }
 }

@@ -90,6 +90,38 @@ public sealed class GpuDevice : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens device <paramref name="index"/> (0-based, in <see cref="List"/>'s order) of one kind, for a
+    /// <see cref="DeviceSet"/> that runs on several devices of a machine. Each call makes its own context and
+    /// accelerator, so two calls with the same index give two independent devices (two CPU accelerators share the
+    /// host's cores).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">There is no device <paramref name="index"/> of that kind.</exception>
+    public static GpuDevice Open(DeviceKind kind, int index)
+    {
+        var context = CreateContext();
+        try
+        {
+            var devices = DevicesOf(context, kind);
+            if (index < 0 || index >= devices.Count)
+                throw new ArgumentOutOfRangeException(nameof(index), index,
+                    $"there are {devices.Count} {kind.Name()} device(s); index must lie in [0, {devices.Count})");
+            return new GpuDevice(context, CreateAccelerator(context, devices[index], kind), kind);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>How many devices of <paramref name="kind"/> ILGPU sees (OpenCL CPU drivers not counted).</summary>
+    public static int Count(DeviceKind kind)
+    {
+        using var context = CreateContext();
+        return DevicesOf(context, kind).Count;
+    }
+
     /// <summary>Opens ILGPU's CPU accelerator; the device all tests can rely on.</summary>
     public static GpuDevice OpenCpu() => Open(DeviceKind.Cpu);
 
