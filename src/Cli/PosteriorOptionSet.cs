@@ -22,7 +22,7 @@ internal sealed class PosteriorOptionSet
         SigmaY = CliOptions.Double("--sigma-y", d.SigmaY, "measurement noise standard deviation (images in [-1, 1])", positive: true);
         Steps = CliOptions.Int("--steps", budget.Steps, "network evaluations of the main loop. annealed-langevin: Langevin steps over all levels; " +
             "dpnp: denoising calls over all sweeps (at least 2 x --levels); dps and lgd-mc: reverse-diffusion steps after --prior-steps, " +
-            "so they run --steps + --prior-steps steps in all (default 16 + 8 = 24)", min: 1);
+            "so DPS runs --steps + --prior-steps steps in all (default 16 + 8 = 24; lgd-mc likewise)", min: 1);
         Levels = CliOptions.OptionalInt("--levels", $"annealing levels (annealed-langevin, dps-langevin) or Gibbs sweeps (dpnp); --steps is split " +
             $"evenly. Default {PosteriorBudget.DefaultLevels}. dps and lgd-mc have no levels: giving it is an error", min: 1);
         PriorSteps = CliOptions.Int("--prior-steps", budget.PriorSteps, "DDIM steps of the prior draw (annealed-langevin, dpnp, dps-langevin); " +
