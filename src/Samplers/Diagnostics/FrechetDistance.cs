@@ -12,7 +12,7 @@ namespace PosteriorGpu.Samplers.Diagnostics;
 /// </summary>
 public static class FrechetDistance
 {
-    /// <summary>d^2 between two sets of statistics (MathNet symmetric eigendecompositions).</summary>
+    /// <summary>d^2 between two sets of statistics (MathNet symmetric eigendecompositions), at least 0.</summary>
     /// <exception cref="ArgumentException">The dimensions differ.</exception>
     public static double Compute(GaussianStatistics a, GaussianStatistics b)
     {
@@ -24,7 +24,8 @@ public static class FrechetDistance
         var m = root1 * s2 * root1;
         m = (m + m.Transpose()) * 0.5;   // exact symmetry for the symmetric solver
         double traceRoot = m.Evd(Symmetricity.Symmetric).EigenValues.Sum(e => Math.Sqrt(Math.Max(0, e.Real)));
-        return MeanTerm(a, b) + s1.Trace() + s2.Trace() - 2 * traceRoot;
+        // d^2 >= 0; identical or nearly identical statistics can round to a tiny negative value.
+        return Math.Max(0, MeanTerm(a, b) + s1.Trace() + s2.Trace() - 2 * traceRoot);
     }
 
     private static Matrix<double> SymmetricSqrt(Matrix<double> s)

@@ -214,6 +214,7 @@ public class PosteriorCommandTests
     [TestCase("dpnp", "onebit")]
     [TestCase("dps", "phase")]
     [TestCase("dps-langevin", "superres")]
+    [TestCase("lgd-mc", "onebit")]
     public void DpnpAndDps_RunLinearAndNonlinearTasks(string sampler, string task)
     {
         string o = Out(sampler + "-" + task);
