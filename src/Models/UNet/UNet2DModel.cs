@@ -282,12 +282,18 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
-        if (hostTimesteps.Length != n) hostTimesteps = new float[n];
-        for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
-        using (var t = pool.Rent(n))
+        sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
+        if (AllEqual(timesteps))
         {
+            // A sampler step's case: the timestep travels as a kernel argument, so the pass copies nothing from the host.
+            TimestepEmbedding.Run(timesteps[0], c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+        }
+        else
+        {
+            if (hostTimesteps.Length != n) hostTimesteps = new float[n];
+            for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
+            using var t = pool.Rent(n);
             t.CopyFrom(hostTimesteps);
-            sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
             TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
         hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
@@ -306,6 +312,14 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         }
         tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
         Silu.Run(temb, tembSilu);
+    }
+
+    /// <summary>True when every value is the same (bitwise, so NaN and -0 take the per-item path, which gives the same result).</summary>
+    private static bool AllEqual(ReadOnlySpan<float> values)
+    {
+        for (int i = 1; i < values.Length; i++)
+            if (BitConverter.SingleToInt32Bits(values[i]) != BitConverter.SingleToInt32Bits(values[0])) return false;
+        return true;
     }
 
     /// <summary>
