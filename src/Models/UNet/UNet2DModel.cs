@@ -3,6 +3,7 @@ using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Embedding;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
@@ -57,7 +58,16 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
         gradientsEnabled = withGradients;
+        resnets = layers.Down.Concat(layers.Mid).Concat(layers.Up).Select(s => s.Resnet).OfType<ResnetBlock2D>().ToArray();
+        if (resnets.Length > 0)
+            timeProjections = new GroupedLinearPlan(device, config.TimeEmbedDim, resnets.Select(r => new GroupedLinearPlan.Layer(
+                r.TimeProjection.Weight.Offset, r.TimeProjection.Bias.Offset, r.TimeProjection.Out)).ToArray());
     }
+
+    // Every resnet's time_emb_proj in one launch: the plan (made once) and, per batch size, the output and each block's view.
+    private readonly ResnetBlock2D[] resnets;
+    private readonly GroupedLinearPlan? timeProjections;
+    private Tensor? projectedTime;
 
     /// <summary>The architecture, as read from config.json.</summary>
     public UNet2DConfig Config { get; }
@@ -312,6 +322,26 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         }
         tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
         Silu.Run(temb, tembSilu);
+        ProjectTime(n);
+    }
+
+    /// <summary>time_emb_proj(tembSilu) of every resnet in one GroupedLinear launch; each resnet reads its block as a view.
+    /// The buffer and views are made when the batch size changes, so repeated passes allocate nothing.</summary>
+    private void ProjectTime(int n)
+    {
+        if (timeProjections is null) return;
+        if (projectedTime is null || projectedTime.Length != n * timeProjections.TotalRows)
+        {
+            projectedTime?.Dispose();
+            projectedTime = null;
+            projectedTime = Tensor.Empty(Device, n * timeProjections.TotalRows);
+            for (int g = 0; g < resnets.Length; g++)
+            {
+                int rows = timeProjections.Layers[g].Rows;
+                resnets[g].ProjectedTime = projectedTime.SliceBatch(timeProjections.OutputOffset(g, n), n * rows).Reshape(n, rows);
+            }
+        }
+        GroupedLinear.Run(timeProjections, tembSilu, Parameters.Values, projectedTime);
     }
 
     /// <summary>True when every value is the same (bitwise, so NaN and -0 take the per-item path, which gives the same result).</summary>
@@ -407,6 +437,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     public void Dispose()
     {
         tape.Clear();
+        projectedTime?.Dispose();
+        timeProjections?.Dispose();
         Parameters.Dispose();
         pool.Dispose();
     }
