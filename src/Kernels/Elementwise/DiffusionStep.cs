@@ -64,15 +64,20 @@ public static class DiffusionStep
             // No noise draw at all for deterministic steps (eta = 0, last DDPM step).
             if (c.Sigma != 0) draw.NormalQuad(q, out z0, out z1, out z2, out z3);
             int i0 = draw.QuadStart(q);
-            for (int j = 0; j < 4; j++)
-            {
-                int i = i0 + j;
-                if (i < 0 || i >= total) continue;
-                float v = c.X * x[i] + c.Eps * eps[i];
-                if (c.Sigma != 0) v += c.Sigma * (j == 0 ? z0 : j == 1 ? z1 : j == 2 ? z2 : z3);
-                x[i] = v;
-            }
+            // The four lanes written out (see LangevinStep).
+            Lane(i0, total, x, eps, c, z0);
+            Lane(i0 + 1, total, x, eps, c, z1);
+            Lane(i0 + 2, total, x, eps, c, z2);
+            Lane(i0 + 3, total, x, eps, c, z3);
         }
+    }
+
+    private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float z)
+    {
+        if (i < 0 || i >= total) return;
+        float v = c.X * x[i] + c.Eps * eps[i];
+        if (c.Sigma != 0) v += c.Sigma * z;
+        x[i] = v;
     }
 
     /// <summary>x = c.X * x + c.Eps * eps + c.Sigma * z in place.</summary>

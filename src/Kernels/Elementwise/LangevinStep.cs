@@ -32,14 +32,17 @@ public static class LangevinStep
             if (q >= quads.Total) return;
             draw.NormalQuad(q, out float z0, out float z1, out float z2, out float z3);
             int i0 = draw.QuadStart(q);
-            for (int j = 0; j < 4; j++)
-            {
-                int i = i0 + j;
-                if (i < 0 || i >= total) continue;
-                float z = j == 0 ? z0 : j == 1 ? z1 : j == 2 ? z2 : z3;
-                x[i] += h * (s[i] + gWeight * g[i]) + noise * z;
-            }
+            // The four lanes written out: no lane loop, and each lane's normal is a register, not a select.
+            Lane(i0, total, x, s, g, gWeight, h, noise, z0);
+            Lane(i0 + 1, total, x, s, g, gWeight, h, noise, z1);
+            Lane(i0 + 2, total, x, s, g, gWeight, h, noise, z2);
+            Lane(i0 + 3, total, x, s, g, gWeight, h, noise, z3);
         }
+    }
+
+    private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, float z)
+    {
+        if (i >= 0 && i < total) x[i] += h * (s[i] + gWeight * g[i]) + noise * z;
     }
 
     /// <summary>x += h (score + gradient) + sqrt(2h) z; <paramref name="gradient"/> may be null (zero).</summary>

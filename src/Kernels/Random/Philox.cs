@@ -16,28 +16,36 @@ public static class Philox
     public static void Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1,
         out uint r0, out uint r1, out uint r2, out uint r3)
     {
-        for (int round = 0; round < 10; round++)
-        {
-            if (round > 0)
-            {
-                k0 += W0;
-                k1 += W1;
-            }
-            ulong p0 = (ulong)M0 * c0;
-            ulong p1 = (ulong)M1 * c2;
-            uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
-            uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-            uint n0 = hi1 ^ c1 ^ k0;
-            uint n2 = hi0 ^ c3 ^ k1;
-            c0 = n0;
-            c1 = lo1;
-            c2 = n2;
-            c3 = lo0;
-        }
+        // The ten rounds written out (ILGPU does not unroll the loop): no loop counter or branch per round.
+        Round(ref c0, ref c1, ref c2, ref c3, k0, k1);
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + W0, k1 + W1);
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(2 * W0), k1 + unchecked(2 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(3 * W0), k1 + unchecked(3 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(4 * W0), k1 + unchecked(4 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(5 * W0), k1 + unchecked(5 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(6 * W0), k1 + unchecked(6 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(7 * W0), k1 + unchecked(7 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(8 * W0), k1 + unchecked(8 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(9 * W0), k1 + unchecked(9 * W1));
         r0 = c0;
         r1 = c1;
         r2 = c2;
         r3 = c3;
+    }
+
+    /// <summary>One Philox round with the round's key (the key bumped by the Weyl constants once per round).</summary>
+    private static void Round(ref uint c0, ref uint c1, ref uint c2, ref uint c3, uint k0, uint k1)
+    {
+        ulong p0 = (ulong)M0 * c0;
+        ulong p1 = (ulong)M1 * c2;
+        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+        uint n0 = hi1 ^ c1 ^ k0;
+        uint n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
     }
 
     /// <summary>Maps a word to a float in (0, 1]: 24 random bits, never 0 (safe for log).</summary>
