@@ -13,7 +13,10 @@ namespace PosteriorGpu.Bench;
 /// <item><c>peer-run</c>: the side-by-side GPU workloads whose ratios against PyTorch bench/gpu/run.sh
 /// prints (see <see cref="PeerRun"/>).</item>
 /// <item><c>--mode kernel-report</c>: registers, spills, occupancy and main-loop instruction mix of every
-/// kernel compiled for sm_80/sm_90 without a GPU (see <see cref="KernelReport.KernelReportCommand"/>).</item>
+/// kernel compiled for sm_80/sm_90 without a GPU (see <see cref="KernelReport.KernelReportCommand"/>), then
+/// the launch counts below.</item>
+/// <item><c>--mode launch-count</c>: launches, host syncs and host copies per U-Net forward pass and per sampler
+/// step at batch 1 (see <see cref="KernelReport.LaunchCountCommand"/>).</item>
 /// </list>
 /// </summary>
 public static class Program
@@ -30,9 +33,10 @@ public static class Program
             else rest.Add(args[i]);
         }
         if (mode == "kernel-report") return KernelReport.KernelReportCommand.Run(rest);
+        if (mode == "launch-count") return KernelReport.LaunchCountCommand.Run(rest);
         if (mode is not ("smoke" or "full"))
         {
-            Console.Error.WriteLine($"PosteriorGpu.Bench: error: --mode takes smoke, full or kernel-report, got '{mode}'");
+            Console.Error.WriteLine($"PosteriorGpu.Bench: error: --mode takes smoke, full, kernel-report or launch-count, got '{mode}'");
             return 2;
         }
         Environment.SetEnvironmentVariable(BenchMode.Variable, mode);

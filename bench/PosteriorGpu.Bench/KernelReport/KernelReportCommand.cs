@@ -12,7 +12,8 @@ namespace PosteriorGpu.Bench.KernelReport;
 /// table per architecture: registers, spills, shared memory, theoretical occupancy and the main loop's
 /// instruction mix. Options: <c>--cuda-bin DIR</c> (where ptxas and cuobjdump are; default: PATH, then
 /// the cache tools/install-ptxas fills, installing it when missing), <c>--filter TEXT</c> (kernels whose
-/// name contains it), <c>--out FILE</c> (also write the tables), <c>--keep DIR</c> (keep PTX, cubins, SASS).
+/// name contains it), <c>--out FILE</c> (also write the tables), <c>--keep DIR</c> (keep PTX, cubins, SASS). Without a
+/// filter the report ends with <see cref="LaunchCountCommand"/>'s launches per forward pass and per sampler step.
 /// </summary>
 public static class KernelReportCommand
 {
@@ -93,6 +94,11 @@ public static class KernelReportCommand
                         "for the launch's block size (explicitly grouped kernels: the tile configuration's threads, else 256; 'auto': the best " +
                         "block size, as ILGPU's auto-grouped launch picks on CUDA); loop = the loop with the most FFMA in cuobjdump -sass " +
                         "(static instruction counts of its body; LDS/FFMA counts a 128-bit shared load once).");
+        if (filter is null)
+        {
+            text.AppendLine();
+            text.Append(LaunchCountCommand.Table(["S32", "cifar10"]));
+        }
         Console.Write(text.ToString());
         if (outFile is not null) File.WriteAllText(outFile, text.ToString());
         if (keep is null) Directory.Delete(work, recursive: true);

@@ -175,10 +175,16 @@ public sealed class GpuDevice : IDisposable
     public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class
     {
         Interlocked.Increment(ref kernelLookups);
+        launchesByKernel.AddOrUpdate(key, 1, static (_, v) => v + 1);
         return (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
     }
 
     private long kernelLookups;
+    private readonly ConcurrentDictionary<string, long> launchesByKernel = new();
+
+    /// <summary>Launches so far per kernel key (a snapshot): where a forward pass's launches go, for the benchmarks'
+    /// and kernel-report's launch tables.</summary>
+    public IReadOnlyDictionary<string, long> LaunchesByKernel => new Dictionary<string, long>(launchesByKernel);
 
     /// <summary>Calls of <see cref="Kernel{T}"/> so far: every launcher looks its kernel up once per launch, so this
     /// counts launches (the allocation test uses it to tell ILGPU's per-launch cost on the CPU accelerator from ours).</summary>
@@ -323,8 +329,29 @@ public sealed class GpuDevice : IDisposable
         }
     }
 
-    /// <summary>Waits until every launched kernel has finished.</summary>
-    public void Synchronize() => Accelerator.Synchronize();
+    /// <summary>Waits until every launched kernel has finished (counted in <see cref="Counters"/>).</summary>
+    public void Synchronize()
+    {
+        Interlocked.Increment(ref hostSyncs);
+        Accelerator.Synchronize();
+    }
+
+    private long deviceOps, hostSyncs, hostToDevice, deviceToHost;
+
+    /// <summary>Launches, host syncs and host copies so far (a snapshot; subtract two to count a call). Launches are
+    /// <see cref="KernelLookups"/> plus the device-side memsets and copies of <see cref="Tensors.Tensor"/>.</summary>
+    public DeviceCounters Counters => new(
+        Interlocked.Read(ref kernelLookups) + Interlocked.Read(ref deviceOps), Interlocked.Read(ref hostSyncs),
+        Interlocked.Read(ref hostToDevice), Interlocked.Read(ref deviceToHost));
+
+    /// <summary>Counts a device-side memset or device-to-device copy (a launch that does not go through <see cref="Kernel{T}"/>).</summary>
+    internal void CountDeviceOp() => Interlocked.Increment(ref deviceOps);
+
+    /// <summary>Counts a copy of host data into device memory.</summary>
+    internal void CountHostToDevice() => Interlocked.Increment(ref hostToDevice);
+
+    /// <summary>Counts a read-back of device memory to the host.</summary>
+    internal void CountDeviceToHost() => Interlocked.Increment(ref deviceToHost);
 
     /// <summary>A launch plan for <paramref name="total"/> independent elements on this device.</summary>
     public ElementRange Plan(long total) => ElementRange.For(total, IsCpu);

@@ -16,13 +16,21 @@ public static class AddNoise
         for (int i = 0; i < x.Length; i++) x[i] += sigma * draw.Normal(i);
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, float sigma, RandomDraw draw, ArrayView<float> x)
+    /// <summary>One Philox block per iteration, four elements each (bitwise the per-element draw; see <see cref="LangevinStep"/>).</summary>
+    internal static void Kernel(Index1D tid, ElementRange quads, int total, float sigma, RandomDraw draw, ArrayView<float> x)
     {
-        for (int k = 0; k < r.Count; k++)
+        for (int k = 0; k < quads.Count; k++)
         {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            x[i] += sigma * draw.Normal(i);
+            int q = quads.Index(tid, k);
+            if (q >= quads.Total) return;
+            draw.NormalQuad(q, out float z0, out float z1, out float z2, out float z3);
+            int i0 = draw.QuadStart(q);
+            for (int j = 0; j < 4; j++)
+            {
+                int i = i0 + j;
+                if (i < 0 || i >= total) continue;
+                x[i] += sigma * (j == 0 ? z0 : j == 1 ? z1 : j == 2 ? z2 : z3);
+            }
         }
     }
 
@@ -31,8 +39,8 @@ public static class AddNoise
     {
         if (!float.IsFinite(sigma)) throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "add noise: sigma must be finite");
         if (sigma == 0) return;
-        var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("add-noise", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, float, RandomDraw, ArrayView<float>>(Kernel));
-        k(plan.Threads, plan, sigma, draw, x.View);
+        var plan = x.Device.Plan(draw.Quads(x.Length));
+        var k = x.Device.Kernel("add-noise", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, float, RandomDraw, ArrayView<float>>(Kernel));
+        k(plan.Threads, plan, x.Length, sigma, draw, x.View);
     }
 }

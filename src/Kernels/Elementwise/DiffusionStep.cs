@@ -53,26 +53,40 @@ public static class DiffusionStep
             x[i] = c.X * x[i] + c.Eps * eps[i] + (c.Sigma != 0 ? c.Sigma * draw.Normal(i) : 0);
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, ArrayView<float> x, ArrayView<float> eps, Coefficients c, RandomDraw draw)
+    /// <summary>One Philox block per iteration, four elements each (bitwise the per-element draw; see <see cref="LangevinStep"/>).</summary>
+    internal static void Kernel(Index1D tid, ElementRange quads, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, RandomDraw draw)
     {
-        for (int k = 0; k < r.Count; k++)
+        for (int k = 0; k < quads.Count; k++)
         {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float v = c.X * x[i] + c.Eps * eps[i];
+            int q = quads.Index(tid, k);
+            if (q >= quads.Total) return;
+            float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
             // No noise draw at all for deterministic steps (eta = 0, last DDPM step).
-            if (c.Sigma != 0) v += c.Sigma * draw.Normal(i);
-            x[i] = v;
+            if (c.Sigma != 0) draw.NormalQuad(q, out z0, out z1, out z2, out z3);
+            int i0 = draw.QuadStart(q);
+            // The four lanes written out (see LangevinStep).
+            Lane(i0, total, x, eps, c, z0);
+            Lane(i0 + 1, total, x, eps, c, z1);
+            Lane(i0 + 2, total, x, eps, c, z2);
+            Lane(i0 + 3, total, x, eps, c, z3);
         }
+    }
+
+    private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float z)
+    {
+        if (i < 0 || i >= total) return;
+        float v = c.X * x[i] + c.Eps * eps[i];
+        if (c.Sigma != 0) v += c.Sigma * z;
+        x[i] = v;
     }
 
     /// <summary>x = c.X * x + c.Eps * eps + c.Sigma * z in place.</summary>
     public static void Run(Tensor x, Tensor eps, Coefficients c, RandomDraw draw)
     {
         Shape.RequireSame("diffusion step", eps, "eps", x, "x");
-        var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var plan = x.Device.Plan(draw.Quads(x.Length));
+        var k = x.Device.Kernel("diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, Coefficients, RandomDraw>(Kernel));
-        k(plan.Threads, plan, x.View, eps.View, c, draw);
+        k(plan.Threads, plan, x.Length, x.View, eps.View, c, draw);
     }
 }

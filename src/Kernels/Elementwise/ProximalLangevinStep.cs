@@ -21,15 +21,24 @@ public static class ProximalLangevinStep
             x[i] = anchor[i] + c1 * (x[i] - anchor[i]) + c2 * gradient[i] + c3 * draw.Normal(i);
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, ArrayView<float> x, ArrayView<float> a, ArrayView<float> g,
+    /// <summary>One Philox block per iteration, four elements each (bitwise the per-element draw; see <see cref="LangevinStep"/>).</summary>
+    internal static void Kernel(Index1D tid, ElementRange quads, int total, ArrayView<float> x, ArrayView<float> a, ArrayView<float> g,
         float c1, float c2, float c3, RandomDraw draw)
     {
-        for (int k = 0; k < r.Count; k++)
+        for (int k = 0; k < quads.Count; k++)
         {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float ai = a[i];
-            x[i] = ai + c1 * (x[i] - ai) + c2 * g[i] + c3 * draw.Normal(i);
+            int q = quads.Index(tid, k);
+            if (q >= quads.Total) return;
+            draw.NormalQuad(q, out float z0, out float z1, out float z2, out float z3);
+            int i0 = draw.QuadStart(q);
+            for (int j = 0; j < 4; j++)
+            {
+                int i = i0 + j;
+                if (i < 0 || i >= total) continue;
+                float z = j == 0 ? z0 : j == 1 ? z1 : j == 2 ? z2 : z3;
+                float ai = a[i];
+                x[i] = ai + c1 * (x[i] - ai) + c2 * g[i] + c3 * z;
+            }
         }
     }
 
@@ -43,9 +52,9 @@ public static class ProximalLangevinStep
         Shape.RequireSame(op, gradient, "gradient", x, "x");
         if (!float.IsFinite(c1) || !float.IsFinite(c2) || !float.IsFinite(c3))
             throw new ArgumentOutOfRangeException(nameof(c1), $"{op}: coefficients must be finite, got {c1}, {c2}, {c3}");
-        var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("proximal-langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var plan = x.Device.Plan(draw.Quads(x.Length));
+        var k = x.Device.Kernel("proximal-langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, RandomDraw>(Kernel));
-        k(plan.Threads, plan, x.View, anchor.View, gradient.View, c1, c2, c3, draw);
+        k(plan.Threads, plan, x.Length, x.View, anchor.View, gradient.View, c1, c2, c3, draw);
     }
 }

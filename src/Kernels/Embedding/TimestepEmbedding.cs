@@ -57,8 +57,10 @@ public static class TimestepEmbedding
         return e - k * TwoPiHigh - k * TwoPiMid - k * TwoPiLow;
     }
 
+    /// <summary>One kernel for both forms: timesteps[n] per item (<paramref name="perItem"/> 1), or the one
+    /// <paramref name="timestep"/> passed as an argument for every item (no host copy before the launch).</summary>
     internal static void Kernel(Index1D tid, ElementRange r, int dim, int flip, float negLogMaxPeriod, float denominator, float scale,
-        ArrayView<float> timesteps, ArrayView<float> y)
+        int perItem, float timestep, ArrayView<float> timesteps, ArrayView<float> y)
     {
         int half = dim / 2;
         for (int k = 0; k < r.Count; k++)
@@ -74,7 +76,8 @@ public static class TimestepEmbedding
             }
             bool first = j < half;
             int i = first ? j : j - half;
-            float e = Reduce(Argument(timesteps[n], i, negLogMaxPeriod, denominator, scale));
+            float t = perItem != 0 ? timesteps[n] : timestep;
+            float e = Reduce(Argument(t, i, negLogMaxPeriod, denominator, scale));
             // The first half is sin unless flipped; the second half the other one.
             y[idx] = first == (flip == 0) ? MathF.Sin(e) : MathF.Cos(e);
         }
@@ -86,6 +89,25 @@ public static class TimestepEmbedding
     /// (diffusers would divide by zero and return NaN).</exception>
     public static void Run(Tensor timesteps, int dim, bool flipSinToCos, float downscaleFreqShift, Tensor y, float scale = 1f, int maxPeriod = 10000)
     {
+        Shape.RequireRank("timestep embedding", timesteps, "timesteps", 1);
+        Shape.RequireSameDevice("timestep embedding", timesteps, y);
+        Launch(timesteps.Shape[0], true, 0f, timesteps, dim, flipSinToCos, downscaleFreqShift, y, scale, maxPeriod);
+    }
+
+    /// <summary>Every row of y ([N, dim]) = the embedding of the one <paramref name="timestep"/>, passed to the kernel as
+    /// an argument: a sampler step's forward pass then copies nothing from the host. Bitwise equal to
+    /// <see cref="Run(Tensor, int, bool, float, Tensor, float, int)"/> with N copies of the timestep.</summary>
+    /// <exception cref="ArgumentException">y is not rank 2 with dim columns.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">As the per-item form.</exception>
+    public static void Run(float timestep, int dim, bool flipSinToCos, float downscaleFreqShift, Tensor y, float scale = 1f, int maxPeriod = 10000)
+    {
+        Shape.RequireRank("timestep embedding", y, "y", 2);
+        Launch(y.Shape[0], false, timestep, y, dim, flipSinToCos, downscaleFreqShift, y, scale, maxPeriod);
+    }
+
+    private static void Launch(int batch, bool perItem, float timestep, Tensor timesteps, int dim, bool flipSinToCos, float downscaleFreqShift,
+        Tensor y, float scale, int maxPeriod)
+    {
         if (dim < 1) throw new ArgumentOutOfRangeException(nameof(dim), dim, "timestep embedding: dim must be >= 1");
         if (maxPeriod < 1) throw new ArgumentOutOfRangeException(nameof(maxPeriod), maxPeriod, "timestep embedding: maxPeriod must be >= 1");
         int half = dim / 2;
@@ -93,12 +115,12 @@ public static class TimestepEmbedding
         if (half > 0 && denominator == 0f)
             throw new ArgumentOutOfRangeException(nameof(downscaleFreqShift), downscaleFreqShift,
                 $"timestep embedding: dim/2 = {half} equals downscaleFreqShift, so the exponent divides by zero");
-        Shape.RequireRank("timestep embedding", timesteps, "timesteps", 1);
-        Shape.Require("timestep embedding", y, "y", timesteps.Shape[0], dim);
-        Shape.RequireSameDevice("timestep embedding", timesteps, y);
+        Shape.Require("timestep embedding", y, "y", batch, dim);
         var plan = y.Device.Plan(y.Length);
         var k = y.Device.Kernel("timestep-embedding", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
-            float, float, float, ArrayView<float>, ArrayView<float>>(Kernel));
-        k(plan.Threads, plan, dim, flipSinToCos ? 1 : 0, (float)-Math.Log(maxPeriod), denominator, scale, timesteps.View, y.View);
+            float, float, float, int, float, ArrayView<float>, ArrayView<float>>(Kernel));
+        // The uniform form passes y as the unread timesteps view (a kernel argument must be a valid view).
+        k(plan.Threads, plan, dim, flipSinToCos ? 1 : 0, (float)-Math.Log(maxPeriod), denominator, scale, perItem ? 1 : 0, timestep,
+            timesteps.View, y.View);
     }
 }

@@ -16,28 +16,36 @@ public static class Philox
     public static void Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1,
         out uint r0, out uint r1, out uint r2, out uint r3)
     {
-        for (int round = 0; round < 10; round++)
-        {
-            if (round > 0)
-            {
-                k0 += W0;
-                k1 += W1;
-            }
-            ulong p0 = (ulong)M0 * c0;
-            ulong p1 = (ulong)M1 * c2;
-            uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
-            uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-            uint n0 = hi1 ^ c1 ^ k0;
-            uint n2 = hi0 ^ c3 ^ k1;
-            c0 = n0;
-            c1 = lo1;
-            c2 = n2;
-            c3 = lo0;
-        }
+        // The ten rounds written out (ILGPU does not unroll the loop): no loop counter or branch per round.
+        Round(ref c0, ref c1, ref c2, ref c3, k0, k1);
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + W0, k1 + W1);
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(2 * W0), k1 + unchecked(2 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(3 * W0), k1 + unchecked(3 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(4 * W0), k1 + unchecked(4 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(5 * W0), k1 + unchecked(5 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(6 * W0), k1 + unchecked(6 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(7 * W0), k1 + unchecked(7 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(8 * W0), k1 + unchecked(8 * W1));
+        Round(ref c0, ref c1, ref c2, ref c3, k0 + unchecked(9 * W0), k1 + unchecked(9 * W1));
         r0 = c0;
         r1 = c1;
         r2 = c2;
         r3 = c3;
+    }
+
+    /// <summary>One Philox round with the round's key (the key bumped by the Weyl constants once per round).</summary>
+    private static void Round(ref uint c0, ref uint c1, ref uint c2, ref uint c3, uint k0, uint k1)
+    {
+        ulong p0 = (ulong)M0 * c0;
+        ulong p1 = (ulong)M1 * c2;
+        uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0;
+        uint hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
+        uint n0 = hi1 ^ c1 ^ k0;
+        uint n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
     }
 
     /// <summary>Maps a word to a float in (0, 1]: 24 random bits, never 0 (safe for log).</summary>
@@ -59,6 +67,24 @@ public static class Philox
         float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(a)));
         float angle = 6.28318530717958647692f * ToUnit(b);
         return (j & 1) == 0 ? radius * MathF.Cos(angle) : radius * MathF.Sin(angle);
+    }
+
+    /// <summary>The four standard normals of Philox block <paramref name="quad"/> (elements 4 quad .. 4 quad + 3 of the draw),
+    /// bitwise <see cref="Normal"/> of each: one block and two Box-Muller pairs serve four elements, where calling
+    /// <see cref="Normal"/> per element computes the block four times and a pair twice.</summary>
+    public static void Normal4(ulong seed, uint stream, ulong step, long quad, out float n0, out float n1, out float n2, out float n3)
+    {
+        long index = quad << 2;
+        Block((uint)(index >> 2), (uint)((ulong)index >> 34) ^ stream, (uint)step, (uint)(step >> 32),
+            (uint)seed, (uint)(seed >> 32), out uint r0, out uint r1, out uint r2, out uint r3);
+        float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r0)));
+        float angle = 6.28318530717958647692f * ToUnit(r1);
+        n0 = radius * MathF.Cos(angle);
+        n1 = radius * MathF.Sin(angle);
+        radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r2)));
+        angle = 6.28318530717958647692f * ToUnit(r3);
+        n2 = radius * MathF.Cos(angle);
+        n3 = radius * MathF.Sin(angle);
     }
 
     /// <summary>A uniform number in [0, 1) for element <paramref name="index"/> of draw
@@ -86,6 +112,20 @@ public readonly record struct RandomDraw(ulong Seed, uint Stream, ulong Step, lo
 
     /// <summary>The uniform [0, 1) number of element <paramref name="index"/> (plus <see cref="Offset"/>).</summary>
     public float Uniform(long index) => Philox.Uniform(Seed, Stream, Step, index + Offset);
+
+    /// <summary>Philox blocks covering elements [0, <paramref name="total"/>) of this draw: element i is lane
+    /// (i + Offset) % 4 of block (i + Offset) / 4, so a fused kernel that takes one block per thread iteration
+    /// (<see cref="NormalQuad"/>) draws exactly the numbers <see cref="Normal"/> gives.</summary>
+    public int Quads(int total) => total <= 0 ? 0 : (int)(((Offset & 3) + total + 3) >> 2);
+
+    /// <summary>The element (local index, before <see cref="Offset"/>) in lane 0 of quad <paramref name="quad"/>; negative
+    /// for the first quad when Offset is not a multiple of 4 (those lanes lie before the range).</summary>
+    public int QuadStart(int quad) => 4 * quad - (int)(Offset & 3);
+
+    /// <summary>The four normals of quad <paramref name="quad"/> (of <see cref="Quads"/>), elements
+    /// <see cref="QuadStart"/> + 0..3: bitwise <see cref="Normal"/> of each.</summary>
+    public void NormalQuad(int quad, out float n0, out float n1, out float n2, out float n3) =>
+        Philox.Normal4(Seed, Stream, Step, (Offset >> 2) + quad, out n0, out n1, out n2, out n3);
 
     /// <summary>This draw for a batch whose first item is sample <paramref name="firstSample"/> of the run.</summary>
     public RandomDraw ForBatch(long firstSample, int elementsPerSample) => this with { Offset = firstSample * elementsPerSample };

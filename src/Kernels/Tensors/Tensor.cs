@@ -76,6 +76,7 @@ public sealed class Tensor : IDisposable
     public static Tensor Zeros(GpuDevice device, params int[] shape)
     {
         var t = Empty(device, shape);
+        device.CountDeviceOp();
         t.View.MemSetToZero();
         return t;
     }
@@ -98,6 +99,7 @@ public sealed class Tensor : IDisposable
         ThrowIfDisposed();
         if (data.Length != Length)
             throw new ArgumentException($"CopyFrom: {data.Length} values for a tensor of shape {Tensors.Shape.Format(shape)} ({Length} elements)");
+        Device.CountHostToDevice();
         View.CopyFromCPU(data);
     }
 
@@ -106,6 +108,7 @@ public sealed class Tensor : IDisposable
     {
         ThrowIfDisposed();
         Tensors.Shape.RequireSame("CopyFrom", source, "source", this, "destination");
+        Device.CountDeviceOp();
         source.View.CopyTo(View);
     }
 
@@ -124,6 +127,7 @@ public sealed class Tensor : IDisposable
         if (destination.Length != Length)
             throw new ArgumentException($"CopyTo: destination holds {destination.Length} values, tensor {Tensors.Shape.Format(shape)} has {Length}");
         Device.Synchronize();
+        Device.CountDeviceToHost();
         View.CopyToCPU(destination);
     }
 
@@ -152,6 +156,7 @@ public sealed class Tensor : IDisposable
     public void Clear()
     {
         ThrowIfDisposed();
+        Device.CountDeviceOp();
         View.MemSetToZero();
     }
 

@@ -59,6 +59,12 @@ internal sealed class LinearLayer
 
     public int Out { get; }
 
+    /// <summary>The weight [out, in] (its offset places it in the store's flat buffer).</summary>
+    public Parameter Weight => weight;
+
+    /// <summary>The bias [out].</summary>
+    public Parameter Bias => bias;
+
     /// <summary>x [N, in] to [N, out], or [N, T, in] to [N, T, out].</summary>
     public Tensor Forward(Tensor x, TensorPool pool)
     {

@@ -35,12 +35,25 @@ internal sealed class ResnetBlock2D
         outputScale = (float)(1.0 / outputScaleFactor);
     }
 
+    /// <summary>time_emb_proj, whose product the model computes for every resnet in one launch.</summary>
+    public LinearLayer TimeProjection => timeProj;
+
+    /// <summary>time_emb_proj(silu(temb)) [N, Cout or 2 Cout] of the current pass, computed by the model for all resnets
+    /// at once (a view into its buffer); null: the block computes it itself.</summary>
+    public Tensor? ProjectedTime { get; set; }
+
     /// <summary>x [N, Cin, H, W] (the caller owns it); tembSilu = silu(time embedding) [N, temb];
     /// returns a rented [N, Cout, H, W] (kept on the tape when recording).</summary>
     public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape)
     {
-        x = input;
+        if (ProjectedTime is { } projected) return Run(input, projected, pool, tape);
         using var t = timeProj.Forward(tembSilu, pool);
+        return Run(input, t, pool, tape);
+    }
+
+    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape)
+    {
+        x = input;
         h0 = tape.Keep(norm1.Forward(x, pool, silu: true));
         h1 = tape.Keep(scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t));
         tape.Release(h0);

@@ -3,6 +3,7 @@ using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Embedding;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
@@ -57,7 +58,16 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
         gradientsEnabled = withGradients;
+        resnets = layers.Down.Concat(layers.Mid).Concat(layers.Up).Select(s => s.Resnet).OfType<ResnetBlock2D>().ToArray();
+        if (resnets.Length > 0)
+            timeProjections = new GroupedLinearPlan(device, config.TimeEmbedDim, resnets.Select(r => new GroupedLinearPlan.Layer(
+                r.TimeProjection.Weight.Offset, r.TimeProjection.Bias.Offset, r.TimeProjection.Out)).ToArray());
     }
+
+    // Every resnet's time_emb_proj in one launch: the plan (made once) and, per batch size, the output and each block's view.
+    private readonly ResnetBlock2D[] resnets;
+    private readonly GroupedLinearPlan? timeProjections;
+    private Tensor? projectedTime;
 
     /// <summary>The architecture, as read from config.json.</summary>
     public UNet2DConfig Config { get; }
@@ -282,12 +292,18 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
-        if (hostTimesteps.Length != n) hostTimesteps = new float[n];
-        for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
-        using (var t = pool.Rent(n))
+        sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
+        if (AllEqual(timesteps))
         {
+            // A sampler step's case: the timestep travels as a kernel argument, so the pass copies nothing from the host.
+            TimestepEmbedding.Run(timesteps[0], c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+        }
+        else
+        {
+            if (hostTimesteps.Length != n) hostTimesteps = new float[n];
+            for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
+            using var t = pool.Rent(n);
             t.CopyFrom(hostTimesteps);
-            sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
             TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
         hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
@@ -306,6 +322,34 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         }
         tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
         Silu.Run(temb, tembSilu);
+        ProjectTime(n);
+    }
+
+    /// <summary>time_emb_proj(tembSilu) of every resnet in one GroupedLinear launch; each resnet reads its block as a view.
+    /// The buffer and views are made when the batch size changes, so repeated passes allocate nothing.</summary>
+    private void ProjectTime(int n)
+    {
+        if (timeProjections is null) return;
+        if (projectedTime is null || projectedTime.Length != n * timeProjections.TotalRows)
+        {
+            projectedTime?.Dispose();
+            projectedTime = null;
+            projectedTime = Tensor.Empty(Device, n * timeProjections.TotalRows);
+            for (int g = 0; g < resnets.Length; g++)
+            {
+                int rows = timeProjections.Layers[g].Rows;
+                resnets[g].ProjectedTime = projectedTime.SliceBatch(timeProjections.OutputOffset(g, n), n * rows).Reshape(n, rows);
+            }
+        }
+        GroupedLinear.Run(timeProjections, tembSilu, Parameters.Values, projectedTime);
+    }
+
+    /// <summary>True when every value is the same (bitwise, so NaN and -0 take the per-item path, which gives the same result).</summary>
+    private static bool AllEqual(ReadOnlySpan<float> values)
+    {
+        for (int i = 1; i < values.Length; i++)
+            if (BitConverter.SingleToInt32Bits(values[i]) != BitConverter.SingleToInt32Bits(values[0])) return false;
+        return true;
     }
 
     /// <summary>
@@ -393,6 +437,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     public void Dispose()
     {
         tape.Clear();
+        projectedTime?.Dispose();
+        timeProjections?.Dispose();
         Parameters.Dispose();
         pool.Dispose();
     }

@@ -20,9 +20,16 @@ public abstract class DiffusionSampler
     /// <summary>Random stream of the samplers' in-loop noise (distinct from other users of a seed).</summary>
     public const uint NoiseStream = RandomStreams.DiffusionNoise;
 
+    /// <summary>Steps between two reads of the divergence record (<see cref="DivergenceCheckInterval"/>'s default). Each step
+    /// writes the squared norms of x and eps into a device ring without waiting; every 16 steps (and after the last) the
+    /// host reads the ring once, so a step costs no host synchronisation: a 1000-step run reads back 63 times (and once at the start), not 1000.</summary>
+    public const int DefaultDivergenceCheckInterval = 16;
+
     private readonly float[] timestepScratch = new float[1];
     private float[] norms = [];
+    private float[] ringHost = [];
     private double largestBefore;
+    private int checkInterval = DefaultDivergenceCheckInterval;
 
     private Tensor? thresholds;
     private Tensor? histogram;
@@ -60,6 +67,22 @@ public abstract class DiffusionSampler
 
     /// <summary>Timestep spacing and the other diffusers options.</summary>
     public SamplerOptions Options { get; }
+
+    /// <summary>
+    /// How many steps run between two host reads of the divergence record (default
+    /// <see cref="DefaultDivergenceCheckInterval"/>). Every step's finiteness is recorded on the device, so a
+    /// <see cref="SamplerDivergedException"/> names the first failing step, its items and its cause whatever the
+    /// interval; with an interval above 1 the run notices it up to interval - 1 steps later, and x then holds that later
+    /// step (the message says which). 1 checks after every step (one host synchronisation a step) and stops x at the
+    /// failing step.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set below 1.</exception>
+    public int DivergenceCheckInterval
+    {
+        get => checkInterval;
+        set => checkInterval = value >= 1 ? value
+            : throw new ArgumentOutOfRangeException(nameof(DivergenceCheckInterval), value, $"{Name}: the divergence check interval must be at least 1 step");
+    }
 
     /// <summary>One step: the current and target timesteps and their alpha_bar values (<paramref name="Previous"/> is
     /// negative when the step lands before timestep 0, on alpha_bar 1 or alphas_cumprod[0] as set_alpha_to_one says).</summary>
@@ -122,6 +145,12 @@ public abstract class DiffusionSampler
             thresholds = pool.Rent(x.N);
             histogram = pool.Rent(x.N * DynamicThreshold.Bins);
         }
+        // The divergence ring: row 2r holds x's squared norms after a step, row 2r + 1 eps's, for `interval` steps.
+        int interval = Math.Min(checkInterval, timesteps.Length);
+        using var ring = pool.Rent(2 * interval, x.N);
+        var rows = new Tensor[2 * interval];
+        for (int r = 0; r < rows.Length; r++) rows[r] = ring.SliceBatch(r, 1).Reshape(x.N);
+        if (ringHost.Length != ring.Length) ringHost = new float[ring.Length];
         Begin(x, pool);
         try
         {
@@ -136,7 +165,10 @@ public abstract class DiffusionSampler
                 ToEpsilon(x, eps, info.AlphaT);
                 var draw = new RandomDraw(seed, NoiseStream, drawOffset + (ulong)i).ForBatch(firstSample, x.ItemLength);
                 Step(x, eps, info, draw);
-                CheckFinite(x, eps, norm, info);
+                int slot = i % interval;
+                BatchReduce.SquaredNorm(x, rows[2 * slot]);
+                BatchReduce.SquaredNorm(eps, rows[2 * slot + 1]);
+                if (slot == interval - 1 || i == timesteps.Length - 1) CheckFinite(ring, x.N, i - slot, i, timesteps);
                 progress?.Report(new SamplerProgress(i + 1, timesteps.Length));
             }
         }
@@ -188,24 +220,29 @@ public abstract class DiffusionSampler
         Axpby.Run((float)c.EpsFromX, x, (float)c.EpsFromOut, output);
     }
 
-    /// <summary>Throws when an item of x stopped being finite. The diagnosis costs nothing on the way: the
-    /// steps leave eps (the model's output as epsilon) untouched, so its norms tell whether the model
-    /// failed on the (finite) input of this step, and the previous step's norms whether x had exploded.</summary>
-    private void CheckFinite(Tensor x, Tensor eps, Tensor norm, StepInfo info)
+    /// <summary>Reads the divergence ring once (steps <paramref name="first"/>..<paramref name="last"/>, 0-based) and throws
+    /// at the first step whose x is not finite. The diagnosis costs nothing on the way: the steps leave eps (the model's
+    /// output as epsilon) untouched, so its norms tell whether the model failed on the (finite) input of that step, and
+    /// the previous step's norms whether x had exploded.</summary>
+    private void CheckFinite(Tensor ring, int n, int first, int last, int[] timesteps)
     {
-        Divergence.SquaredNorms(x, norm, norms);
-        var bad = Divergence.NonFinite(norms);
-        if (bad.Length == 0)
+        ring.CopyTo(ringHost);
+        for (int i = first; i <= last; i++)
         {
-            largestBefore = Divergence.Largest(norms);
-            return;
+            int slot = i - first;
+            var xNorms = ringHost.AsSpan(2 * slot * n, n);
+            var bad = Divergence.NonFinite(xNorms);
+            if (bad.Length == 0)
+            {
+                largestBefore = Divergence.Largest(xNorms);
+                continue;
+            }
+            var cause = largestBefore > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
+                : Divergence.AnyNonFinite(ringHost.AsSpan((2 * slot + 1) * n, n), bad) ? DivergenceCause.ModelOutput
+                : DivergenceCause.Update;
+            string later = i == last ? "" : $"; noticed at the check after step {last + 1} (every {checkInterval} steps), which x holds";
+            throw new SamplerDivergedException(Name, i + 1, timesteps.Length, $"timestep {timesteps[i]}", cause, bad, -1,
+                $"largest squared norm of x before the step {largestBefore:G3}{later}");
         }
-        var epsNorms = new float[x.N];
-        Divergence.SquaredNorms(eps, norm, epsNorms);
-        var cause = largestBefore > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
-            : Divergence.AnyNonFinite(epsNorms, bad) ? DivergenceCause.ModelOutput
-            : DivergenceCause.Update;
-        throw new SamplerDivergedException(Name, info.Index + 1, info.Steps, $"timestep {info.Timestep}", cause, bad, -1,
-            $"largest squared norm of x before the step {largestBefore:G3}");
     }
 }

@@ -72,7 +72,9 @@ public sealed class SamplerDivergedException : Exception
     public IReadOnlyList<int> Items { get; }
 
     /// <summary>The step whose state the output tensor holds, every item finite (0: the starting state), or -1:
-    /// the output holds the failing step, finite in the items not listed in <see cref="Items"/>.</summary>
+    /// the output holds the failing step, finite in the items not listed in <see cref="Items"/> (or, for an
+    /// unconditional sampler with a <see cref="DiffusionSampler.DivergenceCheckInterval"/> above 1, the later step the
+    /// message names).</summary>
     public int LastFiniteStep { get; }
 
     private static string Format(string sampler, int step, int steps, string? where, DivergenceCause cause,

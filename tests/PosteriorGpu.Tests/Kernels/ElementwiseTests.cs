@@ -93,14 +93,15 @@ public class ElementwiseTests
         var s = TestData.Random(n, 6);
         var draw = new RandomDraw(3, 1, 4);
         using var ts = Tensor.FromHost(dev, s, n);
-        var kernel = dev.Kernel("test-langevin-explicit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var kernel = dev.Kernel("test-langevin-explicit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, RandomDraw>(LangevinStep.Kernel));
         float[]? first = null;
-        foreach (var plan in new[] { ElementRange.For(n, cpu: true), ElementRange.For(n, cpu: false),
-                     ElementRange.Explicit(n, 7, chunked: true), ElementRange.Explicit(n, 13, chunked: false) })
+        int quads = draw.Quads(n);
+        foreach (var plan in new[] { ElementRange.For(quads, cpu: true), ElementRange.For(quads, cpu: false),
+                     ElementRange.Explicit(quads, 7, chunked: true), ElementRange.Explicit(quads, 13, chunked: false) })
         {
             using var tx = Tensor.Zeros(dev, n);
-            kernel(plan.Threads, plan, tx.View, ts.View, ts.View, 0f, 0.1f, MathF.Sqrt(0.2f), draw);
+            kernel(plan.Threads, plan, n, tx.View, ts.View, ts.View, 0f, 0.1f, MathF.Sqrt(0.2f), draw);
             var r = tx.ToHost();
             if (first is null) first = r;
             else Assert.That(r, Is.EqualTo(first), "bitwise equal for every plan");

@@ -29,6 +29,26 @@ public class TimestepEmbeddingTests
         Assert.That(TestData.MaxAbsError(got, expected), Is.LessThan(2e-6));
     }
 
+    [TestCase(32, 1, 999f)]
+    [TestCase(33, 3, 17.5f)]    // odd dim, batch > 1
+    [TestCase(7, 2, 0f)]
+    public void UniformTimestep_IsBitwiseThePerItemForm(int dim, int n, float t)
+    {
+        // The sampler's form (timestep as a kernel argument) against the per-item form given N copies, and the reference.
+        var dev = TestDevices.Cpu;
+        using var tt = Tensor.FromHost(dev, Enumerable.Repeat(t, n).ToArray(), n);
+        using var perItem = Tensor.Empty(dev, n, dim);
+        using var uniform = Tensor.Empty(dev, n, dim);
+        TimestepEmbedding.Run(tt, dim, true, 1f, perItem);
+        TimestepEmbedding.Run(t, dim, true, 1f, uniform);
+        Assert.That(uniform.ToHost(), Is.EqualTo(perItem.ToHost()));
+        var expected = new float[n * dim];
+        TimestepEmbedding.Reference(Enumerable.Repeat(t, n).ToArray(), dim, true, 1f, expected);
+        Assert.That(TestData.MaxAbsError(uniform.ToHost(), expected), Is.LessThan(2e-6));
+        using var wrongRank = Tensor.Empty(dev, n, dim, 1);
+        Assert.Throws<ArgumentException>(() => TimestepEmbedding.Run(t, dim, true, 1f, wrongRank));
+    }
+
     [Test]
     public void MatchesFormulaWrittenOut()
     {

@@ -28,7 +28,9 @@ public class NumericalFaultTests
         using var prior = CheapPriors.Gaussian(Dev);
         var model = new FaultyModel(prior, 4, Fault.NaN, items: [1]);
         using var x = Tensor.FromHost(Dev, TestData.Random(3 * D, 3), 3, 1, Side, Side);
-        var ex = Assert.Throws<SamplerDivergedException>(() => SamplerFactory.Create(sampler, model, CheapPriors.Schedule).Sample(x, 10, 1));
+        var s = SamplerFactory.Create(sampler, model, CheapPriors.Schedule);
+        s.DivergenceCheckInterval = 1;   // read back after every step: x stops at the failing one
+        var ex = Assert.Throws<SamplerDivergedException>(() => s.Sample(x, 10, 1));
         Assert.That(ex!.Step, Is.EqualTo(4));
         Assert.That(ex.Cause, Is.EqualTo(DivergenceCause.ModelOutput));
         Assert.That(ex.Items, Is.EqualTo(new[] { 1 }));
@@ -37,6 +39,23 @@ public class NumericalFaultTests
         var host = x.ToHost();
         Assert.That(host[..D].Concat(host[(2 * D)..]).All(float.IsFinite));
         Assert.That(model.Calls, Is.EqualTo(4), "stopped at the failing step");
+    }
+
+    [TestCaseSource(nameof(Unconditional))]
+    public void Unconditional_ChecksEverySixteenSteps_NameTheSameStepItemsAndCause(string sampler)
+    {
+        // The default interval: every step's norms are recorded on the device and read back once per 16 steps, so the
+        // diagnosis is the one a check after every step gives; x holds the step at which the run noticed.
+        using var prior = CheapPriors.Gaussian(Dev);
+        var model = new FaultyModel(prior, 4, Fault.NaN, items: [1]);
+        using var x = Tensor.FromHost(Dev, TestData.Random(3 * D, 3), 3, 1, Side, Side);
+        var s = SamplerFactory.Create(sampler, model, CheapPriors.Schedule);
+        Assert.That(s.DivergenceCheckInterval, Is.EqualTo(DiffusionSampler.DefaultDivergenceCheckInterval));
+        var ex = Assert.Throws<SamplerDivergedException>(() => s.Sample(x, 20, 1));
+        Assert.That((ex!.Step, ex.Cause, ex.Items), Is.EqualTo((4, DivergenceCause.ModelOutput, (IReadOnlyList<int>)[1])));
+        Assert.That(ex.Message, Does.Contain("step 4 of 20").And.Contain("after step 16"));
+        Assert.That(model.Calls, Is.EqualTo(16), "noticed at the first read-back");
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.DivergenceCheckInterval = 0);
     }
 
     [TestCase(Fault.Infinity)]

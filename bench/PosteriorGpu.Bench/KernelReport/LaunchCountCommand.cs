@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text;
+using PosteriorGpu.Bench.Samplers;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Bench.KernelReport;
+
+/// <summary>
+/// <c>--mode launch-count</c> (and the last table of <c>--mode kernel-report</c>): kernel launches, host syncs and host
+/// copies of one U-Net forward pass and of one step of each unconditional sampler at batch 1, counted by
+/// <see cref="GpuDevice.Counters"/> on the device the run opens (POSTERIORGPU_DEVICE; the CPU accelerator here). At
+/// batch 1 a GPU spends 3-5 us a launch, so these counts bound the latency from below. Options: <c>--models S32,cifar10</c>.
+/// </summary>
+public static class LaunchCountCommand
+{
+    /// <summary>Steps per sampler run counted (the per-step figure is the difference of a long and a 1-step run).</summary>
+    private const int Steps = 32;
+
+    /// <summary>Runs the count; returns the exit code.</summary>
+    public static int Run(IReadOnlyList<string> args)
+    {
+        var models = new List<string> { "S32", "cifar10" };
+        for (int i = 0; i < args.Count; i++)
+        {
+            if (args[i] == "--models" && i + 1 < args.Count) models = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
+            else
+            {
+                Console.Error.WriteLine($"launch-count: error: unknown argument '{args[i]}' (known: --models S32,cifar10)");
+                return 2;
+            }
+        }
+        Console.Write(Table(models));
+        return 0;
+    }
+
+    /// <summary>The markdown table for <paramref name="models"/> (U-Net names of <see cref="Models.UNetArchitectures"/>).</summary>
+    public static string Table(IReadOnlyList<string> models)
+    {
+        using var device = GpuDevice.Open();
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Launches per call at batch 1 on {device.Description}:");
+        text.AppendLine();
+        text.AppendLine("| call | launches | host syncs | host-to-device | device-to-host | largest launch counts |");
+        text.AppendLine("|---|---:|---:|---:|---:|---|");
+        foreach (var name in models)
+        {
+            var model = ScoreModels.Open(device, name);
+            using var owned = (IDisposable)model;
+            var (used, perKernel) = ForwardPass(device, model);
+            text.AppendLine(Row($"{name} forward pass", used, perKernel));
+        }
+        // A sampler's own launches do not depend on the network: counted with the cheap Gaussian prior, whose forward
+        // pass (its launches, and the copy of its timestep) is taken off, they add to a U-Net's forward pass to give a step.
+        var gaussian = ScoreModels.Open(device, "gaussian");
+        using (var _ = (IDisposable)gaussian)
+        {
+            var (prior, priorKernels) = ForwardPass(device, gaussian);
+            using var x = Tensor.Zeros(device, 1, 3, 32, 32);
+            foreach (var sampler in SamplerFactory.Names)
+            {
+                var s = SamplerFactory.Create(sampler, gaussian, ScoreModels.Schedule);
+                s.Sample(x, 2, 1);   // warm-up
+                var (one, _) = Count(device, () => s.Sample(x, 1, 1));
+                var (many, perRun) = Count(device, () => s.Sample(x, Steps, 1));
+                var step = many - one;
+                step = step - new DeviceCounters((Steps - 1) * prior.Launches, (Steps - 1) * prior.HostSyncs,
+                    (Steps - 1) * prior.HostToDeviceCopies, (Steps - 1) * prior.DeviceToHostCopies);
+                foreach (var (key, count) in priorKernels)
+                    if (perRun.TryGetValue(key, out long c) && c - Steps * count is var left)
+                    {
+                        if (left > 0) perRun[key] = left;
+                        else perRun.Remove(key);
+                    }
+                text.AppendLine(Row($"{sampler} step without the network (mean of {Steps - 1}; reads back every {s.DivergenceCheckInterval})",
+                    step, perRun, Steps - 1));
+            }
+        }
+        text.AppendLine();
+        text.AppendLine("Counted with `dotnet bench/PosteriorGpu.Bench/bin/Release/net10.0/PosteriorGpu.Bench.dll --mode launch-count`; " +
+                        "a sampler step = one forward pass + the step's own launches (the update and the divergence ring's two norms); largest launch " +
+                        "counts are per forward pass (per run of " + Steps + " steps for the samplers), by the launcher's kernel key.");
+        return text.ToString();
+    }
+
+    private static (DeviceCounters Used, Dictionary<string, long> PerKernel) ForwardPass(GpuDevice device, IScoreModel model)
+    {
+        using var x = Tensor.Zeros(device, 1, 3, 32, 32);
+        using var eps = Tensor.Empty(device, 1, 3, 32, 32);
+        float[] t = [500f];
+        model.PredictEpsilon(x, t, eps);   // warm-up
+        return Count(device, () => model.PredictEpsilon(x, t, eps));
+    }
+
+    private static (DeviceCounters Used, Dictionary<string, long> PerKernel) Count(GpuDevice device, Action call)
+    {
+        var before = device.Counters;
+        var kernels = device.LaunchesByKernel;
+        call();
+        device.Synchronize();
+        var used = device.Counters - before;
+        used = used with { HostSyncs = used.HostSyncs - 1 };   // the Synchronize above
+        var perKernel = device.LaunchesByKernel.ToDictionary(p => p.Key, p => p.Value - kernels.GetValueOrDefault(p.Key));
+        return (used, perKernel.Where(p => p.Value > 0).ToDictionary(p => p.Key, p => p.Value));
+    }
+
+    private static string Row(string call, DeviceCounters used, Dictionary<string, long> perKernel, int divide = 1)
+    {
+        string F(long v) => divide == 1 ? v.ToString(CultureInfo.InvariantCulture) : ((double)v / divide).ToString("0.##", CultureInfo.InvariantCulture);
+        string top = string.Join(", ", perKernel.OrderByDescending(p => p.Value).Take(5).Select(p => $"{p.Key} {p.Value}"));
+        return $"| {call} | {F(used.Launches)} | {F(used.HostSyncs)} | {F(used.HostToDeviceCopies)} | {F(used.DeviceToHostCopies)} | {top} |";
+    }
+}
