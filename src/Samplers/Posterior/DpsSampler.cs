@@ -66,7 +66,6 @@ public sealed class DpsSampler : IPosteriorSampler
 {
     private readonly IDifferentiableScoreModel model;
     private readonly NoiseSchedule schedule;
-    private readonly float[] timestep = new float[1];
 
     /// <summary>A DPS sampler over a differentiable score model; the options are validated here.</summary>
     /// <exception cref="ArgumentException">The model does not implement <see cref="IDifferentiableScoreModel"/>, or it
@@ -74,15 +73,8 @@ public sealed class DpsSampler : IPosteriorSampler
     /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
     public DpsSampler(IScoreModel model, NoiseSchedule schedule, DpsOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        this.model = GuidedDdpm.RequireGradients(model, "dps", "DPS differentiates the measurement residual");
         ArgumentNullException.ThrowIfNull(schedule);
-        this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
-            $"dps: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
-            "DPS differentiates the measurement residual through the network's epsilon", nameof(model));
-        if (!this.model.CanDifferentiate)
-            throw new ArgumentException(
-                $"dps: the score model {model.GetType().Name} was loaded without gradients (CanDifferentiate is false); " +
-                "DPS differentiates through the network: load it with withGradients: true", nameof(model));
         this.schedule = schedule;
         Options = options ?? new DpsOptions();
         Options.Validate(schedule);
@@ -113,65 +105,32 @@ public sealed class DpsSampler : IPosteriorSampler
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
-        int n = x.N;
-        using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
-        using var pool = new TensorPool(x.Device);
-        using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, "dps");
-        using var eps = pool.Rent(x.Shape);
-        using var x0 = pool.Rent(x.Shape);
-        using var g = pool.Rent(x.Shape);
-        using var jtg = pool.Rent(x.Shape);
-        using var ax = pool.Rent(yk.Shape);
-        using var norm = pool.Rent(n);
-        using var scales = pool.Rent(n);
-        var host = new float[n];
-        x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(seed, RandomStreams.Start, 0).ForBatch(firstSample, x.ItemLength));
+        return GuidedDdpm.Sample(Name, model, schedule, Options.Steps, Options.StepSize, Options.Rule, x, y, op, sigmaY, seed, firstSample,
+            (pool, yk) => new PointGuidance(pool, op, yk, sigmaY), progress, cancellationToken);
+    }
 
-        int steps = Options.Steps;
-        var timesteps = schedule.Timesteps(steps);
-        for (int i = 0; i < steps; i++)
+    /// <summary>DPS's guidance: grad log p(y | x0^) at Tweedie's estimate itself, and the residual ||y - A(x0^)||^2.</summary>
+    private sealed class PointGuidance(TensorPool pool, IForwardOperator op, Tensor y, float sigmaY) : IMeasurementGuidance
+    {
+        private readonly Tensor ax = pool.Rent(y.Shape), norm = pool.Rent(y.N);
+
+        public int Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, float[] squaredResidual)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            int t = timesteps[i];
-            double a = schedule.AlphaCumprod(t);
-            double ap = schedule.AlphaCumprodPrev(schedule.PreviousTimestep(t, steps));
-            timestep[0] = t;
-            float sa = (float)Math.Sqrt(a), sb = (float)Math.Sqrt(1 - a);
-
-            // Tweedie's estimate and the measurement gradient there, weighed per chain.
-            model.PredictEpsilon(x, timestep, eps);
-            x0.CopyFrom(x);
-            Axpby.Run(-sb / sa, eps, 1f / sa, x0);
-            op.LogLikelihoodGradient(x0, yk, sigmaY, g);
-            if (Options.Rule == DpsStepRule.ResidualNorm)
+            op.LogLikelihoodGradient(x0, y, sigmaY, g);
+            if (needResidual)
             {
                 op.Forward(x0, ax);
-                Axpby.Run(1f, yk, -1f, ax);   // r = y - A(x0^)
+                Axpby.Run(1f, y, -1f, ax);   // r = y - A(x0^)
                 BatchReduce.SquaredNorm(ax, norm);
-                norm.CopyTo(host);
-                float w = (float)(Options.StepSize * sigmaY * sigmaY);
-                for (int k = 0; k < n; k++) host[k] = host[k] > 0 ? w / MathF.Sqrt(host[k]) : 0f;   // a zero residual: nothing to correct
+                norm.CopyTo(squaredResidual);
             }
-            else
-            {
-                double ratio = a / ap;
-                Array.Fill(host, (float)(Options.StepSize * (1 - ratio) / Math.Sqrt(ratio)));
-            }
-            scales.CopyFrom(host);
-            ScalePerItem.Run(g, scales, g);
-
-            // J^T g through the network, then the gradient in x_t: (g - sqrt(1 - a) J^T g) / sqrt(a).
-            model.EpsilonVjp(x, timestep, g, eps, jtg);
-            Axpby.Run(-sb / sa, jtg, 1f / sa, g);
-
-            var c = DiffusionStep.Ddpm(a, ap);
-            if (i == steps - 1) c = c with { Sigma = 0 };
-            DiffusionStep.Run(x, eps, c, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
-            Axpby.Run(1f, g, 1f, x);
-            PosteriorCommon.CheckFinite(x, norm, host, "dps", i + 1, steps);
-            progress?.Report(new SamplerProgress(i + 1, steps));
+            return -1;
         }
-        return new PosteriorRun(steps);
+
+        public void Dispose()
+        {
+            ax.Dispose();
+            norm.Dispose();
+        }
     }
 }

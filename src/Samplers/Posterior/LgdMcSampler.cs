@@ -68,22 +68,14 @@ public sealed class LgdMcSampler : IPosteriorSampler
 {
     private readonly IDifferentiableScoreModel model;
     private readonly NoiseSchedule schedule;
-    private readonly float[] timestep = new float[1];
 
     /// <summary>An LGD-MC sampler over a differentiable score model; the options are validated here.</summary>
     /// <exception cref="ArgumentException">The model is not differentiable, or was loaded without gradients.</exception>
     /// <exception cref="InvalidOptionException">An option is out of range (names it).</exception>
     public LgdMcSampler(IScoreModel model, NoiseSchedule schedule, LgdMcOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        this.model = GuidedDdpm.RequireGradients(model, "lgd-mc", "LGD-MC differentiates the particles' loss");
         ArgumentNullException.ThrowIfNull(schedule);
-        this.model = model as IDifferentiableScoreModel ?? throw new ArgumentException(
-            $"lgd-mc: the score model {model.GetType().Name} is not differentiable (it does not implement IDifferentiableScoreModel); " +
-            "LGD-MC differentiates the particles' loss through the network's epsilon", nameof(model));
-        if (!this.model.CanDifferentiate)
-            throw new ArgumentException(
-                $"lgd-mc: the score model {model.GetType().Name} was loaded without gradients (CanDifferentiate is false); " +
-                "LGD-MC differentiates through the network: load it with withGradients: true", nameof(model));
         this.schedule = schedule;
         Options = options ?? new LgdMcOptions();
         Options.Validate(schedule);
@@ -113,76 +105,33 @@ public sealed class LgdMcSampler : IPosteriorSampler
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
-        int n = x.N, particles = Options.Particles, total = checked(n * particles);
-        using var exclusive = x.Device.Exclusive(cancellationToken);
-        using var pool = new TensorPool(x.Device);
-        using var yk = PosteriorCommon.PerChain(y, n, op.MeasurementShape, pool, Name);
-        using var eps = pool.Rent(x.Shape);
-        using var x0 = pool.Rent(x.Shape);
-        using var g = pool.Rent(x.Shape);
-        using var jtg = pool.Rent(x.Shape);
-        using var norm = pool.Rent(n);
-        using var scales = pool.Rent(n);
-        using var mc = new ParticleGuidance(pool, x.Shape, op, yk, particles);
-        var host = new float[n];
-        x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(seed, RandomStreams.Start, 0).ForBatch(firstSample, x.ItemLength));
-
-        int steps = Options.Steps;
-        var timesteps = schedule.Timesteps(steps);
-        for (int i = 0; i < steps; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int t = timesteps[i];
-            double a = schedule.AlphaCumprod(t);
-            double ap = schedule.AlphaCumprodPrev(schedule.PreviousTimestep(t, steps));
-            timestep[0] = t;
-            float sa = (float)Math.Sqrt(a), sb = (float)Math.Sqrt(1 - a);
-
-            // 1. Tweedie's estimate.
-            model.PredictEpsilon(x, timestep, eps);
-            x0.CopyFrom(x);
-            Axpby.Run(-sb / sa, eps, 1f / sa, x0);
-
-            // 2. The particles x0^ + r_t z_i, their self-normalised weights and weighted likelihood gradient (into g),
-            // and the weighted mean squared residual per chain (into host).
-            float radius = (float)(Options.RadiusScale * Math.Sqrt(1 - a));
-            var draw = new RandomDraw(seed, RandomStreams.LossGuidanceParticles, (ulong)i).ForBatch(firstSample * particles, x.ItemLength);
-            int bad = mc.Run(x0, sigmaY, radius, draw, g, host);
-            if (bad >= 0)
-                throw new SamplerDivergedException(Name, i + 1, steps, $"timestep {t}", DivergenceCause.Unknown, [bad], -1,
-                    "a particle's log-likelihood is NaN or +infinity");
-
-            // 3. The guidance scaled per chain as DPS scales its own.
-            if (Options.Rule == DpsStepRule.ResidualNorm)
+        int particles = Options.Particles;
+        // The particles x0^ + r_t z_i (z from the step's own stream), their self-normalised weights and weighted
+        // likelihood gradient, and the weighted mean squared residual per chain.
+        return GuidedDdpm.Sample(Name, model, schedule, Options.Steps, Options.StepSize, Options.Rule, x, y, op, sigmaY, seed, firstSample,
+            (pool, yk) => new ParticleGuidance(pool, x.Shape, op, yk, particles)
             {
-                float w = (float)(Options.StepSize * sigmaY * sigmaY);
-                for (int k = 0; k < n; k++) host[k] = host[k] > 0 ? w / MathF.Sqrt(host[k]) : 0f;
-            }
-            else
-            {
-                double ratio = a / ap;
-                Array.Fill(host, (float)(Options.StepSize * (1 - ratio) / Math.Sqrt(ratio)));
-            }
-            scales.CopyFrom(host);
-            ScalePerItem.Run(g, scales, g);
-
-            // 4. Through the network to x_t, then the DDPM step, as DPS.
-            model.EpsilonVjp(x, timestep, g, eps, jtg);
-            Axpby.Run(-sb / sa, jtg, 1f / sa, g);
-            var step = DiffusionStep.Ddpm(a, ap);
-            if (i == steps - 1) step = step with { Sigma = 0 };
-            DiffusionStep.Run(x, eps, step, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
-            Axpby.Run(1f, g, 1f, x);
-            PosteriorCommon.CheckFinite(x, norm, host, Name, i + 1, steps);
-            progress?.Report(new SamplerProgress(i + 1, steps));
-        }
-        return new PosteriorRun(steps);
+                SigmaY = sigmaY, RadiusScale = Options.RadiusScale,
+                Draw = step => new RandomDraw(seed, RandomStreams.LossGuidanceParticles, (ulong)step).ForBatch(firstSample * particles, x.ItemLength),
+            }, progress, cancellationToken);
     }
 
     /// <summary>The Monte Carlo half of a step, with its buffers (rented once per run from the run's pool).</summary>
-    internal sealed class ParticleGuidance : IDisposable
+    internal sealed class ParticleGuidance : IMeasurementGuidance
     {
+        /// <summary>sigma_y, for <see cref="IMeasurementGuidance.Run"/>.</summary>
+        public float SigmaY { get; init; }
+
+        /// <summary>r_t = RadiusScale sqrt(1 - abar_t), for <see cref="IMeasurementGuidance.Run"/>.</summary>
+        public double RadiusScale { get; init; } = 1.0;
+
+        /// <summary>The particles' noise of a step, for <see cref="IMeasurementGuidance.Run"/>.</summary>
+        public Func<int, RandomDraw>? Draw { get; init; }
+
+        /// <inheritdoc/>
+        int IMeasurementGuidance.Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, float[] squaredResidual) =>
+            Run(x0, SigmaY, (float)(RadiusScale * Math.Sqrt(1 - alphaBar)), Draw!(step), g, squaredResidual);
+
         private readonly IForwardOperator op;
         private readonly ILogLikelihood? ownLikelihood;
         private readonly int particles, total;
