@@ -24,7 +24,10 @@ internal interface IFlashAttentionConfig
     /// <summary>Threads per group: Queries x Lanes (queries per group = Threads / Lanes).</summary>
     int Threads { get; }
 
-    /// <summary>Groups that must fit on one SM at once (passed to ptxas as the register bound, as the GEMM tiles do).</summary>
+    /// <summary>Groups that must fit on one SM at once (the kernel is loaded with this specialization, so ptxas caps
+    /// the registers at 64K / (Threads x this), as the GEMM tiles do). Chosen with kernel-report as the tightest
+    /// bound without spills: d = 8 at 14 (72 registers; 16 spilled 12-16 B), 16 and 32 at 8, 64 at 4 (128
+    /// registers); d = 128 and 256 at 1 (182 registers; 3 spilled 12-24 B, 4 spilled 70-110 B).</summary>
     int MinGroupsPerSM { get; }
 }
 
@@ -38,7 +41,7 @@ internal readonly struct FlashD8 : IFlashAttentionConfig
     /// <inheritdoc/>
     public int Threads => 64;
     /// <inheritdoc/>
-    public int MinGroupsPerSM => 1;
+    public int MinGroupsPerSM => 14;
 }
 
 /// <summary>d = 16: a thread per query, 64 queries per group.</summary>
@@ -51,7 +54,7 @@ internal readonly struct FlashD16 : IFlashAttentionConfig
     /// <inheritdoc/>
     public int Threads => 64;
     /// <inheritdoc/>
-    public int MinGroupsPerSM => 1;
+    public int MinGroupsPerSM => 8;
 }
 
 /// <summary>d = 32: two threads of 16 channels per query, 32 queries per group.</summary>
@@ -64,7 +67,7 @@ internal readonly struct FlashD32 : IFlashAttentionConfig
     /// <inheritdoc/>
     public int Threads => 64;
     /// <inheritdoc/>
-    public int MinGroupsPerSM => 1;
+    public int MinGroupsPerSM => 8;
 }
 
 /// <summary>d = 64: four threads of 16 channels per query, 32 queries per group.</summary>
@@ -77,7 +80,7 @@ internal readonly struct FlashD64 : IFlashAttentionConfig
     /// <inheritdoc/>
     public int Threads => 128;
     /// <inheritdoc/>
-    public int MinGroupsPerSM => 1;
+    public int MinGroupsPerSM => 4;
 }
 
 /// <summary>d = 128 (the attention benchmark's one head): four threads of 32 channels per query, 32 queries per group.</summary>
