@@ -172,23 +172,10 @@ internal static class FlashAttention
 
         for (int p0 = 0; p0 < a.Keys; p0 += KeyTile)
         {
-            // The previous tile is read by everyone before it is overwritten.
+            // The previous tile is read by everyone before it is overwritten; keys past the end stage zeros
+            // (their weight is exp(-inf) = 0, and 0 x 0 adds nothing).
             Group.Barrier();
-            for (int f = tid; f < KeyTile * d4; f += threads)
-            {
-                // Shared float4 f = (key r, float4 i of lane l) at r d/4 + i Lanes + l: channels l W + 4i .. + 3.
-                int r = f / d4, rem = f - r * d4, l = rem % lanes, c = l * w + rem / lanes * 4;
-                Float4 kf = default, vf = default;
-                if (p0 + r < a.Keys)
-                {
-                    int g = kv + (p0 + r) * stride + c;
-                    kf.X = k[g]; kf.Y = k[g + 1]; kf.Z = k[g + 2]; kf.W = k[g + 3];
-                    vf.X = v[g]; vf.Y = v[g + 1]; vf.Z = v[g + 2]; vf.W = v[g + 3];
-                }
-                // Keys past the end stage zeros: their weight is exp(-inf) = 0 and 0 x 0 adds nothing.
-                sk[f] = kf;
-                sv[f] = vf;
-            }
+            Stage(sk, sv, k, v, kv, p0, a.Keys, stride, tid, threads, d4, lanes, w);
             Group.Barrier();
             int valid = a.Keys - p0;
             Keys4(ref acc, ref max, ref norm, qs, kl, vl, 0, valid, d4, lanes, w4);
@@ -198,27 +185,57 @@ internal static class FlashAttention
         }
 
         if (i >= a.Queries) return;
-        float inv = 1f / norm;
-        Store4(output, row, acc.A, inv);
-        Store4(output, row + 4, acc.B, inv);
+        StoreSlice(output, row, acc, w4, 1f / norm);
+    }
+
+    /// <summary>
+    /// Stages rows p0 .. p0 + KeyTile - 1 (of <paramref name="count"/>) of one head of two [.., P, C] tensors
+    /// (k and v, or q and dO) in shared memory, lane-interleaved: float4 f = (row r, float4 i of lane l) at
+    /// r d/4 + i Lanes + l holds channels l W + 4i .. + 3. Rows past the end are zeros.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Stage(ArrayView<Float4> sa, ArrayView<Float4> sb, ArrayView<float> a, ArrayView<float> b, int head,
+        int p0, int count, int stride, int tid, int threads, int d4, int lanes, int w)
+    {
+        for (int f = tid; f < KeyTile * d4; f += threads)
+        {
+            int r = f / d4, rem = f - r * d4, l = rem % lanes, c = l * w + rem / lanes * 4;
+            Float4 af = default, bf = default;
+            if (p0 + r < count)
+            {
+                int g = head + (p0 + r) * stride + c;
+                af.X = a[g]; af.Y = a[g + 1]; af.Z = a[g + 2]; af.W = a[g + 3];
+                bf.X = b[g]; bf.Y = b[g + 1]; bf.Z = b[g + 2]; bf.W = b[g + 3];
+            }
+            sa[f] = af;
+            sb[f] = bf;
+        }
+    }
+
+    /// <summary>dst[at ..] = scale x (a thread's slice).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreSlice(ArrayView<float> dst, int at, Float32Slice x, int w4, float scale)
+    {
+        Store4(dst, at, x.A, scale);
+        Store4(dst, at + 4, x.B, scale);
         if (w4 > 2)
         {
-            Store4(output, row + 8, acc.C, inv);
-            Store4(output, row + 12, acc.D, inv);
+            Store4(dst, at + 8, x.C, scale);
+            Store4(dst, at + 12, x.D, scale);
         }
         if (w4 > 4)
         {
-            Store4(output, row + 16, acc.E, inv);
-            Store4(output, row + 20, acc.F, inv);
-            Store4(output, row + 24, acc.G, inv);
-            Store4(output, row + 28, acc.H, inv);
+            Store4(dst, at + 16, x.E, scale);
+            Store4(dst, at + 20, x.F, scale);
+            Store4(dst, at + 24, x.G, scale);
+            Store4(dst, at + 28, x.H, scale);
         }
     }
 
     /// <summary>Keys j .. j+3 of the staged tile (j &lt; valid; those at or past valid are masked): four scores,
     /// one rescale of the accumulator by exp(max_old - max_new), four weighted v rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Keys4(ref Float32Slice acc, ref float max, ref float norm, Float32Slice qs, ArrayView<Float4> kl,
+    internal static void Keys4(ref Float32Slice acc, ref float max, ref float norm, Float32Slice qs, ArrayView<Float4> kl,
         ArrayView<Float4> vl, int j, int valid, int d4, int lanes, int w4)
     {
         int b0 = j * d4, b1 = b0 + d4, b2 = b1 + d4, b3 = b2 + d4;
@@ -256,7 +273,7 @@ internal static class FlashAttention
     /// <summary>This thread's part of &lt;q, k row&gt;: its W channels against the staged row starting at b, as two
     /// FMA chains (float4s A, C, E, G and B, D, F, H) so that four keys give eight independent chains.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Dot(Float32Slice x, ArrayView<Float4> t, int b, int lanes, int w4)
+    internal static float Dot(Float32Slice x, ArrayView<Float4> t, int b, int lanes, int w4)
     {
         float s0 = Mul4(x.A, t[b]), s1 = Mul4(x.B, t[b + lanes]);
         if (w4 > 2)
@@ -274,25 +291,26 @@ internal static class FlashAttention
         return s0 + s1;
     }
 
-    /// <summary>Sum over the query's lanes (a butterfly: every lane gets the whole dot product).</summary>
+    /// <summary>Sum over a row's lanes (up to 16; a butterfly: every lane gets the whole dot product).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LaneSum(float s, int lanes)
+    internal static float LaneSum(float s, int lanes)
     {
         if (lanes > 1) s += Warp.ShuffleXor(s, 1);
         if (lanes > 2) s += Warp.ShuffleXor(s, 2);
         if (lanes > 4) s += Warp.ShuffleXor(s, 4);
+        if (lanes > 8) s += Warp.ShuffleXor(s, 8);
         return s;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Fma4(float s, Float4 a, Float4 b) => s + a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
+    internal static float Fma4(float s, Float4 a, Float4 b) => s + a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Mul4(Float4 a, Float4 b) => a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
+    internal static float Mul4(Float4 a, Float4 b) => a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W;
 
     /// <summary>a correction + w0 v0 + w1 v1 + w2 v2 + w3 v3, per component (one multiply and four FMAs).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Float4 Mad(Float4 a, float c, float w0, float w1, float w2, float w3, Float4 v0, Float4 v1, Float4 v2, Float4 v3)
+    internal static Float4 Mad(Float4 a, float c, float w0, float w1, float w2, float w3, Float4 v0, Float4 v1, Float4 v2, Float4 v3)
     {
         Float4 r;
         r.X = a.X * c + w0 * v0.X + w1 * v1.X + w2 * v2.X + w3 * v3.X;
@@ -303,7 +321,7 @@ internal static class FlashAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Float4 Load4(ArrayView<float> src, int at, float scale)
+    internal static Float4 Load4(ArrayView<float> src, int at, float scale)
     {
         Float4 r;
         r.X = src[at] * scale;
@@ -314,7 +332,7 @@ internal static class FlashAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Float32Slice LoadScaled(ArrayView<float> src, int at, int w4, float scale)
+    internal static Float32Slice LoadScaled(ArrayView<float> src, int at, int w4, float scale)
     {
         var r = default(Float32Slice);
         r.A = Load4(src, at, scale);
@@ -335,7 +353,7 @@ internal static class FlashAttention
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store4(ArrayView<float> dst, int at, Float4 x, float scale)
+    internal static void Store4(ArrayView<float> dst, int at, Float4 x, float scale)
     {
         dst[at] = x.X * scale;
         dst[at + 1] = x.Y * scale;
