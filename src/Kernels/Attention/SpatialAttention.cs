@@ -12,7 +12,7 @@ namespace PosteriorGpu.Kernels.Attention;
 /// output[n,i,h*d+j] = sum_p softmax_p(scale * &lt;q[n,i,head h], k[n,p,head h]&gt;) * v[n,p,h*d+j].
 /// </summary>
 /// <remarks>
-/// Two kernels. On GPUs, for head dimensions 8, 16, 32, 64, 128 and 256, <see cref="FlashAttention"/>
+/// Two kernels. On CUDA GPUs, for head dimensions 8, 16, 32, 64, 128 and 256, <see cref="FlashAttention"/>
 /// (v2: shared k/v tiles, query and accumulator in registers). Everywhere else, and always on the CPU
 /// accelerator (where barriers cost milliseconds), v1 below: a barrier-free kernel in which
 /// a thread per (n, head, query) streams over all keys once
@@ -186,10 +186,18 @@ public static class SpatialAttention
     public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor output, float? scale = null) =>
         Run(q, k, v, heads, output, scale, AttentionVariant.Auto);
 
-    /// <summary>Which kernel <see cref="Run(Tensor, Tensor, Tensor, int, Tensor, float?, AttentionVariant)"/> launches.</summary>
-    internal static AttentionVariant Choose(bool cpu, int headDim, AttentionVariant variant) => variant switch
+    /// <summary>Which kernel <see cref="Run(Tensor, Tensor, Tensor, int, Tensor, float?, AttentionVariant)"/> (and the
+    /// backward) launches: Auto takes the flash kernels on CUDA devices whose groups and warps fit every configuration
+    /// (128 threads, warps of 32), for the head dimensions they have; OpenCL devices (whose shuffles depend on
+    /// extensions) and the CPU accelerator keep v1.</summary>
+    internal static AttentionVariant Choose(GpuDevice device, int headDim, AttentionVariant variant) =>
+        Choose(device.Kind == DeviceKind.Cuda && device.Accelerator.WarpSize % 16 == 0 && device.Accelerator.MaxNumThreadsPerGroup >= 128,
+            headDim, variant);
+
+    /// <summary><see cref="Choose(GpuDevice, int, AttentionVariant)"/> for a device that can (<paramref name="flashCapable"/>) or cannot run the flash kernels.</summary>
+    internal static AttentionVariant Choose(bool flashCapable, int headDim, AttentionVariant variant) => variant switch
     {
-        AttentionVariant.Auto => cpu || FlashAttention.ConfigFor(headDim) == 0 ? AttentionVariant.PerQuery : AttentionVariant.Flash,
+        AttentionVariant.Auto => flashCapable && FlashAttention.ConfigFor(headDim) != 0 ? AttentionVariant.Flash : AttentionVariant.PerQuery,
         _ => variant,
     };
 
@@ -215,7 +223,7 @@ public static class SpatialAttention
         if (keys == 0) throw new ArgumentException($"attention: k {Shape.Format(k.Shape)} has no keys to attend to");
         var device = q.Device;
         var dims = new Dims(heads, queries, keys, channels, s);
-        if (Choose(device.IsCpu, channels / heads, variant) == AttentionVariant.Flash)
+        if (Choose(device, channels / heads, variant) == AttentionVariant.Flash)
         {
             FlashAttention.Launch(device, dims, batch, q.View, k.View, v.View, output.View);
             return;
@@ -230,7 +238,7 @@ public static class SpatialAttention
 /// <summary>Which attention kernel runs (tests and benchmarks pin one).</summary>
 internal enum AttentionVariant
 {
-    /// <summary><see cref="FlashAttention"/> on GPUs for the head dimensions it has a configuration for, else <see cref="PerQuery"/>.</summary>
+    /// <summary><see cref="FlashAttention"/> on CUDA GPUs for the head dimensions it has a configuration for, else <see cref="PerQuery"/>.</summary>
     Auto,
     /// <summary>v1, <see cref="SpatialAttention.Kernel"/>: barrier-free, a thread per query (the CPU accelerator's path).</summary>
     PerQuery,

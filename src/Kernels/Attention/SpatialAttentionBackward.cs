@@ -10,7 +10,7 @@ namespace PosteriorGpu.Kernels.Attention;
 /// dk = scale dS^T q.
 /// </summary>
 /// <remarks>
-/// On GPUs, for the head dimensions <see cref="FlashAttentionBackward"/> has configurations for, that runs
+/// On CUDA GPUs, for the head dimensions <see cref="FlashAttentionBackward"/> has configurations for, that runs
 /// (two kernels, nothing P x P stored). Elsewhere, and on the CPU accelerator: unlike the forward pass this one stores the probabilities A and dS, [N, heads, Pq, Pk] each, in
 /// the device scratch area: a U-Net applies attention only at its coarsest resolutions, where that
 /// is small. Five barrier-free kernels, each writing one output element per thread iteration:
@@ -163,7 +163,7 @@ public static class SpatialAttentionBackward
         foreach (var t in new[] { k, v, dOutput, dq, dk, dv }) Shape.RequireSameDevice(op, q, t);
         float s = scale ?? 1f / MathF.Sqrt(channels / heads);
         var device = q.Device;
-        if (SpatialAttention.Choose(device.IsCpu, channels / heads, variant) == AttentionVariant.Flash)
+        if (SpatialAttention.Choose(device, channels / heads, variant) == AttentionVariant.Flash)
         {
             // What the kernels below give for no queries or no keys (no launch with an empty grid).
             if (q.Length == 0 || k.Length == 0)
