@@ -170,14 +170,18 @@ internal static class FlashAttentionBackward
             FlashAttention.Stage(sk, sv, k, v, kv, p0, a.Keys, stride, tid, threads, d4, lanes, w);
             Group.Barrier();
             int valid = a.Keys - p0;
-            // valid is the same for the whole group, so the shuffles below are never divergent.
-            for (int j = 0; j < Tile && j < valid; j++)
+            // Two keys per step (independent chains); valid is the same for the whole group, so the shuffles are
+            // never divergent. The second key, when past the end, gets dS = 0 (a select: exp may overflow there).
+            for (int j = 0; j < Tile && j < valid; j += 2)
             {
-                int b = j * d4;
-                float s = FlashAttention.LaneSum(FlashAttention.Dot(qs, kl, b, lanes, w4), lanes);
-                float dp = FlashAttention.LaneSum(FlashAttention.Dot(dos, vl, b, lanes, w4), lanes);
-                float ds = MathF.Exp(s - lse) * (dp - rowDot);
-                Axpy(ref acc, ds, kl, b, lanes, w4);
+                int b0 = j * d4, b1 = b0 + d4;
+                float s0 = FlashAttention.LaneSum(FlashAttention.Dot(qs, kl, b0, lanes, w4), lanes);
+                float s1 = FlashAttention.LaneSum(FlashAttention.Dot(qs, kl, b1, lanes, w4), lanes);
+                float dp0 = FlashAttention.LaneSum(FlashAttention.Dot(dos, vl, b0, lanes, w4), lanes);
+                float dp1 = FlashAttention.LaneSum(FlashAttention.Dot(dos, vl, b1, lanes, w4), lanes);
+                float ds0 = MathF.Exp(s0 - lse) * (dp0 - rowDot);
+                float ds1 = j + 1 < valid ? MathF.Exp(s1 - lse) * (dp1 - rowDot) : 0f;
+                Axpy2(ref acc, ds0, ds1, kl, b0, b1, lanes, w4);
             }
         }
         if (i < a.Queries) FlashAttention.StoreSlice(dq, row, acc, w4, a.Scale);
@@ -220,14 +224,18 @@ internal static class FlashAttentionBackward
             }
             Group.Barrier();
             int valid = a.Queries - p0;
-            for (int r = 0; r < Tile && r < valid; r++)
+            // Two queries per step, as in QueryKernel; a second query past the end gets P = 0.
+            for (int r = 0; r < Tile && r < valid; r += 2)
             {
-                int b = r * d4;
-                float s = FlashAttention.LaneSum(FlashAttention.Dot(ks, ql, b, lanes, w4), lanes);
-                float dp = FlashAttention.LaneSum(FlashAttention.Dot(vs, dol, b, lanes, w4), lanes);
-                float p = MathF.Exp(s - sl[r]);
-                Axpy(ref dvAcc, p, dol, b, lanes, w4);
-                Axpy(ref dkAcc, p * (dp - sd[r]), ql, b, lanes, w4);
+                int b0 = r * d4, b1 = b0 + d4;
+                float s0 = FlashAttention.LaneSum(FlashAttention.Dot(ks, ql, b0, lanes, w4), lanes);
+                float s1 = FlashAttention.LaneSum(FlashAttention.Dot(ks, ql, b1, lanes, w4), lanes);
+                float dp0 = FlashAttention.LaneSum(FlashAttention.Dot(vs, dol, b0, lanes, w4), lanes);
+                float dp1 = FlashAttention.LaneSum(FlashAttention.Dot(vs, dol, b1, lanes, w4), lanes);
+                float pr0 = MathF.Exp(s0 - sl[r]);
+                float pr1 = r + 1 < valid ? MathF.Exp(s1 - sl[r + 1]) : 0f;
+                Axpy2(ref dvAcc, pr0, pr1, dol, b0, b1, lanes, w4);
+                Axpy2(ref dkAcc, pr0 * (dp0 - sd[r]), pr1 * (dp1 - sd[r + 1]), ql, b0, b1, lanes, w4);
             }
         }
         if (j >= a.Keys) return;
@@ -235,34 +243,34 @@ internal static class FlashAttentionBackward
         FlashAttention.StoreSlice(dv, row, dvAcc, w4, 1f);
     }
 
-    /// <summary>acc += c (the staged row starting at b, this thread's float4s).</summary>
+    /// <summary>acc += c0 (staged row at b0) + c1 (staged row at b1), this thread's float4s.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Axpy(ref Float32Slice acc, float c, ArrayView<Float4> t, int b, int lanes, int w4)
+    private static void Axpy2(ref Float32Slice acc, float c0, float c1, ArrayView<Float4> t, int b0, int b1, int lanes, int w4)
     {
-        acc.A = Axpy4(acc.A, c, t[b]);
-        acc.B = Axpy4(acc.B, c, t[b + lanes]);
+        acc.A = Axpy4(acc.A, c0, t[b0], c1, t[b1]);
+        acc.B = Axpy4(acc.B, c0, t[b0 + lanes], c1, t[b1 + lanes]);
         if (w4 > 2)
         {
-            acc.C = Axpy4(acc.C, c, t[b + 2 * lanes]);
-            acc.D = Axpy4(acc.D, c, t[b + 3 * lanes]);
+            acc.C = Axpy4(acc.C, c0, t[b0 + 2 * lanes], c1, t[b1 + 2 * lanes]);
+            acc.D = Axpy4(acc.D, c0, t[b0 + 3 * lanes], c1, t[b1 + 3 * lanes]);
         }
         if (w4 > 4)
         {
-            acc.E = Axpy4(acc.E, c, t[b + 4 * lanes]);
-            acc.F = Axpy4(acc.F, c, t[b + 5 * lanes]);
-            acc.G = Axpy4(acc.G, c, t[b + 6 * lanes]);
-            acc.H = Axpy4(acc.H, c, t[b + 7 * lanes]);
+            acc.E = Axpy4(acc.E, c0, t[b0 + 4 * lanes], c1, t[b1 + 4 * lanes]);
+            acc.F = Axpy4(acc.F, c0, t[b0 + 5 * lanes], c1, t[b1 + 5 * lanes]);
+            acc.G = Axpy4(acc.G, c0, t[b0 + 6 * lanes], c1, t[b1 + 6 * lanes]);
+            acc.H = Axpy4(acc.H, c0, t[b0 + 7 * lanes], c1, t[b1 + 7 * lanes]);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Float4 Axpy4(Float4 a, float c, Float4 x)
+    private static Float4 Axpy4(Float4 a, float c0, Float4 x0, float c1, Float4 x1)
     {
         Float4 r;
-        r.X = a.X + c * x.X;
-        r.Y = a.Y + c * x.Y;
-        r.Z = a.Z + c * x.Z;
-        r.W = a.W + c * x.W;
+        r.X = a.X + c0 * x0.X + c1 * x1.X;
+        r.Y = a.Y + c0 * x0.Y + c1 * x1.Y;
+        r.Z = a.Z + c0 * x0.Z + c1 * x1.Z;
+        r.W = a.W + c0 * x0.W + c1 * x1.W;
         return r;
     }
 
