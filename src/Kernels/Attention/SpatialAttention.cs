@@ -188,13 +188,16 @@ public static class SpatialAttention
 
     /// <summary>Which kernel <see cref="Run(Tensor, Tensor, Tensor, int, Tensor, float?, AttentionVariant)"/> (and the
     /// backward) launches: Auto takes the flash kernels on CUDA devices whose groups and warps fit every configuration
-    /// (128 threads, warps of 32), for the head dimensions they have; OpenCL devices (whose shuffles depend on
+    /// (128 threads, warps of 32), for the head dimensions they have and at most 65,535 heads and items; OpenCL devices (whose shuffles depend on
     /// extensions) and the CPU accelerator keep v1.</summary>
-    internal static AttentionVariant Choose(GpuDevice device, int headDim, AttentionVariant variant) =>
-        Choose(device.Kind == DeviceKind.Cuda && device.Accelerator.WarpSize % 16 == 0 && device.Accelerator.MaxNumThreadsPerGroup >= 128,
-            headDim, variant);
+    internal static AttentionVariant Choose(GpuDevice device, int headDim, int batch, int heads, AttentionVariant variant) =>
+        Choose(device.Kind == DeviceKind.Cuda && device.Accelerator.WarpSize % 16 == 0 && device.Accelerator.MaxNumThreadsPerGroup >= 128
+               && batch <= MaxGridYZ && heads <= MaxGridYZ, headDim, variant);
 
-    /// <summary><see cref="Choose(GpuDevice, int, AttentionVariant)"/> for a device that can (<paramref name="flashCapable"/>) or cannot run the flash kernels.</summary>
+    /// <summary>CUDA's limit on a grid's y and z extents, which the flash kernels give heads and batch items.</summary>
+    private const int MaxGridYZ = 65535;
+
+    /// <summary><see cref="Choose(GpuDevice, int, int, int, AttentionVariant)"/> for a device that can (<paramref name="flashCapable"/>) or cannot run the flash kernels.</summary>
     internal static AttentionVariant Choose(bool flashCapable, int headDim, AttentionVariant variant) => variant switch
     {
         AttentionVariant.Auto => flashCapable && FlashAttention.ConfigFor(headDim) != 0 ? AttentionVariant.Flash : AttentionVariant.PerQuery,
@@ -223,7 +226,7 @@ public static class SpatialAttention
         if (keys == 0) throw new ArgumentException($"attention: k {Shape.Format(k.Shape)} has no keys to attend to");
         var device = q.Device;
         var dims = new Dims(heads, queries, keys, channels, s);
-        if (Choose(device, channels / heads, variant) == AttentionVariant.Flash)
+        if (Choose(device, channels / heads, batch, heads, variant) == AttentionVariant.Flash)
         {
             FlashAttention.Launch(device, dims, batch, q.View, k.View, v.View, output.View);
             return;

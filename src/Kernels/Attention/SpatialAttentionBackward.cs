@@ -163,7 +163,7 @@ public static class SpatialAttentionBackward
         foreach (var t in new[] { k, v, dOutput, dq, dk, dv }) Shape.RequireSameDevice(op, q, t);
         float s = scale ?? 1f / MathF.Sqrt(channels / heads);
         var device = q.Device;
-        if (SpatialAttention.Choose(device, channels / heads, variant) == AttentionVariant.Flash)
+        if (SpatialAttention.Choose(device, channels / heads, batch, heads, variant) == AttentionVariant.Flash)
         {
             // What the kernels below give for no queries or no keys (no launch with an empty grid).
             if (q.Length == 0 || k.Length == 0)

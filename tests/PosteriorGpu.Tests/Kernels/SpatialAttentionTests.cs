@@ -141,8 +141,8 @@ public class SpatialAttentionTests
     [Test]
     public void Auto_PicksFlashOnCudaOnly_ForItsHeadDims()
     {
-        Assert.That(SpatialAttention.Choose(TestDevices.Cpu, 64, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
-        Assert.That(SpatialAttention.Choose(TestDevices.CpuWide, 64, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
+        Assert.That(SpatialAttention.Choose(TestDevices.Cpu, 64, 1, 1, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
+        Assert.That(SpatialAttention.Choose(TestDevices.CpuWide, 64, 1, 1, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
         foreach (int d in new[] { 8, 16, 32, 64, 128, 256 })
             Assert.That(SpatialAttention.Choose(flashCapable: true, d, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.Flash), $"d={d}");
         foreach (int d in new[] { 1, 3, 24, 80, 300, 512 })
