@@ -43,21 +43,58 @@ public static class Gemm
         }
     }
 
-    /// <summary>A strided GEMM problem: element (b, m, k) of A is A[b aBatch + m aM + k aK], and so on;
-    /// C is dense [batch, M, N]. The epilogue is alpha acc + beta C (C unread when beta = 0) + bias[n].</summary>
+    /// <summary>A strided GEMM problem: element (b, m, k) of A is A[i aBatch + g aGroup + m aM + k aK], and so
+    /// on, where batch item b = g items + i (groups of items: several weight matrices over the same images, as
+    /// an attention block's q, k and v projections; one group unless <see cref="Grouped"/> says otherwise);
+    /// group g's C (C, C1 or C2) is dense [items, M, N]. The epilogue is (alpha acc + beta C (C unread when
+    /// beta = 0) + bias[g biasGroup + n] (or + m with a per-row bias) + residual[same place as C]) outScale.</summary>
     internal readonly struct Operands : IGemmOperands
     {
-        public readonly ArrayView<float> A, B, C, Bias;
+        public readonly ArrayView<float> A, B, C, Bias, Residual, C1, C2;
         public readonly int ABatch, AM, AK, BBatch, BK, BN, M, N, HasBias;
         public readonly float Alpha, Beta;
+        public readonly int Items, AGroup, BGroup, BiasGroup, BiasPerRow, HasResidual;
+        public readonly float OutScale;
 
         public Operands(ArrayView<float> a, int aBatch, int aM, int aK, ArrayView<float> b, int bBatch, int bK, int bN,
             ArrayView<float> c, int m, int n, float alpha, float beta, ArrayView<float> bias, bool hasBias)
+            : this(a, aBatch, aM, aK, b, bBatch, bK, bN, c, m, n, alpha, beta, bias, hasBias,
+                int.MaxValue, 0, 0, 0, c, c, false, c, false, 1f)
         {
-            A = a; B = b; C = c; Bias = bias;
+        }
+
+        private Operands(ArrayView<float> a, int aBatch, int aM, int aK, ArrayView<float> b, int bBatch, int bK, int bN,
+            ArrayView<float> c, int m, int n, float alpha, float beta, ArrayView<float> bias, bool hasBias,
+            int items, int aGroup, int bGroup, int biasGroup, ArrayView<float> c1, ArrayView<float> c2,
+            bool biasPerRow, ArrayView<float> residual, bool hasResidual, float outScale)
+        {
+            A = a; B = b; C = c; Bias = bias; Residual = residual; C1 = c1; C2 = c2;
             ABatch = aBatch; AM = aM; AK = aK; BBatch = bBatch; BK = bK; BN = bN; M = m; N = n;
             HasBias = hasBias ? 1 : 0;
             Alpha = alpha; Beta = beta;
+            Items = items; AGroup = aGroup; BGroup = bGroup; BiasGroup = biasGroup; BiasPerRow = biasPerRow ? 1 : 0;
+            HasResidual = hasResidual ? 1 : 0; OutScale = outScale;
+        }
+
+        /// <summary>The same problem with batch items in up to three groups of <paramref name="items"/>: group g of
+        /// A, B and the bias start g aGroup, g bGroup and g biasGroup further, and writes C, c1 or c2 (beta must
+        /// be 0: only C is read).</summary>
+        public Operands Grouped(int items, int aGroup, int bGroup, int biasGroup, ArrayView<float> c1, ArrayView<float> c2) =>
+            new(A, ABatch, AM, AK, B, BBatch, BK, BN, C, M, N, Alpha, Beta, Bias, HasBias != 0,
+                items, aGroup, bGroup, biasGroup, c1, c2, BiasPerRow != 0, Residual, HasResidual != 0, OutScale);
+
+        /// <summary>The same problem with the bias added per row (m) instead of per column, a residual laid out
+        /// as C added, and the sum scaled.</summary>
+        public Operands WithEpilogue(bool biasPerRow, ArrayView<float> residual, bool hasResidual, float outScale) =>
+            new(A, ABatch, AM, AK, B, BBatch, BK, BN, C, M, N, Alpha, Beta, Bias, HasBias != 0,
+                Items, AGroup, BGroup, BiasGroup, C1, C2, biasPerRow, hasResidual ? residual : C, hasResidual, outScale);
+
+        /// <summary>Offsets of batch item b's A and B (its group's and its own).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public (int A, int B) ItemOffsets(int b)
+        {
+            int g = b / Items, i = b - g * Items;
+            return (i * ABatch + g * AGroup, i * BBatch + g * BGroup);
         }
 
         public bool AContiguousInK => AK == 1;
@@ -65,7 +102,7 @@ public static class Gemm
         public bool Im2Col => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor RowA(int b, int m) => new() { P = b * ABatch + m * AM };
+        public GemmCursor RowA(int b, int m) => new() { P = ItemOffsets(b).A + m * AM };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public GemmCursor DepthA(int b, int k) => new() { P = k * AK };
@@ -77,7 +114,7 @@ public static class Gemm
         public float LoadA(GemmCursor row, GemmCursor depth) => A[row.P + depth.P];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor ColumnB(int b, int n) => new() { P = b * BBatch + n * BN };
+        public GemmCursor ColumnB(int b, int n) => new() { P = ItemOffsets(b).B + n * BN };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public GemmCursor DepthB(int b, int k) => new() { P = k * BK };
@@ -91,11 +128,15 @@ public static class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int b, int m, int n, float acc)
         {
-            int i = (b * M + m) * N + n;
+            int g = b / Items, i = ((b - g * Items) * M + m) * N + n;
             float v = Alpha * acc;
             if (Beta != 0) v += Beta * C[i];
-            if (HasBias != 0) v += Bias[n];
-            C[i] = v;
+            if (HasBias != 0) v += Bias[g * BiasGroup + (BiasPerRow != 0 ? m : n)];
+            if (HasResidual != 0) v += Residual[i];
+            v *= OutScale;
+            if (g == 0) C[i] = v;
+            else if (g == 1) C1[i] = v;
+            else C2[i] = v;
         }
     }
 
@@ -117,7 +158,7 @@ public static class Gemm
         {
             int b = t / perItem, r = t - b * perItem, mt = r / tilesN;
             int i0 = mt * 4, j0 = (r - mt * tilesN) * 4;
-            int ab = b * o.ABatch, bb = b * o.BBatch;
+            var (ab, bb) = o.ItemOffsets(b);
             int pa0 = ab + i0 * o.AM, pa1 = ab + Math.Min(i0 + 1, m - 1) * o.AM;
             int pa2 = ab + Math.Min(i0 + 2, m - 1) * o.AM, pa3 = ab + Math.Min(i0 + 3, m - 1) * o.AM;
             int pb0 = bb + j0 * o.BN, pb1 = bb + Math.Min(j0 + 1, n - 1) * o.BN;

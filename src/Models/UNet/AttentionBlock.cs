@@ -1,5 +1,6 @@
 using PosteriorGpu.Kernels.Attention;
 using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -10,10 +11,18 @@ namespace PosteriorGpu.Models.UNet;
 /// AttnUpBlock2D and UNetMidBlock2D): tokens = group_norm(x) as [N, HW, C]; q, k, v = linear(tokens);
 /// a = multi-head softmax(q k^T / sqrt(d)) v; out = (to_out(a) + x) / rescale_output_factor.
 /// </summary>
+/// <remarks>
+/// Outside training (no tape) the block launches four kernels: group norm, one grouped GEMM for q, k and v
+/// that reads the image layout itself, attention, and one GEMM for to_out that writes the image layout with
+/// the bias, the residual and the rescale in its epilogue (<see cref="AttentionProjections"/>); bitwise the
+/// same on the CPU as the recording path, which keeps the token-layout tensors its backward pass needs
+/// (eight launches).
+/// </remarks>
 internal sealed class AttentionBlock
 {
     private readonly GroupNormLayer? norm;
     private readonly LinearLayer q, k, v, o;
+    private readonly ParameterStore store;
     private readonly int heads;
     private readonly float outputScale;
     // Activations of the last recording forward pass.
@@ -28,6 +37,7 @@ internal sealed class AttentionBlock
         k = new LinearLayer(s, prefix + ".to_k", channels, channels);
         v = new LinearLayer(s, prefix + ".to_v", channels, channels);
         o = new LinearLayer(s, prefix + ".to_out.0", channels, channels);
+        store = s;
         heads = channels / headDim;
         outputScale = (float)(1.0 / rescaleOutputFactor);
     }
@@ -36,6 +46,7 @@ internal sealed class AttentionBlock
     /// tape when recording).</summary>
     public Tensor Forward(Tensor input, TensorPool pool, Tape tape)
     {
+        if (!tape.Recording && QkvEvenlySpaced) return ForwardImageLayout(input, pool);
         x = input;
         int n = x.N, c = x.C, p = x.H * x.W;
         tokens = tape.Keep(pool.Rent(n, p, c));
@@ -62,6 +73,31 @@ internal sealed class AttentionBlock
         var y = pool.Rent(x.Shape);
         Tokens.ToImage(projected, x, outputScale, y);
         return tape.Keep(y);
+    }
+
+    /// <summary>True when to_q, to_k and to_v's weights (and biases) lie equally spaced in the store, as
+    /// registered: then one grouped GEMM computes all three.</summary>
+    private bool QkvEvenlySpaced =>
+        k.Weight.Offset - q.Weight.Offset == v.Weight.Offset - k.Weight.Offset && k.Weight.Offset > q.Weight.Offset &&
+        k.Bias.Offset - q.Bias.Offset == v.Bias.Offset - k.Bias.Offset && k.Bias.Offset > q.Bias.Offset;
+
+    /// <summary>The forward pass in four launches (no tape): see the remarks.</summary>
+    private Tensor ForwardImageLayout(Tensor input, TensorPool pool)
+    {
+        int n = input.N, c = input.C, p = input.H * input.W;
+        using var normed = norm?.Forward(input, pool, silu: false);
+        using var query = pool.Rent(n, p, c);
+        using var key = pool.Rent(n, p, c);
+        using var value = pool.Rent(n, p, c);
+        int weightStride = k.Weight.Offset - q.Weight.Offset, biasStride = k.Bias.Offset - q.Bias.Offset;
+        var flat = store.Values.View;
+        AttentionProjections.QueryKeyValue(normed ?? input, flat.SubView(q.Weight.Offset, 2 * weightStride + c * c), weightStride,
+            flat.SubView(q.Bias.Offset, 2 * biasStride + c), biasStride, query, key, value);
+        using var attention = pool.Rent(n, p, c);
+        SpatialAttention.Run(query, key, value, heads, attention);
+        var y = pool.Rent(input.Shape);
+        AttentionProjections.OutputToImage(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y);
+        return y;
     }
 
     /// <summary>Parameter gradients from dOut (after a recording forward pass); dX (+)= the input gradient.</summary>

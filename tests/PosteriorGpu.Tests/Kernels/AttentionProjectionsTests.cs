@@ -1,0 +1,84 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Tests.Kernels;
+
+/// <summary>The attention block's image-layout projections against the token-layout path they replace
+/// (Tokens.FromImage, three Linear, Linear, Tokens.ToImage): bitwise on the CPU's register tiles, to float
+/// tolerance on every tile of the GEMM core.</summary>
+public class AttentionProjectionsTests
+{
+    private static IEnumerable<TestCaseData> Cases() =>
+        from v in GemmTests.Variants
+        from shape in new[] { (1, 8, 2, 3), (3, 5, 4, 4), (2, 70, 3, 5) }
+        select new TestCaseData(v, shape.Item1, shape.Item2, shape.Item3, shape.Item4).SetArgDisplayNames(v, $"{shape}");
+
+    [TestCaseSource(nameof(Cases))]
+    public void QueryKeyValue_MatchesTokensThenLinear(string variant, int n, int c, int h, int w)
+    {
+        var dev = GemmTests.DeviceFor(variant);
+        int p = h * w, stride = c * c + c + 3;   // weights and biases interleaved, as in a parameter store, plus slack
+        var image = TestData.Random(n * c * p, 1);
+        var store = TestData.Random(3 * stride + c * c, 2, 0.3f);
+        using var timage = Tensor.FromHost(dev, image, n, c, h, w);
+        using var tstore = Tensor.FromHost(dev, store, store.Length);
+        using var tq = Tensor.Empty(dev, n, p, c);
+        using var tk = Tensor.Empty(dev, n, p, c);
+        using var tv = Tensor.Empty(dev, n, p, c);
+        // Weight g at g stride, its bias right after it.
+        AttentionProjections.QueryKeyValue(timage, tstore.View, stride, tstore.View.SubView(c * c), stride, tq, tk, tv, GemmTests.Variant(variant));
+
+        using var tokens = Tensor.Empty(dev, n, p, c);
+        Tokens.FromImage(timage, tokens);
+        var got = new[] { tq.ToHost(), tk.ToHost(), tv.ToHost() };
+        for (int g = 0; g < 3; g++)
+        {
+            using var weight = Tensor.FromHost(dev, store.AsSpan(g * stride, c * c).ToArray(), c, c);
+            using var bias = Tensor.FromHost(dev, store.AsSpan(g * stride + c * c, c).ToArray(), c);
+            using var y = Tensor.Empty(dev, n, p, c);
+            Linear.Run(tokens, weight, bias, y, GemmVariant.RegisterTile);
+            var expected = y.ToHost();
+            var slice = got[g];
+            if (variant == "RegisterTile") Assert.That(slice, Is.EqualTo(expected), $"projection {g}: bitwise");
+            else TestData.AssertClose(slice, expected, 1e-5, $"projection {g}");
+        }
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void OutputToImage_MatchesLinearThenToImage(string variant, int n, int c, int h, int w)
+    {
+        var dev = GemmTests.DeviceFor(variant);
+        int p = h * w;
+        using var attended = Tensor.FromHost(dev, TestData.Random(n * p * c, 3), n, p, c);
+        using var weight = Tensor.FromHost(dev, TestData.Random(c * c, 4, 0.3f), c, c);
+        using var bias = Tensor.FromHost(dev, TestData.Random(c, 5), c);
+        var residual = TestData.Random(n * c * p, 6);
+        using var tres = Tensor.FromHost(dev, residual, n, c, h, w);
+        using var y = Tensor.Empty(dev, n, c, h, w);
+        AttentionProjections.OutputToImage(attended, weight, bias, tres, 0.5f, y, GemmTests.Variant(variant));
+
+        using var projected = Tensor.Empty(dev, n, p, c);
+        Linear.Run(attended, weight, bias, projected, GemmVariant.RegisterTile);
+        using var expected = Tensor.Empty(dev, n, c, h, w);
+        Tokens.ToImage(projected, tres, 0.5f, expected);
+        if (variant == "RegisterTile") Assert.That(y.ToHost(), Is.EqualTo(expected.ToHost()), "bitwise");
+        else TestData.AssertClose(y.ToHost(), expected.ToHost(), 1e-5, "output projection");
+
+        // In place: the residual is the output.
+        AttentionProjections.OutputToImage(attended, weight, bias, tres, 0.5f, tres, GemmTests.Variant(variant));
+        TestData.AssertClose(tres.ToHost(), expected.ToHost(), 1e-5, "output projection in place");
+    }
+
+    [Test]
+    public void QueryKeyValue_RejectsWeightsThatDoNotFit()
+    {
+        var dev = TestDevices.Cpu;
+        using var image = Tensor.Zeros(dev, 1, 4, 2, 2);
+        using var store = Tensor.Zeros(dev, 40);
+        using var q = Tensor.Zeros(dev, 1, 4, 4);
+        Assert.That(() => AttentionProjections.QueryKeyValue(image, store.View, 16, store.View, 4, q, q, q),
+            Throws.ArgumentException.With.Message.Contains("do not fit"));
+    }
+}
