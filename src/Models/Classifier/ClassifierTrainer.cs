@@ -6,6 +6,7 @@ using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Optim;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
+using PosteriorGpu.Models.Training;
 
 namespace PosteriorGpu.Models.Classifier;
 
@@ -91,18 +92,7 @@ public sealed class ClassifierTrainer : IDisposable
         }
     }
 
-    private void LoadState(string path)
-    {
-        var file = SafeTensorsFile.Read(path);
-        var p = net.Parameters;
-        p.Values.CopyFrom(p.Gather(file, "weights."));
-        m.CopyFrom(p.Gather(file, "adam_m."));
-        v.CopyFrom(p.Gather(file, "adam_v."));
-        var step = file.GetFloat32("step", 2);
-        // Two floats (high and low 16 bits), so that any int32 step survives float32.
-        Step = (int)step[0] * 65536 + (int)step[1];
-        secondsBefore = file.Metadata.TryGetValue("seconds", out var s) ? double.Parse(s, CultureInfo.InvariantCulture) : 0;
-    }
+    private void LoadState(string path) => (_, Step, secondsBefore) = AdamCheckpoint.Read(path, net.Parameters, m, v);
 
     /// <summary>Trains up to <see cref="TotalSteps"/>, checkpointing as configured, at every epoch's end
     /// (with the held-out accuracy in log.csv) and when cancelled (then returns normally).</summary>
@@ -226,20 +216,9 @@ public sealed class ClassifierTrainer : IDisposable
     {
         Directory.CreateDirectory(folder);
         var weights = net.Parameters.Values.ToHost();
-        var metadata = new Dictionary<string, string>
-        {
-            ["step"] = Step.ToString(CultureInfo.InvariantCulture),
-            ["seconds"] = seconds.ToString("R", CultureInfo.InvariantCulture),
-            ["device"] = net.Device.Description,
-            ["options"] = JsonSerializer.Serialize(options),
-        };
+        var metadata = AdamCheckpoint.Metadata(Step, seconds, net.Device.Description, options);
         net.Save(folder, weights, metadata);
-        var p = net.Parameters;
-        var tensors = p.Split(weights, "weights.")
-            .Concat(p.Split(m.ToHost(), "adam_m."))
-            .Concat(p.Split(v.ToHost(), "adam_v."))
-            .Append(("step", [2], [Step / 65536, Step % 65536]));
-        SafeTensorsWriter.Write(Path.Combine(folder, StateFileName), tensors, metadata);
+        AdamCheckpoint.Write(Path.Combine(folder, StateFileName), net.Parameters, weights, m, v, Step, metadata);
     }
 
     /// <summary>Frees the network and the optimiser state.</summary>

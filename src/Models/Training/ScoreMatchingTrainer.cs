@@ -109,16 +109,8 @@ public sealed class ScoreMatchingTrainer : IDisposable
 
     private void LoadState(string path)
     {
-        var file = SafeTensorsFile.Read(path);
-        var p = net.Parameters;
-        net.Parameters.Values.CopyFrom(p.Gather(file, "weights."));
-        m.CopyFrom(p.Gather(file, "adam_m."));
-        v.CopyFrom(p.Gather(file, "adam_v."));
-        ema.CopyFrom(p.Gather(file, "ema."));
-        var step = file.GetFloat32("step", 2);
-        // Stored as two floats (high and low 16 bits) so that any int32 step survives float32.
-        Step = (int)step[0] * 65536 + (int)step[1];
-        secondsBefore = file.Metadata.TryGetValue("seconds", out var s) ? double.Parse(s, CultureInfo.InvariantCulture) : 0;
+        (var file, Step, secondsBefore) = AdamCheckpoint.Read(path, net.Parameters, m, v);
+        ema.CopyFrom(net.Parameters.Gather(file, "ema."));
     }
 
     /// <summary>Trains until <see cref="TrainingOptions.Steps"/>, checkpointing as configured and when
@@ -254,20 +246,8 @@ public sealed class ScoreMatchingTrainer : IDisposable
         var emaHost = ema.ToHost();
         net.Save(folder, emaHost);
         File.WriteAllText(Path.Combine(folder, "scheduler_config.json"), scheduler.ToJson());
-        var p = net.Parameters;
-        var tensors = p.Split(net.Parameters.Values.ToHost(), "weights.")
-            .Concat(p.Split(m.ToHost(), "adam_m."))
-            .Concat(p.Split(v.ToHost(), "adam_v."))
-            .Concat(p.Split(emaHost, "ema."))
-            .Append(("step", [2], [Step / 65536, Step % 65536]));
-        var metadata = new Dictionary<string, string>
-        {
-            ["step"] = Step.ToString(CultureInfo.InvariantCulture),
-            ["seconds"] = seconds.ToString("R", CultureInfo.InvariantCulture),
-            ["device"] = net.Device.Description,
-            ["options"] = JsonSerializer.Serialize(options),
-        };
-        SafeTensorsWriter.Write(Path.Combine(folder, StateFileName), tensors, metadata);
+        AdamCheckpoint.Write(Path.Combine(folder, StateFileName), net.Parameters, net.Parameters.Values.ToHost(), m, v, Step,
+            AdamCheckpoint.Metadata(Step, seconds, net.Device.Description, options), ("ema.", emaHost));
     }
 
     /// <summary>Frees the network and the optimiser state.</summary>
