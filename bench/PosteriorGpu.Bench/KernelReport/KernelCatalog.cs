@@ -15,7 +15,8 @@ public sealed record KernelEntry(string Name, MethodInfo Method, bool Implicitly
 /// address is taken (the <c>ldftn</c> that turns it into the delegate given to ILGPU's Load...Kernel)
 /// and that either takes an index first (implicitly grouped) or touches Group/Grid/SharedMemory
 /// (explicitly grouped). Generic kernels are closed over every struct of the assembly that satisfies
-/// their constraints (each IGemmOperands, each tile configuration, ...).
+/// their constraints (each IGemmOperands, each tile configuration, ...), less the combinations the declaring
+/// type says it never launches (a static <c>ServesTypeArguments(Type[])</c>).
 /// </summary>
 public static class KernelCatalog
 {
@@ -65,8 +66,17 @@ public static class KernelCatalog
             MethodInfo? closed = null;
             try { closed = m.MakeGenericMethod(combination); }
             catch (ArgumentException) { }
-            if (closed is not null) yield return closed;
+            if (closed is not null && Launched(closed)) yield return closed;
         }
+    }
+
+    /// <summary>A declaring type may narrow the combinations it launches with a static
+    /// <c>ServesTypeArguments(Type[])</c> (the GEMM core: no 32x32 tiles for convolutions).</summary>
+    private static bool Launched(MethodInfo closed)
+    {
+        var filter = closed.DeclaringType?.GetMethod("ServesTypeArguments", BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static,
+            [typeof(Type[])]);
+        return filter is null || (bool)filter.Invoke(null, [closed.GetGenericArguments()])!;
     }
 
     private static IEnumerable<Type[]> Product(List<List<Type>> options)

@@ -10,8 +10,9 @@ namespace PosteriorGpu.Bench.Kernels;
 /// Self-attention over a 32x32 feature map (P = 1024 tokens), C = 128, one head, batch 4: two P x P x C
 /// products, 4 * 4 * 1024^2 * 128 = 2.1 GFLOP per launch. Napkin math: the one-thread-per-query kernel
 /// is bound by FMA throughput and by re-reading k and v (L1/L2-resident: 1 MiB per item), far from
-/// tensor-core attention; on 2 CPU cores expect a few GFLOP/s. Beside it the C# reference (scores,
-/// softmax and sum in double, one thread).
+/// tensor-core attention; on 2 CPU cores expect a few GFLOP/s. On a GPU the unpinned methods run the flash
+/// kernel (v2: k/v tiles in shared memory, CUDA-core FMAs, no re-reads from L1/L2) and the ...PerQuery ones
+/// pin v1 beside it. Beside them the C# reference (scores, softmax and sum in double, one thread).
 /// </summary>
 public class SpatialAttentionBench : IThroughput
 {
@@ -60,6 +61,30 @@ public class SpatialAttentionBench : IThroughput
     public void TwoHeads()
     {
         SpatialAttention.Run(q, k, v, 2, o);
+        device.Synchronize();
+    }
+
+    /// <summary>One head with v1 pinned (a thread per query, local-memory arrays): on a GPU the flash kernel's baseline.</summary>
+    [Benchmark]
+    public void OneHeadPerQuery()
+    {
+        SpatialAttention.Run(q, k, v, 1, o, null, AttentionVariant.PerQuery);
+        device.Synchronize();
+    }
+
+    /// <summary>Sixteen heads of 8 channels, the project's U-Nets' attention_head_dim (FlashD8 on a GPU).</summary>
+    [Benchmark]
+    public void SixteenHeads()
+    {
+        SpatialAttention.Run(q, k, v, 16, o);
+        device.Synchronize();
+    }
+
+    /// <summary>Sixteen heads with v1 pinned.</summary>
+    [Benchmark]
+    public void SixteenHeadsPerQuery()
+    {
+        SpatialAttention.Run(q, k, v, 16, o, null, AttentionVariant.PerQuery);
         device.Synchronize();
     }
 

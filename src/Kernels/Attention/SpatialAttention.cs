@@ -12,7 +12,10 @@ namespace PosteriorGpu.Kernels.Attention;
 /// output[n,i,h*d+j] = sum_p softmax_p(scale * &lt;q[n,i,head h], k[n,p,head h]&gt;) * v[n,p,h*d+j].
 /// </summary>
 /// <remarks>
-/// One barrier-free kernel for every device: a thread per (n, head, query) streams over all keys once
+/// Two kernels. On CUDA GPUs, for head dimensions 8, 16, 32, 64, 128 and 256, <see cref="FlashAttention"/>
+/// (v2: shared k/v tiles, query and accumulator in registers). Everywhere else, and always on the CPU
+/// accelerator (where barriers cost milliseconds), v1 below: a barrier-free kernel in which
+/// a thread per (n, head, query) streams over all keys once
 /// with an online softmax (running max m and normaliser l, rescaling the accumulator by exp(m_old -
 /// m_new) when the max grows; Milakov &amp; Gimelshein 2018), so no P x P score matrix is stored and no
 /// exp overflows. The query and the accumulator live in per-thread local memory, for up to
@@ -180,7 +183,29 @@ public static class SpatialAttention
     /// <remarks><paramref name="output"/> must not share memory with q, k or v.</remarks>
     /// <exception cref="ArgumentException">Shapes do not fit (the message names them) or C is not a multiple of heads.</exception>
     /// <exception cref="ArgumentOutOfRangeException">heads &lt; 1 or scale not finite.</exception>
-    public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor output, float? scale = null)
+    public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor output, float? scale = null) =>
+        Run(q, k, v, heads, output, scale, AttentionVariant.Auto);
+
+    /// <summary>Which kernel <see cref="Run(Tensor, Tensor, Tensor, int, Tensor, float?, AttentionVariant)"/> (and the
+    /// backward) launches: Auto takes the flash kernels on CUDA devices whose groups and warps fit every configuration
+    /// (128 threads, warps of 32), for the head dimensions they have and at most 65,535 heads and items; OpenCL devices (whose shuffles depend on
+    /// extensions) and the CPU accelerator keep v1.</summary>
+    internal static AttentionVariant Choose(GpuDevice device, int headDim, int batch, int heads, AttentionVariant variant) =>
+        Choose(device.Kind == DeviceKind.Cuda && device.Accelerator.WarpSize % 16 == 0 && device.Accelerator.MaxNumThreadsPerGroup >= 128
+               && batch <= MaxGridYZ && heads <= MaxGridYZ, headDim, variant);
+
+    /// <summary>CUDA's limit on a grid's y and z extents, which the flash kernels give heads and batch items.</summary>
+    private const int MaxGridYZ = 65535;
+
+    /// <summary><see cref="Choose(GpuDevice, int, int, int, AttentionVariant)"/> for a device that can (<paramref name="flashCapable"/>) or cannot run the flash kernels.</summary>
+    internal static AttentionVariant Choose(bool flashCapable, int headDim, AttentionVariant variant) => variant switch
+    {
+        AttentionVariant.Auto => flashCapable && FlashAttention.ConfigFor(headDim) != 0 ? AttentionVariant.Flash : AttentionVariant.PerQuery,
+        _ => variant,
+    };
+
+    /// <summary><see cref="Run(Tensor, Tensor, Tensor, int, Tensor, float?)"/> with the kernel pinned (tests and benchmarks).</summary>
+    internal static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor output, float? scale, AttentionVariant variant)
     {
         Shape.RequireRank("attention", q, "q", 3);
         Shape.RequireRank("attention", k, "k", 3);
@@ -200,9 +225,26 @@ public static class SpatialAttention
         if (q.Length == 0) return;
         if (keys == 0) throw new ArgumentException($"attention: k {Shape.Format(k.Shape)} has no keys to attend to");
         var device = q.Device;
+        var dims = new Dims(heads, queries, keys, channels, s);
+        if (Choose(device, channels / heads, batch, heads, variant) == AttentionVariant.Flash)
+        {
+            FlashAttention.Launch(device, dims, batch, q.View, k.View, v.View, output.View);
+            return;
+        }
         var plan = PlanFor(device, batch * heads * queries);
         var kernel = device.Kernel("spatial-attention", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Dims,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
-        kernel(plan.Threads, plan, new Dims(heads, queries, keys, channels, s), q.View, k.View, v.View, output.View);
+        kernel(plan.Threads, plan, dims, q.View, k.View, v.View, output.View);
     }
+}
+
+/// <summary>Which attention kernel runs (tests and benchmarks pin one).</summary>
+internal enum AttentionVariant
+{
+    /// <summary><see cref="FlashAttention"/> on CUDA GPUs for the head dimensions it has a configuration for, else <see cref="PerQuery"/>.</summary>
+    Auto,
+    /// <summary>v1, <see cref="SpatialAttention.Kernel"/>: barrier-free, a thread per query (the CPU accelerator's path).</summary>
+    PerQuery,
+    /// <summary>v2, <see cref="FlashAttention"/>: shared k/v tiles, registers, shuffles (throws for other head dimensions).</summary>
+    Flash,
 }

@@ -10,7 +10,8 @@ namespace PosteriorGpu.Kernels.Attention;
 /// dk = scale dS^T q.
 /// </summary>
 /// <remarks>
-/// Unlike the forward pass this one stores the probabilities A and dS, [N, heads, Pq, Pk] each, in
+/// On CUDA GPUs, for the head dimensions <see cref="FlashAttentionBackward"/> has configurations for, that runs
+/// (two kernels, nothing P x P stored). Elsewhere, and on the CPU accelerator: unlike the forward pass this one stores the probabilities A and dS, [N, heads, Pq, Pk] each, in
 /// the device scratch area: a U-Net applies attention only at its coarsest resolutions, where that
 /// is small. Five barrier-free kernels, each writing one output element per thread iteration:
 /// probabilities (a thread per query row), dv (a thread per key channel), dS (a thread per query
@@ -139,7 +140,13 @@ public static class SpatialAttentionBackward
     /// <summary>dq, dk, dv = the gradients of SpatialAttention.Run(q, k, v, heads, output, scale) for the
     /// output gradient <paramref name="dOutput"/>; q and dq are [N, Pq, C], k, v, dk, dv [N, Pk, C].</summary>
     /// <exception cref="ArgumentException">Shapes do not fit or heads does not divide C.</exception>
-    public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, float? scale = null)
+    public static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, float? scale = null) =>
+        Run(q, k, v, heads, dOutput, dq, dk, dv, scale, AttentionVariant.Auto);
+
+    /// <summary><see cref="Run(Tensor, Tensor, Tensor, int, Tensor, Tensor, Tensor, Tensor, float?)"/> with the kernels pinned
+    /// (<see cref="AttentionVariant.Flash"/>: <see cref="FlashAttentionBackward"/>; Auto picks as the forward does).</summary>
+    internal static void Run(Tensor q, Tensor k, Tensor v, int heads, Tensor dOutput, Tensor dq, Tensor dk, Tensor dv, float? scale,
+        AttentionVariant variant)
     {
         const string op = "attention backward";
         Shape.RequireRank(op, q, "q", 3);
@@ -156,6 +163,20 @@ public static class SpatialAttentionBackward
         foreach (var t in new[] { k, v, dOutput, dq, dk, dv }) Shape.RequireSameDevice(op, q, t);
         float s = scale ?? 1f / MathF.Sqrt(channels / heads);
         var device = q.Device;
+        if (SpatialAttention.Choose(device, channels / heads, batch, heads, variant) == AttentionVariant.Flash)
+        {
+            // What the kernels below give for no queries or no keys (no launch with an empty grid).
+            if (q.Length == 0 || k.Length == 0)
+            {
+                dq.Clear();
+                dk.Clear();
+                dv.Clear();
+                return;
+            }
+            FlashAttentionBackward.Launch(device, new SpatialAttention.Dims(heads, queries, keys, channels, s), batch,
+                q.View, k.View, v.View, dOutput.View, dq.View, dk.View, dv.View);
+            return;
+        }
         int rows = batch * heads * queries;
         long plane = (long)rows * keys;
         if (2 * plane > int.MaxValue) throw new ArgumentException($"{op}: {rows} x {keys} attention scores are too many to store");

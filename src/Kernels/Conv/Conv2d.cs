@@ -64,8 +64,9 @@ public static class Conv2d
         public readonly int Cin, H, W, Kh, Kw, Cout, Ho, Wo, Stride, PadTop, PadLeft;
         public readonly int HasBias, HasChannelAdd, HasResidual;
         public readonly float Scale;
-        // One k step of GemmCore.BK as (input channels, kernel rows, kernel columns): the carry digits.
-        private readonly int stepCi, stepKy, stepKx;
+        // One k step of GemmCore.BK as (kernel rows, kernel columns) digits and as an input offset
+        // (input channels, rows and columns together), before the carries.
+        private readonly int stepKy, stepKx, stepOffset;
 
         public Operands(ArrayView<float> input, int cin, int h, int w, ArrayView<float> weight, int cout, int kh, int kw,
             ArrayView<float> output, int ho, int wo, Conv2dParams p,
@@ -78,53 +79,62 @@ public static class Conv2d
             HasBias = hasBias ? 1 : 0; HasChannelAdd = hasChannelAdd ? 1 : 0; HasResidual = hasResidual ? 1 : 0;
             Scale = scale;
             int khw = Math.Max(1, kh * kw), rem = GemmCore.BK % khw;
-            stepCi = GemmCore.BK / khw;
             stepKy = rem / Math.Max(1, kw);
             stepKx = rem % Math.Max(1, kw);
+            stepOffset = GemmCore.BK / khw * h * w + stepKy * w + stepKx;
         }
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;
+        public bool Im2Col => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenA(int b, int m, int k) => new() { P = m * (Cin * Kh * Kw) + k };
+        public GemmCursor RowA(int b, int m) => new() { P = m * (Cin * Kh * Kw) };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepA(GemmCursor c) => new() { P = c.P + GemmCore.BK };
+        public GemmCursor DepthA(int b, int k) => new() { P = k };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(GemmCursor c) => Weight[c.P];
+        public GemmCursor StepA(GemmCursor depth) => new() { P = depth.P + GemmCore.BK };
 
-        /// <summary>P: offset of input plane (image, ci); Q, R: top-left input row and column of output
-        /// pixel n; S, T: kernel row and column of k.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenB(int b, int k, int n)
+        public float LoadA(GemmCursor row, GemmCursor depth) => Weight[row.P + depth.P];
+
+        /// <summary>Output pixel n: P, offset of its top-left input tap (image, channel 0, row Q, column R),
+        /// padding included (may point outside the plane); Q, R: that tap's row and column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor ColumnB(int b, int n)
         {
-            int khw = Kh * Kw, hw = Ho * Wo;
-            int ci = k / khw, r = k - ci * khw, ky = r / Kw, kx = r - ky * Kw;
-            int img = n / hw, pix = n - img * hw, oy = pix / Wo, ox = pix - oy * Wo;
-            return new GemmCursor
-            {
-                P = (img * Cin + ci) * H * W, Q = oy * Stride - PadTop, R = ox * Stride - PadLeft, S = ky, T = kx,
-            };
+            int hw = Ho * Wo, img = n / hw, pix = n - img * hw, oy = pix / Wo, ox = pix - oy * Wo;
+            int iy = oy * Stride - PadTop, ix = ox * Stride - PadLeft;
+            return new GemmCursor { P = img * Cin * H * W + iy * W + ix, Q = iy, R = ix };
+        }
+
+        /// <summary>Tap k = (ci, ky, kx): P, its offset relative to the top-left tap (ci H W + ky W + kx);
+        /// S, T: ky and kx.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor DepthB(int b, int k)
+        {
+            int khw = Kh * Kw, ci = k / khw, r = k - ci * khw, ky = r / Kw, kx = r - ky * Kw;
+            return new GemmCursor { P = ci * H * W + ky * W + kx, S = ky, T = kx };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepB(GemmCursor c)
+        public GemmCursor StepB(GemmCursor depth)
         {
-            int kx = c.T + stepKx, ky = c.S + stepKy, plane = c.P + stepCi * H * W;
-            if (kx >= Kw) { kx -= Kw; ky++; }
-            if (ky >= Kh) { ky -= Kh; plane += H * W; }
-            return new GemmCursor { P = plane, Q = c.Q, R = c.R, S = ky, T = kx };
+            int kx = depth.T + stepKx, ky = depth.S + stepKy, p = depth.P + stepOffset;
+            if (kx >= Kw) { kx -= Kw; ky++; p += W - Kw; }
+            if (ky >= Kh) { ky -= Kh; p += H * W - Kh * W; }
+            return new GemmCursor { P = p, S = ky, T = kx };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(GemmCursor c)
+        public float LoadB(GemmCursor depth, GemmCursor column)
         {
             // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
-            int iy = c.Q + c.S, ix = c.R + c.T;
+            int iy = column.Q + depth.S, ix = column.R + depth.T;
             bool inside = (uint)iy < (uint)H && (uint)ix < (uint)W;
-            float v = Input[inside ? c.P + iy * W + ix : 0];
+            float v = Input[inside ? column.P + depth.P : 0];
             return inside ? v : 0f;
         }
 

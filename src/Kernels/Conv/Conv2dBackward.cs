@@ -243,69 +243,85 @@ public static class Conv2dBackward
     internal readonly struct WeightOperands : IGemmOperands
     {
         public readonly WeightArgs A;
-        // One k step of GemmCore.BK as (images, output rows, output columns): the carry digits.
-        private readonly int stepImg, stepOy, stepOx, stepPix;
+        // One k step of GemmCore.BK as (images, output rows, output columns) digits, and what it adds to the
+        // dY offset and to the input offset of the top-left tap before the carries.
+        private readonly int stepOy, stepOx, stepPix, stepDy, stepX;
 
         public WeightOperands(WeightArgs a)
         {
             A = a;
-            int hw = Math.Max(1, a.Ho * a.Wo), rem = GemmCore.BK % hw;
-            stepImg = GemmCore.BK / hw;
+            int hw = Math.Max(1, a.Ho * a.Wo), rem = GemmCore.BK % hw, stepImg = GemmCore.BK / hw;
             stepPix = rem;
             stepOy = rem / Math.Max(1, a.Wo);
             stepOx = rem % Math.Max(1, a.Wo);
+            stepDy = stepPix + stepImg * a.Cout * hw;
+            stepX = stepImg * a.Cin * a.H * a.W + (stepOy * a.W + stepOx) * a.Stride;
         }
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => false;
+        public bool Im2Col => true;
 
-        /// <summary>P: offset of dY(image, m, pixel); Q: the pixel.</summary>
+        /// <summary>Output channel m: P, the offset of its plane in image 0.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenA(int b, int m, int k)
+        public GemmCursor RowA(int b, int m) => new() { P = m * A.Ho * A.Wo };
+
+        /// <summary>k = (image, pixel): P, the offset of dY(image, 0, pixel); Q: the pixel.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor DepthA(int b, int k)
         {
             int hw = A.Ho * A.Wo, img = k / hw, pix = k - img * hw;
-            return new GemmCursor { P = (img * A.Cout + m) * hw + pix, Q = pix };
+            return new GemmCursor { P = img * A.Cout * hw + pix, Q = pix };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepA(GemmCursor c)
+        public GemmCursor StepA(GemmCursor depth)
         {
-            int hw = A.Ho * A.Wo, pix = c.Q + stepPix, p = c.P + stepPix + stepImg * A.Cout * hw;
+            int hw = A.Ho * A.Wo, pix = depth.Q + stepPix, p = depth.P + stepDy;
             if (pix >= hw) { pix -= hw; p += (A.Cout - 1) * hw; }
             return new GemmCursor { P = p, Q = pix };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(GemmCursor c) => A.DOutput[c.P];
+        public float LoadA(GemmCursor row, GemmCursor depth) => A.DOutput[row.P + depth.P];
 
-        /// <summary>P: offset of input plane (image, ci); Q, R: output row and column of k; S, T: kernel
-        /// row and column of n, less the padding.</summary>
+        /// <summary>Column n = tap (ci, ky, kx): P, its input offset relative to the output pixel's
+        /// unpadded top-left (ci H W + (ky - padTop) W + kx - padLeft); S, T: ky - padTop, kx - padLeft.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenB(int b, int k, int n)
+        public GemmCursor ColumnB(int b, int n)
         {
-            int hw = A.Ho * A.Wo, khw = A.Kh * A.Kw;
-            int img = k / hw, pix = k - img * hw, oy = pix / A.Wo, ox = pix - oy * A.Wo;
-            int ci = n / khw, r = n - ci * khw, ky = r / A.Kw, kx = r - ky * A.Kw;
-            return new GemmCursor { P = (img * A.Cin + ci) * A.H * A.W, Q = oy, R = ox, S = ky - A.PadTop, T = kx - A.PadLeft };
+            int khw = A.Kh * A.Kw, ci = n / khw, r = n - ci * khw, ky = r / A.Kw, kx = r - ky * A.Kw;
+            int dy = ky - A.PadTop, dx = kx - A.PadLeft;
+            return new GemmCursor { P = ci * A.H * A.W + dy * A.W + dx, S = dy, T = dx };
+        }
+
+        /// <summary>k = (image, output row, output column): P, the input offset of (image, 0, oy s, ox s);
+        /// Q, R: oy s and ox s.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor DepthB(int b, int k)
+        {
+            int hw = A.Ho * A.Wo, img = k / hw, pix = k - img * hw, oy = pix / A.Wo, ox = pix - oy * A.Wo;
+            int iy = oy * A.Stride, ix = ox * A.Stride;
+            return new GemmCursor { P = img * A.Cin * A.H * A.W + iy * A.W + ix, Q = iy, R = ix };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepB(GemmCursor c)
+        public GemmCursor StepB(GemmCursor depth)
         {
-            int chw = A.Cin * A.H * A.W;
-            int ox = c.R + stepOx, oy = c.Q + stepOy, p = c.P + stepImg * chw;
-            if (ox >= A.Wo) { ox -= A.Wo; oy++; }
-            if (oy >= A.Ho) { oy -= A.Ho; p += chw; }
-            return new GemmCursor { P = p, Q = oy, R = ox, S = c.S, T = c.T };
+            int s = A.Stride, rowEnd = A.Wo * s, colEnd = A.Ho * s;
+            int ix = depth.R + stepOx * s, iy = depth.Q + stepOy * s, p = depth.P + stepX;
+            if (ix >= rowEnd) { ix -= rowEnd; iy += s; p += s * A.W - rowEnd; }
+            if (iy >= colEnd) { iy -= colEnd; p += A.Cin * A.H * A.W - colEnd * A.W; }
+            return new GemmCursor { P = p, Q = iy, R = ix };
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(GemmCursor c)
+        public float LoadB(GemmCursor depth, GemmCursor column)
         {
             // Branch-free: a padding tap loads element 0 (always there) and is replaced by zero.
-            int iy = c.Q * A.Stride + c.S, ix = c.R * A.Stride + c.T;
+            int iy = depth.Q + column.S, ix = depth.R + column.T;
             bool inside = (uint)iy < (uint)A.H && (uint)ix < (uint)A.W;
-            float v = A.Input[inside ? c.P + iy * A.W + ix : 0];
+            float v = A.Input[inside ? depth.P + column.P : 0];
             return inside ? v : 0f;
         }
 

@@ -62,24 +62,31 @@ public static class Gemm
 
         public bool AContiguousInK => AK == 1;
         public bool BContiguousInN => BN == 1;
+        public bool Im2Col => false;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenA(int b, int m, int k) => new() { P = b * ABatch + m * AM + k * AK };
+        public GemmCursor RowA(int b, int m) => new() { P = b * ABatch + m * AM };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepA(GemmCursor c) => new() { P = c.P + GemmCore.BK * AK };
+        public GemmCursor DepthA(int b, int k) => new() { P = k * AK };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadA(GemmCursor c) => A[c.P];
+        public GemmCursor StepA(GemmCursor depth) => new() { P = depth.P + GemmCore.BK * AK };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor OpenB(int b, int k, int n) => new() { P = b * BBatch + k * BK + n * BN };
+        public float LoadA(GemmCursor row, GemmCursor depth) => A[row.P + depth.P];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public GemmCursor StepB(GemmCursor c) => new() { P = c.P + GemmCore.BK * BK };
+        public GemmCursor ColumnB(int b, int n) => new() { P = b * BBatch + n * BN };
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public float LoadB(GemmCursor c) => B[c.P];
+        public GemmCursor DepthB(int b, int k) => new() { P = k * BK };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepB(GemmCursor depth) => new() { P = depth.P + GemmCore.BK * BK };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadB(GemmCursor depth, GemmCursor column) => B[depth.P + column.P];
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int b, int m, int n, float acc)

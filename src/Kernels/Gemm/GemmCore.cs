@@ -12,13 +12,17 @@ namespace PosteriorGpu.Kernels.Gemm;
 /// <item>v1 (TiledGemm, replaced): runtime 64x64 tiles, 4x4 accumulators, scalar shared loads, one global
 /// round trip and two barriers per k step, im2col indices divided out per staged element: 21-26 % FFMA
 /// per k step (kernel-report, sm_90; bench/RESULTS.md).</item>
-/// <item>v2 (this): the block tile is a compile-time <see cref="IGemmTile"/> (128x128 with 8x8
+/// <item>v2: the block tile is a compile-time <see cref="IGemmTile"/> (128x128 with 8x8
 /// accumulators per thread, 64x64, 32x32), so loops unroll and offsets are constants; fragments are read
 /// from shared memory as 16-byte vectors (rows and columns of a thread come in groups of 4, BM/2 apart,
 /// so a warp's vector reads do not conflict); shared memory is double-buffered and the next k step is
-/// loaded into registers while the current one is multiplied (one barrier per k step); operands move
-/// along k through cursors (no division in the loop); split-K with a reduction in a fixed order where
-/// the grid would not fill the GPU: 72-84 % FFMA per k step with 128x128 tiles.</item>
+/// loaded into registers while the current one is multiplied (one barrier per k step); split-K with a
+/// reduction in a fixed order where the grid would not fill the GPU.</item>
+/// <item>v3 (this): an element's address is a fixed row (column) part plus a depth part that each thread
+/// keeps once and moves along k (its staged elements lie on one k), so a convolution decodes k once per
+/// thread and step instead of once per element; a 64x32 tile (8 weights and 4 im2col elements staged per
+/// thread) replaces 32x32 for small convolutions; staged elements are stored at immediate offsets from
+/// one base: 78-85 % FFMA per k step with 128x128 tiles, 63-76 % with the others (kernel-report).</item>
 /// </list>
 /// </summary>
 internal static class GemmCore
@@ -57,41 +61,50 @@ internal static class GemmCore
         int kBegin = split * d.KPerSplit, kEnd = Math.Min(d.K, kBegin + d.KPerSplit);
         bool aAlongK = ops.AContiguousInK, bAlongN = ops.BContiguousInN;
 
-        // The four A and four B elements this thread stages per k step: (row, k offset) of each.
-        int aStep = aAlongK ? threads / BK : 0, aKStep = aAlongK ? 0 : threads / bm;
-        int am0 = aAlongK ? tid / BK : tid % bm, ak0 = aAlongK ? tid % BK : tid / bm;
-        int bStep = bAlongN ? 0 : threads / BK, bKStep = bAlongN ? threads / bn : 0;
-        int bn0 = bAlongN ? tid % bn : tid / BK, bk0 = bAlongN ? tid / bn : tid % BK;
+        // A thread stages ea (eb) elements of A (B) per k step, 4 or 8 (the long side of a 64x32 tile), all on
+        // one k (so it keeps one depth part per operand): k offset, first row (column) and the stride between
+        // its rows (columns). Along k, consecutive threads take consecutive k; otherwise consecutive rows
+        // (columns), so a warp's loads follow memory either way.
+        int ea = bm * BK / threads, eb = bn * BK / threads;
+        int aK, aM, aStride, bK, bN, bStride;
+        if (aAlongK) { aK = tid % BK; aM = tid / BK; aStride = threads / BK; }
+        else { aStride = bm / ea; aM = tid % aStride; aK = tid / aStride; }
+        if (bAlongN) { bStride = bn / eb; bN = tid % bStride; bK = tid / bStride; }
+        else { bK = tid % BK; bN = tid / BK; bStride = threads / BK; }
 
-        int am1 = am0 + aStep, am2 = am1 + aStep, am3 = am2 + aStep;
-        int ak1 = ak0 + aKStep, ak2 = ak1 + aKStep, ak3 = ak2 + aKStep;
-        int bn1 = bn0 + bStep, bn2 = bn1 + bStep, bn3 = bn2 + bStep;
-        int bk1 = bk0 + bKStep, bk2 = bk1 + bKStep, bk3 = bk2 + bKStep;
         int mLast = d.M - 1, nLast = d.N - 1;
-        var ca0 = ops.OpenA(b, Math.Min(m0 + am0, mLast), kBegin + ak0);
-        var ca1 = ops.OpenA(b, Math.Min(m0 + am1, mLast), kBegin + ak1);
-        var ca2 = ops.OpenA(b, Math.Min(m0 + am2, mLast), kBegin + ak2);
-        var ca3 = ops.OpenA(b, Math.Min(m0 + am3, mLast), kBegin + ak3);
-        var cb0 = ops.OpenB(b, kBegin + bk0, Math.Min(n0 + bn0, nLast));
-        var cb1 = ops.OpenB(b, kBegin + bk1, Math.Min(n0 + bn1, nLast));
-        var cb2 = ops.OpenB(b, kBegin + bk2, Math.Min(n0 + bn2, nLast));
-        var cb3 = ops.OpenB(b, kBegin + bk3, Math.Min(n0 + bn3, nLast));
+        var ra0c = ops.RowA(b, Math.Min(m0 + aM, mLast));
+        var ra1c = ops.RowA(b, Math.Min(m0 + aM + aStride, mLast));
+        var ra2c = ops.RowA(b, Math.Min(m0 + aM + 2 * aStride, mLast));
+        var ra3c = ops.RowA(b, Math.Min(m0 + aM + 3 * aStride, mLast));
+        var ra4c = ea == 8 ? ops.RowA(b, Math.Min(m0 + aM + 4 * aStride, mLast)) : default;
+        var ra5c = ea == 8 ? ops.RowA(b, Math.Min(m0 + aM + 5 * aStride, mLast)) : default;
+        var ra6c = ea == 8 ? ops.RowA(b, Math.Min(m0 + aM + 6 * aStride, mLast)) : default;
+        var ra7c = ea == 8 ? ops.RowA(b, Math.Min(m0 + aM + 7 * aStride, mLast)) : default;
+        var cb0c = ops.ColumnB(b, Math.Min(n0 + bN, nLast));
+        var cb1c = ops.ColumnB(b, Math.Min(n0 + bN + bStride, nLast));
+        var cb2c = ops.ColumnB(b, Math.Min(n0 + bN + 2 * bStride, nLast));
+        var cb3c = ops.ColumnB(b, Math.Min(n0 + bN + 3 * bStride, nLast));
+        var cb4c = eb == 8 ? ops.ColumnB(b, Math.Min(n0 + bN + 4 * bStride, nLast)) : default;
+        var cb5c = eb == 8 ? ops.ColumnB(b, Math.Min(n0 + bN + 5 * bStride, nLast)) : default;
+        var cb6c = eb == 8 ? ops.ColumnB(b, Math.Min(n0 + bN + 6 * bStride, nLast)) : default;
+        var cb7c = eb == 8 ? ops.ColumnB(b, Math.Min(n0 + bN + 7 * bStride, nLast)) : default;
+        var da = ops.DepthA(b, kBegin + aK);
+        var db = ops.DepthB(b, kBegin + bK);
 
-        // Shared offsets of the staged elements within one stage.
-        int sa0 = ak0 * lda + am0, sa1 = ak1 * lda + am1, sa2 = ak2 * lda + am2, sa3 = ak3 * lda + am3;
-        int sb0 = bk0 * ldb + bn0, sb1 = bk1 * ldb + bn1, sb2 = bk2 * ldb + bn2, sb3 = bk3 * ldb + bn3;
+        // Shared offsets of the first staged element within one stage (the others are a stride apart).
+        int sa0 = aK * lda + aM, sb0 = bK * ldb + bN;
         int stageA = BK * lda, stageB = BK * ldb;
 
         // Prologue: the first k step straight into stage 0.
         int k0 = kBegin;
-        sa[sa0] = k0 + ak0 < kEnd ? ops.LoadA(ca0) : 0f;
-        sa[sa1] = k0 + ak1 < kEnd ? ops.LoadA(ca1) : 0f;
-        sa[sa2] = k0 + ak2 < kEnd ? ops.LoadA(ca2) : 0f;
-        sa[sa3] = k0 + ak3 < kEnd ? ops.LoadA(ca3) : 0f;
-        sb[sb0] = k0 + bk0 < kEnd ? ops.LoadB(cb0) : 0f;
-        sb[sb1] = k0 + bk1 < kEnd ? ops.LoadB(cb1) : 0f;
-        sb[sb2] = k0 + bk2 < kEnd ? ops.LoadB(cb2) : 0f;
-        sb[sb3] = k0 + bk3 < kEnd ? ops.LoadB(cb3) : 0f;
+        bool aIn = k0 + aK < kEnd, bIn = k0 + bK < kEnd, a8 = aIn && ea == 8, b8 = bIn && eb == 8;
+        Stage(sa, sa0, aStride, ea,
+            aIn ? ops.LoadA(ra0c, da) : 0f, aIn ? ops.LoadA(ra1c, da) : 0f, aIn ? ops.LoadA(ra2c, da) : 0f, aIn ? ops.LoadA(ra3c, da) : 0f,
+            a8 ? ops.LoadA(ra4c, da) : 0f, a8 ? ops.LoadA(ra5c, da) : 0f, a8 ? ops.LoadA(ra6c, da) : 0f, a8 ? ops.LoadA(ra7c, da) : 0f);
+        Stage(sb, sb0, bStride, eb,
+            bIn ? ops.LoadB(db, cb0c) : 0f, bIn ? ops.LoadB(db, cb1c) : 0f, bIn ? ops.LoadB(db, cb2c) : 0f, bIn ? ops.LoadB(db, cb3c) : 0f,
+            b8 ? ops.LoadB(db, cb4c) : 0f, b8 ? ops.LoadB(db, cb5c) : 0f, b8 ? ops.LoadB(db, cb6c) : 0f, b8 ? ops.LoadB(db, cb7c) : 0f);
         Group.Barrier();
 
         Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
@@ -102,12 +115,15 @@ internal static class GemmCore
         // The main loop: steps whose successor is whole (no bounds check, no branch but the loop's).
         for (; k0 + 2 * BK <= kEnd; k0 += BK)
         {
-            ca0 = ops.StepA(ca0); ca1 = ops.StepA(ca1); ca2 = ops.StepA(ca2); ca3 = ops.StepA(ca3);
-            cb0 = ops.StepB(cb0); cb1 = ops.StepB(cb1); cb2 = ops.StepB(cb2); cb3 = ops.StepB(cb3);
-            // Rows past M and columns past N were clamped to the last one when the cursors opened, so
+            da = ops.StepA(da);
+            db = ops.StepB(db);
+            // Rows past M and columns past N were clamped to the last one when their parts opened, so
             // these loads are in bounds; what they add lands only in accumulators that are never stored.
-            float ra0 = ops.LoadA(ca0), ra1 = ops.LoadA(ca1), ra2 = ops.LoadA(ca2), ra3 = ops.LoadA(ca3);
-            float rb0 = ops.LoadB(cb0), rb1 = ops.LoadB(cb1), rb2 = ops.LoadB(cb2), rb3 = ops.LoadB(cb3);
+            float ra0 = ops.LoadA(ra0c, da), ra1 = ops.LoadA(ra1c, da), ra2 = ops.LoadA(ra2c, da), ra3 = ops.LoadA(ra3c, da);
+            float rb0 = ops.LoadB(db, cb0c), rb1 = ops.LoadB(db, cb1c), rb2 = ops.LoadB(db, cb2c), rb3 = ops.LoadB(db, cb3c);
+            float ra4 = 0, ra5 = 0, ra6 = 0, ra7 = 0, rb4 = 0, rb5 = 0, rb6 = 0, rb7 = 0;
+            if (ea == 8) { ra4 = ops.LoadA(ra4c, da); ra5 = ops.LoadA(ra5c, da); ra6 = ops.LoadA(ra6c, da); ra7 = ops.LoadA(ra7c, da); }
+            if (eb == 8) { rb4 = ops.LoadB(db, cb4c); rb5 = ops.LoadB(db, cb5c); rb6 = ops.LoadB(db, cb6c); rb7 = ops.LoadB(db, cb7c); }
 
             // Views at this thread's fragments of the stage: every read below is base + a constant.
             int fao = stage * BK * lda4 + tmIdx, fbo = stage * BK * ldb4 + tnIdx;
@@ -123,8 +139,8 @@ internal static class GemmCore
             Multiply(fa, fb, 7 * lda4, 7 * ldb4, aHi, bHi, tm, tn, ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
 
             int next = (1 - stage) * stageA, nextB = (1 - stage) * stageB;
-            sa[next + sa0] = ra0; sa[next + sa1] = ra1; sa[next + sa2] = ra2; sa[next + sa3] = ra3;
-            sb[nextB + sb0] = rb0; sb[nextB + sb1] = rb1; sb[nextB + sb2] = rb2; sb[nextB + sb3] = rb3;
+            Stage(sa, next + sa0, aStride, ea, ra0, ra1, ra2, ra3, ra4, ra5, ra6, ra7);
+            Stage(sb, nextB + sb0, bStride, eb, rb0, rb1, rb2, rb3, rb4, rb5, rb6, rb7);
             // One barrier per step: the other stage is written before it, this one is reread only after it.
             Group.Barrier();
             stage = 1 - stage;
@@ -136,18 +152,21 @@ internal static class GemmCore
             int k1 = k0 + BK;
             bool more = k1 < kEnd;
             float ra0 = 0, ra1 = 0, ra2 = 0, ra3 = 0, rb0 = 0, rb1 = 0, rb2 = 0, rb3 = 0;
+            float ra4 = 0, ra5 = 0, ra6 = 0, ra7 = 0, rb4 = 0, rb5 = 0, rb6 = 0, rb7 = 0;
             if (more)
             {
-                ca0 = ops.StepA(ca0); ca1 = ops.StepA(ca1); ca2 = ops.StepA(ca2); ca3 = ops.StepA(ca3);
-                cb0 = ops.StepB(cb0); cb1 = ops.StepB(cb1); cb2 = ops.StepB(cb2); cb3 = ops.StepB(cb3);
-                if (k1 + ak0 < kEnd) ra0 = ops.LoadA(ca0);
-                if (k1 + ak1 < kEnd) ra1 = ops.LoadA(ca1);
-                if (k1 + ak2 < kEnd) ra2 = ops.LoadA(ca2);
-                if (k1 + ak3 < kEnd) ra3 = ops.LoadA(ca3);
-                if (k1 + bk0 < kEnd) rb0 = ops.LoadB(cb0);
-                if (k1 + bk1 < kEnd) rb1 = ops.LoadB(cb1);
-                if (k1 + bk2 < kEnd) rb2 = ops.LoadB(cb2);
-                if (k1 + bk3 < kEnd) rb3 = ops.LoadB(cb3);
+                da = ops.StepA(da);
+                db = ops.StepB(db);
+                if (k1 + aK < kEnd)
+                {
+                    ra0 = ops.LoadA(ra0c, da); ra1 = ops.LoadA(ra1c, da); ra2 = ops.LoadA(ra2c, da); ra3 = ops.LoadA(ra3c, da);
+                    if (ea == 8) { ra4 = ops.LoadA(ra4c, da); ra5 = ops.LoadA(ra5c, da); ra6 = ops.LoadA(ra6c, da); ra7 = ops.LoadA(ra7c, da); }
+                }
+                if (k1 + bK < kEnd)
+                {
+                    rb0 = ops.LoadB(db, cb0c); rb1 = ops.LoadB(db, cb1c); rb2 = ops.LoadB(db, cb2c); rb3 = ops.LoadB(db, cb3c);
+                    if (eb == 8) { rb4 = ops.LoadB(db, cb4c); rb5 = ops.LoadB(db, cb5c); rb6 = ops.LoadB(db, cb6c); rb7 = ops.LoadB(db, cb7c); }
+                }
             }
 
             // Views at this thread's fragments of the stage: every read below is base + a constant.
@@ -166,8 +185,8 @@ internal static class GemmCore
             if (more)
             {
                 int next = (1 - stage) * stageA, nextB = (1 - stage) * stageB;
-                sa[next + sa0] = ra0; sa[next + sa1] = ra1; sa[next + sa2] = ra2; sa[next + sa3] = ra3;
-                sb[nextB + sb0] = rb0; sb[nextB + sb1] = rb1; sb[nextB + sb2] = rb2; sb[nextB + sb3] = rb3;
+                Stage(sa, next + sa0, aStride, ea, ra0, ra1, ra2, ra3, ra4, ra5, ra6, ra7);
+                Stage(sb, nextB + sb0, bStride, eb, rb0, rb1, rb2, rb3, rb4, rb5, rb6, rb7);
             }
             // One barrier per step: the other stage is written before it, this one is reread only after it.
             Group.Barrier();
@@ -186,6 +205,20 @@ internal static class GemmCore
             StoreRow(ops, d, partial, z, b, s, rmHi + 1, rn, rnHi, tn, c5l, c5h);
             StoreRow(ops, d, partial, z, b, s, rmHi + 2, rn, rnHi, tn, c6l, c6h);
             StoreRow(ops, d, partial, z, b, s, rmHi + 3, rn, rnHi, tn, c7l, c7h);
+        }
+    }
+
+    /// <summary>Stores a thread's staged elements (4, or 8 when <paramref name="count"/> is 8), stride apart, from
+    /// one base: with the stride a constant of the tile the stores take immediate offsets.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Stage(ArrayView<float> s, int at, int stride, int count,
+        float v0, float v1, float v2, float v3, float v4, float v5, float v6, float v7)
+    {
+        var d = s.SubView(at, s.Length - at);
+        d[0] = v0; d[stride] = v1; d[2 * stride] = v2; d[3 * stride] = v3;
+        if (count == 8)
+        {
+            d[4 * stride] = v4; d[5 * stride] = v5; d[6 * stride] = v6; d[7 * stride] = v7;
         }
     }
 
@@ -265,61 +298,94 @@ internal static class GemmCore
         ops.Store(b, m, n, acc);
     }
 
-    /// <summary>A launch plan: the block tile's edge (128, 64 or 32) and how many ways k is split.</summary>
-    internal readonly record struct Plan(int Tile, int Splits);
+    /// <summary>A launch plan: the block tile (128x128, 64x64, 64x32 or 32x32) and how many ways k is split.</summary>
+    internal readonly record struct Plan(int TileM, int TileN, int Splits);
+
+    /// <summary>The tiles <see cref="Choose"/> considers, largest first, with the FFMA share of their k step
+    /// (kernel-report, sm_90, bench/RESULTS.md), for plain operands and for an im2col operand.</summary>
+    private static readonly (int M, int N, int Threads, double Plain, double Im2Col)[] Tiles =
+    [
+        (128, 128, 256, 0.85, 0.79),
+        (64, 64, 128, 0.76, 0.66),
+        (64, 32, 64, 0.0, 0.63),
+        (32, 32, 64, 0.63, 0.0),
+    ];
+
+    /// <summary>Whether tiles with <paramref name="tileM"/> rows serve operands of this kind: all but 32x32 with
+    /// an im2col operand, whose k step is nearly half addressing (52-54 % FFMA); the others reach 63 % or more.</summary>
+    internal static bool Serves(int tileM, bool im2col) => !(im2col && tileM == 32);
+
+    /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> closed over these type arguments
+    /// is a kernel the library launches.</summary>
+    internal static bool ServesTypeArguments(Type[] typeArguments) =>
+        typeArguments.Length != 2 || Serves(((IGemmTile)Activator.CreateInstance(typeArguments[0])!).BM,
+            ((IGemmOperands)Activator.CreateInstance(typeArguments[1])!).Im2Col);
 
     /// <summary>
     /// The heuristic. Among the tiles whose grid gives at least one block per SM (a grid that leaves SMs
     /// idle loses more than any tile gains), pick the one with the best (useful fraction of the padded
-    /// tiles) x (FFMA share of its k step): 0.8, 0.7 and 0.5 for 128x128, 64x64 and 32x32, rounded from
-    /// kernel-report's sm_90 table in bench/RESULTS.md. So a 64-channel convolution takes 64x64 tiles
-    /// (128 rows would be half padding), a 3-channel one 32x32. When no tile fills the GPU, 32x32 tiles,
-    /// and k, when long (at least 256), is split into up to 8 ranges of at least 64 so that about one
-    /// block per SM runs; a second kernel adds the partial sums in a fixed order (results do not depend
-    /// on timing).
+    /// tiles) x (FFMA share of its k step, from kernel-report). So a 64-channel convolution takes 64x64
+    /// tiles (128 rows would be half padding). The small tile differs by operand kind: 32x32 for GEMM and
+    /// Linear; 64x32 (64 output channels, 32 pixels) for convolutions, whose im2col loads cost about nine
+    /// instructions each: a 32x32 tile spends nearly half its k step on them (52-54 % FFMA), a 64x32 tile
+    /// stages 8 cheap weights (or dY values) and 4 im2col elements per thread for twice the FFMA (63-65 %).
+    /// When no tile fills the GPU,
+    /// the small tile, and k, when long (at least 256), is split into up to 8 ranges of at least 64 so that
+    /// about one block per SM runs; a second kernel adds the partial sums in a fixed order (results do not
+    /// depend on timing).
     /// </summary>
-    internal static Plan Choose(int m, int n, int k, int batch, int multiprocessors, int maxThreadsPerGroup)
+    internal static Plan Choose(int m, int n, int k, int batch, int multiprocessors, int maxThreadsPerGroup, bool im2col)
     {
-        long Blocks(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile) * batch;
-        double Score(int tile, double ffmaShare) =>
-            ffmaShare * m / ((m + tile - 1) / tile * (double)tile) * n / ((n + tile - 1) / tile * (double)tile);
+        long Blocks(int tm, int tn) => (long)((m + tm - 1) / tm) * ((n + tn - 1) / tn) * batch;
+        double Useful(int tm, int tn) => m / ((m + tm - 1) / tm * (double)tm) * n / ((n + tn - 1) / tn * (double)tn);
         int sms = Math.Max(1, multiprocessors);
-        var best = new Plan(0, 1);
+        var best = new Plan(0, 0, 1);
         double bestScore = -1;
-        foreach (var (tile, share, threads) in new[] { (128, 0.8, 256), (64, 0.7, 128), (32, 0.5, 64) })
+        var small = new Plan(0, 0, 1);
+        foreach (var (tm, tn, threads, plain, withIm2Col) in Tiles)
         {
-            if (threads > maxThreadsPerGroup || Blocks(tile) < sms) continue;
-            double score = Score(tile, share);
-            if (score > bestScore) (best, bestScore) = (new Plan(tile, 1), score);
+            double share = im2col ? withIm2Col : plain;
+            if (share <= 0 || threads > maxThreadsPerGroup) continue;
+            small = new Plan(tm, tn, 1);
+            if (Blocks(tm, tn) < sms) continue;
+            double score = share * Useful(tm, tn);
+            if (score > bestScore) (best, bestScore) = (new Plan(tm, tn, 1), score);
         }
-        if (best.Tile != 0) return best;
-        long blocks = Blocks(32);
+        if (best.TileM != 0) return best;
+        long blocks = Blocks(small.TileM, small.TileN);
         int splits = 1;
         if (k >= 256)
             splits = (int)Math.Min(Math.Min(8, (sms + blocks - 1) / blocks), k / 64);
-        return new Plan(32, Math.Max(1, splits));
+        return small with { Splits = Math.Max(1, splits) };
     }
 
     /// <summary>
     /// Runs C = A B through <typeparamref name="TOps"/> for <paramref name="batch"/> items of M x N x K on a
     /// GPU-style device (or on a CPU accelerator simulating groups of at least the tile's threads, as tests do).
     /// </summary>
+    /// <exception cref="ArgumentException">A pinned variant asks for a tile that does not serve these operands
+    /// (32x32 with an im2col operand).</exception>
     public static void Launch<TOps>(GpuDevice device, string key, TOps ops, int m, int n, int k, int batch, GemmVariant variant)
         where TOps : struct, IGemmOperands
     {
         if (m == 0 || n == 0 || batch == 0) return;
         var plan = variant switch
         {
-            GemmVariant.Tile128 => new Plan(128, 1),
-            GemmVariant.Tile64 => new Plan(64, 1),
-            GemmVariant.Tile32 => new Plan(32, 1),
-            GemmVariant.Tile32SplitK => new Plan(32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
-            _ => Choose(m, n, k, batch, device.Accelerator.NumMultiprocessors, device.Accelerator.MaxNumThreadsPerGroup),
+            GemmVariant.Tile128 => new Plan(128, 128, 1),
+            GemmVariant.Tile64 => new Plan(64, 64, 1),
+            GemmVariant.Tile64x32 => new Plan(64, 32, 1),
+            GemmVariant.Tile32 => new Plan(32, 32, 1),
+            GemmVariant.Tile32SplitK => new Plan(32, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
+            GemmVariant.Tile64x32SplitK => new Plan(64, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
+            _ => Choose(m, n, k, batch, device.Accelerator.NumMultiprocessors, device.Accelerator.MaxNumThreadsPerGroup, ops.Im2Col),
         };
-        switch (plan.Tile)
+        if (!Serves(plan.TileM, ops.Im2Col))
+            throw new ArgumentException($"gemm core: {plan.TileM}x{plan.TileN} tiles do not serve convolutions (their small tile is 64x32)");
+        switch (plan.TileM, plan.TileN)
         {
-            case 128: Run<Tile128x128, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
-            case 64: Run<Tile64x64, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
+            case (128, 128): Run<Tile128x128, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
+            case (64, 64): Run<Tile64x64, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
+            case (64, 32): Run<Tile64x32, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
             default: Run<Tile32x32, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
         }
     }

@@ -3,8 +3,8 @@ namespace PosteriorGpu.Kernels.Gemm;
 /// <summary>
 /// A block tile of <see cref="GemmCore"/>, fixed at compile time: ILGPU specialises the kernel for each
 /// implementing struct, so the properties fold to constants (shared-memory extents, unrolled loops,
-/// constant offsets). Every tile has K depth <see cref="GemmCore.BK"/>, and each thread loads exactly four
-/// elements of A and four of B per k step (BM BK = BN BK = 4 Threads).
+/// constant offsets). Every tile has K depth <see cref="GemmCore.BK"/>, and each thread stages four or eight
+/// elements of A and of B per k step (BM BK / Threads and BN BK / Threads).
 /// </summary>
 internal interface IGemmTile
 {
@@ -63,7 +63,25 @@ internal readonly struct Tile64x64 : IGemmTile
     public int MinGroupsPerSM => 1;
 }
 
-/// <summary>32x32 blocks, 4x4 accumulators per thread, 64 threads: small problems (8x8 feature maps, 1-row products).</summary>
+/// <summary>64x32 blocks (64 rows of A, 32 columns of B), 8x4 accumulators per thread, 64 threads: the
+/// convolutions' small-problem tile (each thread stages 8 weights, which are cheap, and 4 im2col elements).</summary>
+internal readonly struct Tile64x32 : IGemmTile
+{
+    /// <inheritdoc/>
+    public int BM => 64;
+    /// <inheritdoc/>
+    public int BN => 32;
+    /// <inheritdoc/>
+    public int TM => 8;
+    /// <inheritdoc/>
+    public int TN => 4;
+    /// <inheritdoc/>
+    public int Threads => 64;
+    /// <inheritdoc/>
+    public int MinGroupsPerSM => 1;
+}
+
+/// <summary>32x32 blocks, 4x4 accumulators per thread, 64 threads: small GEMM and Linear problems (1-row products).</summary>
 internal readonly struct Tile32x32 : IGemmTile
 {
     /// <inheritdoc/>

@@ -19,8 +19,11 @@ namespace PosteriorGpu.Kernels.Norm;
 /// chunk computes the chunk's count, mean and centred sum of squares (two passes over a cache-hot chunk);
 /// one thread per group merges its chunks with Chan et al.'s pairwise formula in a fixed order; an
 /// <see cref="ElementRange"/> pass normalises.</item>
-/// <item>GPU (one launch): one thread group per (n, group) sums in shared memory, then sums squared
-/// deviations from that mean (two-pass variance), then normalises.</item>
+/// <item>GPU (one launch): one thread group per (n, group). When the group's slab fits shared memory
+/// (<see cref="GroupNormSlab"/>, every layer of the shipped models): x is read once with 16-byte loads,
+/// both passes of the variance run on the staged copy, sums are warp shuffles. Otherwise
+/// (<see cref="FusedKernel"/>) it sums in shared memory, then sums squared deviations from that mean
+/// (two-pass variance), then normalises, reading x three times.</item>
 /// </list>
 /// Both avoid E[x^2] - E[x]^2, which cancels catastrophically when |mean| is large against the spread.
 /// </remarks>
@@ -200,6 +203,8 @@ public static class GroupNorm
         int perGroup = channels / groups;
         var device = x.Device;
         if (device.IsCpu) RunChunked(x, batch * groups, perGroup, spatial, gamma, beta, eps, y, silu);
+        else if (GroupNormSlab.Fits(x, y, perGroup, spatial))
+            GroupNormSlab.Run(x, batch * groups, GroupThreads(device), groups, perGroup, spatial, gamma, beta, eps, y, silu);
         else RunFused(x, batch * groups, GroupThreads(device), groups, perGroup, spatial, gamma, beta, eps, y, silu);
     }
 

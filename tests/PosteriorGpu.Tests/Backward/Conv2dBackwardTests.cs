@@ -21,6 +21,7 @@ public class Conv2dBackwardTests
         new(2, 4, 7, 9, 6, 1, 1, Conv2dParams.Same(1, 0)),           // conv_shortcut
         new(1, 2, 1, 4, 6, 2, 3, new Conv2dParams(1, 1, 0, 0, 2)),
         new(3, 1, 6, 3, 2, 3, 3, Conv2dParams.Same(1, 1)),
+        new(3, 6, 70, 5, 7, 3, 3, Conv2dParams.Same(1, 1)),          // rows past 64: every staged row of the 64-row tiles
     ];
 
     private sealed record Data(float[] X, float[] W, float[] B, float[] Dy, int Ho, int Wo);
@@ -53,7 +54,7 @@ public class Conv2dBackwardTests
     }
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from v in PosteriorGpu.Tests.Kernels.GemmTests.Variants
+        from v in PosteriorGpu.Tests.Kernels.GemmTests.ConvVariants
         from p in Problems
         select new TestCaseData(v, p).SetArgDisplayNames(v, p.ToString());
 

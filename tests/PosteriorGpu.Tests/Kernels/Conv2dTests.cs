@@ -25,10 +25,11 @@ public class Conv2dTests
         new(2, 3, 9, 5, 5, 3, 3, Conv2dParams.Same(1, 1), false, false, true, 0.5f),
         new(1, 2, 1, 4, 6, 2, 3, new Conv2dParams(1, 1, 0, 0, 2), true, false, false, 1f),
         new(2, 1, 6, 3, 2, 3, 3, Conv2dParams.Same(1, 1), true, true, true, 2f),
+        new(3, 6, 70, 5, 7, 3, 3, Conv2dParams.Same(1, 1), true, true, true, 1f),               // rows past 64: every staged row of the 64-row tiles
     ];
 
     private static IEnumerable<TestCaseData> Cases() =>
-        from v in GemmTests.Variants
+        from v in GemmTests.ConvVariants
         from p in Problems
         select new TestCaseData(v, p).SetArgDisplayNames(v, p.ToString());
 
@@ -58,6 +59,14 @@ public class Conv2dTests
     {
         var got = Run(GemmTests.DeviceFor(tiled), p, GemmTests.Variant(tiled), out var expected);
         TestData.AssertClose(got, expected, 1e-5, $"conv2d tiled={tiled} {p}");
+    }
+
+    [Test]
+    public void PinnedTile32_IsRefusedForConvolutions()
+    {
+        var p = new Problem(1, 3, 4, 5, 5, 3, 3, Conv2dParams.Same(1, 1), false, false, false, 1f);
+        Assert.That(() => Run(TestDevices.CpuWide, p, GemmVariant.Tile32, out _),
+            Throws.ArgumentException.With.Message.Contains("do not serve convolutions"));
     }
 
     [Test]

@@ -18,7 +18,7 @@ namespace PosteriorGpu.Tests.Kernels;
 public class GemmCorePtxTests
 {
     private static IEnumerable<TestCaseData> Kernels() =>
-        from tile in new[] { typeof(Tile128x128), typeof(Tile64x64), typeof(Tile32x32) }
+        from tile in new[] { typeof(Tile128x128), typeof(Tile64x64), typeof(Tile64x32), typeof(Tile32x32) }
         from ops in new[] { typeof(Gemm.Operands), typeof(Conv2d.Operands), typeof(Conv2dBackward.WeightOperands) }
         select new TestCaseData(tile, ops).SetArgDisplayNames(tile.Name, ops.DeclaringType!.Name + "." + ops.Name);
 
@@ -35,17 +35,19 @@ public class GemmCorePtxTests
         Assert.That(compiled.PTXAssembly, Does.Contain("ld.shared.v4.f32"), "fragments are read from shared memory as 16-byte vectors");
     }
 
-    [TestCase(4096, 4096, 4096, 1, 132, 128, 1, 1024)]   // big: 128x128 tiles fill the GPU
-    [TestCase(64, 262144, 576, 1, 132, 64, 1, 1024)]     // 64-channel conv at batch 256: 128 rows would be half padding
-    [TestCase(3, 262144, 576, 1, 132, 32, 1, 1024)]      // 3-channel output conv: 32x32
-    [TestCase(128, 8192, 1152, 1, 132, 64, 1, 1024)]     // 64 tiles of 128 < 132 SMs, 256 of 64: 64x64
-    [TestCase(128, 1024, 1152, 1, 132, 32, 2, 1024)]     // 128 tiles of 32 < 132 SMs and k long: split in 2
-    [TestCase(256, 1, 1024, 1, 132, 32, 8, 1024)]        // one-column product (time embedding at batch 1): split-K
-    [TestCase(64, 64, 64, 1, 132, 32, 1, 1024)]          // short k: never split
-    [TestCase(4096, 4096, 4096, 1, 132, 64, 1, 128)]    // (with groups of at most 128 threads: no 128x128)
-    public void Choose_FollowsTheHeuristic(int m, int n, int k, int batch, int sms, int tile, int splits, int maxThreads)
+    [TestCase(4096, 4096, 4096, 1, 132, false, 128, 128, 1, 1024)]  // big: 128x128 tiles fill the GPU
+    [TestCase(64, 262144, 576, 1, 132, true, 64, 64, 1, 1024)]      // 64-channel conv at batch 256: 128 rows would be half padding
+    [TestCase(3, 262144, 576, 1, 132, true, 64, 64, 1, 1024)]       // 3-channel output conv: padding alike, 64x64 has the better loop
+    [TestCase(128, 8192, 1152, 1, 132, true, 64, 64, 1, 1024)]      // 64 tiles of 128 < 132 SMs, 256 of 64: 64x64
+    [TestCase(128, 1024, 1152, 1, 132, true, 64, 32, 3, 1024)]      // conv: 64 tiles of 64x32 < 132 SMs and k long: split in 3
+    [TestCase(128, 64, 1152, 1, 132, true, 64, 32, 8, 1024)]        // conv at batch 1 on an 8x8 map: 4 tiles, split in 8
+    [TestCase(128, 1024, 1152, 1, 132, false, 32, 32, 2, 1024)]     // GEMM: 128 tiles of 32 < 132 SMs: split in 2
+    [TestCase(256, 1, 1024, 1, 132, false, 32, 32, 8, 1024)]        // one-column product (time embedding at batch 1): split-K
+    [TestCase(64, 64, 64, 1, 132, false, 32, 32, 1, 1024)]          // short k: never split
+    [TestCase(4096, 4096, 4096, 1, 132, false, 64, 64, 1, 128)]     // (with groups of at most 128 threads: no 128x128)
+    public void Choose_FollowsTheHeuristic(int m, int n, int k, int batch, int sms, bool im2col, int tileM, int tileN, int splits, int maxThreads)
     {
-        var plan = GemmCore.Choose(m, n, k, batch, sms, maxThreads);
-        Assert.That((plan.Tile, plan.Splits), Is.EqualTo((tile, splits)));
+        var plan = GemmCore.Choose(m, n, k, batch, sms, maxThreads, im2col);
+        Assert.That((plan.TileM, plan.TileN, plan.Splits), Is.EqualTo((tileM, tileN, splits)));
     }
 }

@@ -8,7 +8,10 @@ public class GemmTests
 {
     /// <summary>Every implementation: the CPU's register tiles and each tile configuration of the GEMM core
     /// (test cases name them by string: the enum is internal).</summary>
-    internal static readonly string[] Variants = ["RegisterTile", "Tile128", "Tile64", "Tile32", "Tile32SplitK", "Tiled"];
+    internal static readonly string[] Variants = ["RegisterTile", "Tile128", "Tile64", "Tile64x32", "Tile64x32SplitK", "Tile32", "Tile32SplitK", "Tiled"];
+
+    /// <summary>The variants that serve convolutions: 32x32 tiles are for GEMM and Linear only.</summary>
+    internal static readonly string[] ConvVariants = Variants.Where(v => !v.StartsWith("Tile32", StringComparison.Ordinal)).ToArray();
 
     internal static GemmVariant Variant(string name) => Enum.Parse<GemmVariant>(name);
 

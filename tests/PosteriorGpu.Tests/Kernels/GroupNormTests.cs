@@ -89,6 +89,54 @@ public class GroupNormTests
         TestData.AssertClose(ty.ToHost(), Expected(x, shape, groups, gamma, beta, 1e-5f, silu), 1e-5, "fused variant");
     }
 
+    [TestCase(new[] { 1, 8, 4, 4 }, 2, true, 256)]
+    [TestCase(new[] { 3, 6, 2, 6 }, 3, false, 64)]
+    [TestCase(new[] { 2, 4, 32, 32 }, 1, true, 256)]     // a 4,096-float slab, 16 quads per thread
+    [TestCase(new[] { 1, 32, 8, 8 }, 32, false, 32)]     // one warp per group, two channels... one channel per group
+    public void SlabVariant_MatchesReference_OnCpuAccelerator(int[] shape, int groups, bool silu, int threads)
+    {
+        var dev = TestDevices.CpuWide;
+        int n = Shape.Elements(shape), c = shape[1];
+        var x = TestData.Random(n, 37, 3f);
+        for (int i = 0; i < n; i++) x[i] += 40f;   // a large mean: the two-pass variance must not cancel
+        var gamma = TestData.Random(c, 38);
+        var beta = TestData.Random(c, 39);
+        using var tx = Tensor.FromHost(dev, x, shape);
+        using var tg = Tensor.FromHost(dev, gamma, c);
+        using var tb = Tensor.FromHost(dev, beta, c);
+        using var ty = Tensor.Empty(dev, shape);
+        int spatial = n / (shape[0] * c);
+        Assert.That(GroupNormSlab.Fits(tx, ty, c / groups, spatial), Is.True);
+        GroupNormSlab.Run(tx, shape[0] * groups, threads, groups, c / groups, spatial, tg, tb, 1e-5f, ty, silu);
+        TestData.AssertClose(ty.ToHost(), Expected(x, shape, groups, gamma, beta, 1e-5f, silu), 1e-4, "slab variant");
+    }
+
+    [Test]
+    public void SlabVariant_InPlace_MatchesReference()
+    {
+        var dev = TestDevices.CpuWide;
+        int[] shape = [2, 4, 4, 8];
+        var x = TestData.Random(256, 40);
+        var gamma = TestData.Random(4, 41);
+        var beta = TestData.Random(4, 42);
+        using var tx = Tensor.FromHost(dev, x, shape);
+        using var tg = Tensor.FromHost(dev, gamma, 4);
+        using var tb = Tensor.FromHost(dev, beta, 4);
+        GroupNormSlab.Run(tx, 2 * 2, 64, 2, 2, 32, tg, tb, 1e-5f, tx, true);
+        TestData.AssertClose(tx.ToHost(), Expected(x, shape, 2, gamma, beta, 1e-5f, true), 1e-5, "slab in place");
+    }
+
+    [Test]
+    public void Slab_FitsOnlyWholeAlignedQuadsThatFitSharedMemory()
+    {
+        var dev = TestDevices.CpuWide;
+        using var a = Tensor.Zeros(dev, 1, 4, 5, 5);
+        Assert.That(GroupNormSlab.Fits(a, a, 4, 25), Is.False, "25 positions: a quad would straddle two channels");
+        using var big = Tensor.Zeros(dev, 1, 16, 32, 32);
+        Assert.That(GroupNormSlab.Fits(big, big, 16, 1024), Is.False, "a 16,384-float slab does not fit");
+        Assert.That(GroupNormSlab.Fits(big, big, 8, 1024), Is.True);
+    }
+
     [Test]
     public void RejectsBadShapes()
     {

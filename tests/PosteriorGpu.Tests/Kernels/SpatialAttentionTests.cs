@@ -9,7 +9,8 @@ namespace PosteriorGpu.Tests.Kernels;
 
 public class SpatialAttentionTests
 {
-    private static (float[] Got, float[] Expected) Compute(GpuDevice dev, int n, int pq, int pk, int c, int heads, float? scale, float spread, int seed)
+    private static (float[] Got, float[] Expected) Compute(GpuDevice dev, int n, int pq, int pk, int c, int heads, float? scale, float spread, int seed,
+        AttentionVariant variant = AttentionVariant.Auto)
     {
         var q = TestData.Random(n * pq * c, seed, spread);
         var k = TestData.Random(n * pk * c, seed + 1, spread);
@@ -18,7 +19,7 @@ public class SpatialAttentionTests
         using var tk = Tensor.FromHost(dev, k, n, pk, c);
         using var tv = Tensor.FromHost(dev, v, n, pk, c);
         using var to = Tensor.Empty(dev, n, pq, c);
-        SpatialAttention.Run(tq, tk, tv, heads, to, scale);
+        SpatialAttention.Run(tq, tk, tv, heads, to, scale, variant);
         var expected = new float[n * pq * c];
         SpatialAttention.Reference(q, k, v, n, pq, pk, c, heads, expected, scale);
         return (to.ToHost(), expected);
@@ -98,6 +99,57 @@ public class SpatialAttentionTests
         TestData.AssertClose(to.ToHost(), expected, 1e-5, "strided plan");
     }
 
+    // The flash kernel (v2) for every head-dimension configuration, on a CPU accelerator with 256-thread groups
+    // and 32-wide warps (its barriers and shuffles are simulated): tokens not a multiple of the 16-key tile
+    // nor of the queries per group, batch 1 and odd, one and several heads, cross-attention (Pq != Pk).
+    [TestCase(1, 37, 37, 8, 3)]
+    [TestCase(3, 70, 70, 8, 1)]
+    [TestCase(1, 1, 1, 8, 2)]
+    [TestCase(3, 19, 19, 16, 2)]
+    [TestCase(1, 40, 23, 32, 2)]
+    [TestCase(3, 17, 17, 64, 1)]
+    [TestCase(1, 5, 48, 64, 2)]
+    [TestCase(1, 33, 33, 128, 2)]
+    [TestCase(2, 20, 20, 256, 1)]
+    public void Flash_MatchesReference(int n, int pq, int pk, int d, int heads)
+    {
+        var (got, expected) = Compute(TestDevices.CpuWide, n, pq, pk, d * heads, heads, null, 1f, 90 + d, AttentionVariant.Flash);
+        TestData.AssertClose(got, expected, 1e-5, $"flash d={d}");
+    }
+
+    [Test]
+    public void Flash_LargeScores_AndExplicitScale()
+    {
+        // Scores of several hundred, the running max growing across tiles: the rescaling must keep exp finite.
+        var (got, expected) = Compute(TestDevices.CpuWide, 1, 20, 35, 16, 2, null, 20f, 91, AttentionVariant.Flash);
+        Assert.That(got.All(float.IsFinite), "finite");
+        TestData.AssertClose(got, expected, 1e-4, "flash large scores");
+        (got, expected) = Compute(TestDevices.CpuWide, 2, 9, 9, 64, 2, 0.3f, 1f, 92, AttentionVariant.Flash);
+        TestData.AssertClose(got, expected, 1e-5, "flash explicit scale");
+    }
+
+    [Test]
+    public void Flash_RejectsHeadDimWithoutConfiguration()
+    {
+        var dev = TestDevices.CpuWide;
+        using var q = Tensor.Zeros(dev, 1, 4, 24);
+        using var o = Tensor.Zeros(dev, 1, 4, 24);
+        var ex = Assert.Throws<ArgumentException>(() => SpatialAttention.Run(q, q, q, 1, o, null, AttentionVariant.Flash));
+        Assert.That(ex!.Message, Does.Contain("head dimension 24"));
+    }
+
+    [Test]
+    public void Auto_PicksFlashOnCudaOnly_ForItsHeadDims()
+    {
+        Assert.That(SpatialAttention.Choose(TestDevices.Cpu, 64, 1, 1, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
+        Assert.That(SpatialAttention.Choose(TestDevices.CpuWide, 64, 1, 1, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery));
+        foreach (int d in new[] { 8, 16, 32, 64, 128, 256 })
+            Assert.That(SpatialAttention.Choose(flashCapable: true, d, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.Flash), $"d={d}");
+        foreach (int d in new[] { 1, 3, 24, 80, 300, 512 })
+            Assert.That(SpatialAttention.Choose(flashCapable: true, d, AttentionVariant.Auto), Is.EqualTo(AttentionVariant.PerQuery), $"d={d}");
+        Assert.That(SpatialAttention.Choose(flashCapable: false, 64, AttentionVariant.Flash), Is.EqualTo(AttentionVariant.Flash));
+    }
+
     [Test]
     public void RejectsBadShapes()
     {
@@ -122,7 +174,7 @@ public class SpatialAttentionTests
     [Test, Category("Gpu")]
     public void Gpu_MatchesReference()
     {
-        foreach (var (n, p, c, heads) in new[] { (2, 1024, 128, 1), (2, 256, 128, 2), (3, 100, 7, 1) })
+        foreach (var (n, p, c, heads) in new[] { (2, 1024, 128, 1), (2, 256, 128, 2), (3, 100, 7, 1), (1, 257, 128, 16), (3, 100, 256, 1), (1, 77, 96, 3) })
         {
             var (got, expected) = Compute(TestDevices.Gpu, n, p, p, c, heads, null, 1f, 79);
             TestContext.Out.WriteLine($"attention N={n} P={p} C={c} heads={heads}: rel {TestData.RelativeError(got, expected):E2} " +
