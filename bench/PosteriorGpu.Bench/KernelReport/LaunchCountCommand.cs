@@ -4,13 +4,15 @@ using PosteriorGpu.Bench.Samplers;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models;
+using PosteriorGpu.Samplers.Operators;
+using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Bench.KernelReport;
 
 /// <summary>
 /// <c>--mode launch-count</c> (and the last table of <c>--mode kernel-report</c>): kernel launches, host syncs and host
-/// copies of one U-Net forward pass and of one step of each unconditional sampler at batch 1, counted by
+/// copies of one U-Net forward pass and of one step of each unconditional and posterior sampler at batch 1, counted by
 /// <see cref="GpuDevice.Counters"/> on the device the run opens (POSTERIORGPU_DEVICE; the CPU accelerator here). At
 /// batch 1 a GPU spends 3-5 us a launch, so these counts bound the latency from below. Options: <c>--models S32,cifar10</c>.
 /// </summary>
@@ -77,12 +79,79 @@ public static class LaunchCountCommand
                 text.AppendLine(Row($"{sampler} step without the network (mean of {Steps - 1}; reads back every {s.DivergenceCheckInterval})",
                     step, perRun, Steps - 1));
             }
+            PosteriorRows(device, (IDifferentiableScoreModel)gaussian, prior, priorKernels, text);
         }
         text.AppendLine();
         text.AppendLine("Counted with `dotnet bench/PosteriorGpu.Bench/bin/Release/net10.0/PosteriorGpu.Bench.dll --mode launch-count`; " +
                         "a sampler step = one forward pass + the step's own launches (the update and the divergence ring's two norms); largest launch " +
-                        "counts are per forward pass (per run of " + Steps + " steps for the samplers), by the launcher's kernel key.");
+                        "counts are per forward pass (per run of " + Steps + " steps for the unconditional samplers, over the counted steps for the posterior ones), " +
+                        "by the launcher's kernel key. Posterior rows: inpainting (random pixels, 25 %) on the Gaussian prior, counted between " +
+                        "progress reports after the first (so the run's setup, the power iteration of ||A|| and the prior draw, is left out), the " +
+                        "network's forward passes and vector-Jacobian products taken off.");
         return text.ToString();
+    }
+
+    /// <summary>One row per posterior sampler: the mean per step (per network call for DPnP) of the counters between its
+    /// progress reports after the first, less the prior's own forward passes and VJPs.</summary>
+    private static void PosteriorRows(GpuDevice device, IDifferentiableScoreModel model, DeviceCounters forward,
+        Dictionary<string, long> forwardKernels, StringBuilder text)
+    {
+        using var x = Tensor.Zeros(device, 1, 3, 32, 32);
+        using var cotangent = Tensor.Zeros(device, 1, 3, 32, 32);
+        using var eps = Tensor.Empty(device, 1, 3, 32, 32);
+        using var gradient = Tensor.Empty(device, 1, 3, 32, 32);
+        float[] t = [500f];
+        model.EpsilonVjp(x, t, cotangent, eps, gradient);   // warm-up
+        var (vjp, vjpKernels) = Count(device, () => model.EpsilonVjp(x, t, cotangent, eps, gradient));
+        using var op = InpaintingOperator.RandomPixels(device, 3, 32, 32, 0.25, 1);
+        using var y = Tensor.Zeros(device, [1, .. op.MeasurementShape]);
+        const float sigmaY = 0.1f;
+        int interval = PosteriorCommon.DivergenceCheckInterval;
+        // (row label, sampler, steps per progress report, forward passes and VJPs per report)
+        var rows = new (string Label, IPosteriorSampler Sampler, int StepsPerReport, int Forward, int Vjp)[]
+        {
+            ($"dps step without the network (mean of {Steps - 1}; reads back every {interval})",
+                new DpsSampler(model, ScoreModels.Schedule, new DpsOptions { Steps = Steps, StepSize = 0.1 }), 1, 1, 1),
+            ($"lgd-mc step (4 particles) without the network (mean of {Steps - 1}; reads back every {interval})",
+                new LgdMcSampler(model, ScoreModels.Schedule, new LgdMcOptions { Steps = Steps, StepSize = 0.1, Particles = 4 }), 1, 1, 1),
+            ($"annealed-langevin step without the network (4 steps a level as the CLI; mean of 8 levels x 4; reads back every {AnnealedLangevinSampler.LevelsPerCheck(4)} levels and after the last)",
+                new AnnealedLangevinSampler(model, ScoreModels.Schedule, new AnnealedLangevinOptions { Levels = 9, StepsPerLevel = 4 }), 4, 4, 0),
+            ($"dpnp network call without the network (unadjusted, as the CLI; mean of {Steps - 1} sweeps of 2 consistency steps + 2 calls; reads back every {interval} sweeps)",
+                new DpnpSampler(model, ScoreModels.Schedule, new DpnpOptions { Iterations = Steps, ConsistencySteps = 2, Metropolis = false, Denoiser = new DenoisingDiffusionOptions { Steps = 1 } }), 2, 2, 0),
+            ($"dpnp network call without the network (Metropolis-adjusted; mean of {Steps - 1} sweeps of 2 consistency steps + 2 calls; reads back every {interval} sweeps)",
+                new DpnpSampler(model, ScoreModels.Schedule, new DpnpOptions { Iterations = Steps, ConsistencySteps = 2, Metropolis = true, Denoiser = new DenoisingDiffusionOptions { Steps = 1 } }), 2, 2, 0),
+        };
+        foreach (var (label, sampler, stepsPerReport, forwardPerReport, vjpPerReport) in rows)
+        {
+            using var chains = Tensor.Zeros(device, 1, 3, 32, 32);
+            // Refining samplers from the zero start (their prior draw would report progress too).
+            void Run(IProgress<SamplerProgress>? progress)
+            {
+                if (sampler is RefiningPosteriorSampler refining) refining.Refine(chains, y, op, sigmaY, 1, progress: progress);
+                else sampler.Sample(chains, y, op, sigmaY, 1, progress: progress);
+            }
+            Run(null);   // warm-up
+            var seen = new List<(DeviceCounters Counters, IReadOnlyDictionary<string, long> Kernels)>();
+            Run(new Snapshot(() => seen.Add((device.Counters, device.LaunchesByKernel))));
+            int reports = seen.Count - 1;
+            var used = seen[^1].Counters - seen[0].Counters;
+            long calls = (long)reports * forwardPerReport, vjps = (long)reports * vjpPerReport;
+            used -= new DeviceCounters(calls * forward.Launches + vjps * vjp.Launches, calls * forward.HostSyncs + vjps * vjp.HostSyncs,
+                calls * forward.HostToDeviceCopies + vjps * vjp.HostToDeviceCopies, calls * forward.DeviceToHostCopies + vjps * vjp.DeviceToHostCopies);
+            int steps = reports * stepsPerReport;
+            var perStep = new Dictionary<string, long>();
+            foreach (var (key, count) in seen[^1].Kernels)
+            {
+                long c = count - seen[0].Kernels.GetValueOrDefault(key) - calls * forwardKernels.GetValueOrDefault(key) - vjps * vjpKernels.GetValueOrDefault(key);
+                if (c > 0) perStep[key] = c;
+            }
+            text.AppendLine(Row(label, used, perStep, steps));
+        }
+    }
+
+    private sealed class Snapshot(Action take) : IProgress<SamplerProgress>
+    {
+        public void Report(SamplerProgress value) => take();
     }
 
     private static (DeviceCounters Used, Dictionary<string, long> PerKernel) ForwardPass(GpuDevice device, IScoreModel model)

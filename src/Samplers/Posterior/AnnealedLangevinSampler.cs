@@ -229,31 +229,61 @@ public sealed class AnnealedLangevinSampler : RefiningPosteriorSampler
 
         using var eps = pool.Rent(x.Shape);
         using var grad = pool.Rent(x.Shape);
-        using var levelStart = pool.Rent(x.Shape);
         using var check = pool.Rent(n);
         var chains = new Chains(x, yk, op, anchor, anchorWeight, eps, grad, check, [(float)Options.PriorTimestep],
             ScoreConversion.EpsilonToScoreFactor(Schedule.AlphaCumprod(Options.PriorTimestep)), seed, firstSample);
-        ulong step = 0;
-        var norms = new float[n];
-        for (int k = 0; k < levels; k++)
+        // x's squared norms after each level go to a divergence ring read once per `window` levels (and after the last):
+        // at least DivergenceCheckInterval steps apart where levels are short, never more than MaxLevelsPerCheck levels.
+        // Each level of the window keeps its start (and its y_k, which later levels change) for the replay that
+        // diagnoses a level that ended non-finite.
+        int window = Math.Min(levels, LevelsPerCheck(Options.StepsPerLevel));
+        using var ring = new DivergenceRing(pool, n, 1, window);
+        var levelStarts = new Tensor[window];
+        var levelMeasurements = new Tensor[window > 1 ? window : 0];
+        try
         {
-            float h = (float)stepSizes[k];
-            // One copy per level buys an exact diagnosis: a level that ends non-finite is replayed step by step.
-            levelStart.CopyFrom(x);
-            ulong first = step;
-            for (int s = 0; s < Options.StepsPerLevel; s++)
+            for (int w = 0; w < window; w++) levelStarts[w] = pool.Rent(x.Shape);
+            for (int w = 0; w < levelMeasurements.Length; w++) levelMeasurements[w] = pool.Rent(yk.Shape);
+            ulong step = 0;
+            for (int k = 0; k < levels; k++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                Iterate(chains, (float)eta[k], h, step++, null, null);
+                float h = (float)stepSizes[k];
+                // One copy per level buys an exact diagnosis: a level that ends non-finite is replayed step by step.
+                levelStarts[k % window].CopyFrom(x);
+                if (window > 1) levelMeasurements[k % window].CopyFrom(yk);
+                for (int s = 0; s < Options.StepsPerLevel; s++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    Iterate(chains, (float)eta[k], h, step++, null, null);
+                }
+                ring.Record(k, 0, x);
+                if (ring.Due(k, levels - 1))
+                {
+                    ring.Read();
+                    for (int j = ring.WindowStart(k); j <= k; j++)
+                        if (Divergence.NonFinite(ring.Values(j, 0)).Length > 0)
+                            throw Diagnose(window > 1 ? chains with { Y = levelMeasurements[j % window] } : chains, levelStarts[j % window],
+                                (float)eta[j], (float)stepSizes[j], (ulong)j * (ulong)Options.StepsPerLevel, j, levels);
+                }
+                if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
+                progress?.Report(new SamplerProgress((k + 1) * Options.StepsPerLevel, RefinementEvaluations));
             }
-            Divergence.SquaredNorms(x, check, norms);
-            if (Divergence.NonFinite(norms).Length > 0)
-                throw Diagnose(chains, levelStart, (float)eta[k], h, first, k, levels);
-            if (k < levels - 1) AddNoise.Run(yk, -increments[k], Nested(k));
-            progress?.Report(new SamplerProgress((k + 1) * Options.StepsPerLevel, RefinementEvaluations));
+        }
+        finally
+        {
+            foreach (var t in levelStarts.Concat(levelMeasurements)) t?.Dispose();
         }
         return ladder.Report(stepSizes);
     }
+
+    /// <summary>The most levels between two reads of the divergence ring (each keeps a copy of x for the diagnosis).</summary>
+    internal const int MaxLevelsPerCheck = 4;
+
+    /// <summary>Levels between two host reads of the divergence ring for <paramref name="stepsPerLevel"/> Langevin steps a
+    /// level: enough for <see cref="PosteriorCommon.DivergenceCheckInterval"/> (16) steps, at most <see cref="MaxLevelsPerCheck"/>
+    /// (so one read per 16 steps for 4 or more steps a level, e.g. the command line's 4 x 4; once a level from 16 steps a level).</summary>
+    internal static int LevelsPerCheck(int stepsPerLevel) =>
+        Math.Clamp((PosteriorCommon.DivergenceCheckInterval + stepsPerLevel - 1) / Math.Max(stepsPerLevel, 1), 1, MaxLevelsPerCheck);
 
     /// <summary>The buffers and constants of one annealing run.</summary>
     private sealed record Chains(Tensor X, Tensor Y, ILinearOperator Op, Tensor? Anchor, float AnchorWeight, Tensor Eps, Tensor Grad,

@@ -129,20 +129,28 @@ public sealed class DpnpSampler : RefiningPosteriorSampler
         var pcs = new ProximalConsistencySampler(Options.ConsistencySteps, Options.ConsistencyStepScale, Options.Metropolis);
         var dds = new DenoisingDiffusionSampler(Model, Schedule, Options.Denoiser);
         using var xHat = pool.Rent(x.Shape);
-        using var check = pool.Rent(n);
-        var norms = new float[n];
         var ladder = Annealing();
         var eta = ladder.Levels;
+        // x's squared norms after each sweep, read once per DivergenceCheckInterval sweeps (and after the last).
+        using var ring = new DivergenceRing(pool, n, 1, Math.Min(PosteriorCommon.DivergenceCheckInterval, eta.Count));
+        // Accepts per chain, counted on the device and read once after the last sweep.
+        using var acceptedCount = pool.Rent(n);
+        acceptedCount.Clear();
         long accepted = 0;
         int perSweep = Options.Denoiser.Steps + 1;
         for (int k = 0; k < eta.Count; k++)
         {
-            accepted += pcs.Sample(xHat, x, yk, op, sigmaY, (float)eta[k], lipschitz, seed, firstSample, (ulong)k * (ulong)pcs.DrawsPerCall, pool, cancellationToken);
+            if (!pcs.Sample(xHat, x, yk, op, sigmaY, (float)eta[k], lipschitz, seed, firstSample, (ulong)k * (ulong)pcs.DrawsPerCall, pool,
+                    acceptedCount, cancellationToken))
+                accepted += (long)Options.ConsistencySteps * n;   // unadjusted: every step counts as accepted
             dds.Sample(x, xHat, (float)eta[k], seed, firstSample, (ulong)k * (ulong)dds.NetworkCalls, pool, cancellationToken);
-            PosteriorCommon.CheckFinite(x, check, norms, Name, k + 1, eta.Count);
+            ring.Record(k, 0, x);
+            if (ring.Due(k, eta.Count - 1)) PosteriorCommon.CheckFinite(ring, Name, ring.WindowStart(k), k, eta.Count);
             progress?.Report(new SamplerProgress((k + 1) * perSweep, RefinementEvaluations));
         }
         long proposals = (long)eta.Count * Options.ConsistencySteps * n;
+        if (Options.Metropolis && proposals > 0)
+            foreach (float c in acceptedCount.ToHost()) accepted += (long)c;
         return new PosteriorRun(RefinementEvaluations, Options.Metropolis && proposals > 0 ? (double)accepted / proposals : null)
         {
             Annealing = ladder.Report([]),

@@ -112,25 +112,21 @@ public sealed class DpsSampler : IPosteriorSampler
     /// <summary>DPS's guidance: grad log p(y | x0^) at Tweedie's estimate itself, and the residual ||y - A(x0^)||^2.</summary>
     private sealed class PointGuidance(TensorPool pool, IForwardOperator op, Tensor y, float sigmaY) : IMeasurementGuidance
     {
-        private readonly Tensor ax = pool.Rent(y.Shape), norm = pool.Rent(y.N);
+        private readonly Tensor ax = pool.Rent(y.Shape);
 
-        public int Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, float[] squaredResidual)
+        public bool ReportsHealth => false;
+
+        public void Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, Tensor squaredResidual, Tensor? health)
         {
             op.LogLikelihoodGradient(x0, y, sigmaY, g);
             if (needResidual)
             {
                 op.Forward(x0, ax);
                 Axpby.Run(1f, y, -1f, ax);   // r = y - A(x0^)
-                BatchReduce.SquaredNorm(ax, norm);
-                norm.CopyTo(squaredResidual);
+                BatchReduce.SquaredNorm(ax, squaredResidual);
             }
-            return -1;
         }
 
-        public void Dispose()
-        {
-            ax.Dispose();
-            norm.Dispose();
-        }
+        public void Dispose() => ax.Dispose();
     }
 }

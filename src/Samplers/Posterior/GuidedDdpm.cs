@@ -12,19 +12,26 @@ namespace PosteriorGpu.Samplers.Posterior;
 /// The measurement guidance of one step of <see cref="GuidedDdpm"/>: from Tweedie's estimate x0^ it writes the gradient
 /// g (in x0) of the log-likelihood it approximates p(y | x_t) by, and per chain the squared residual the
 /// <see cref="DpsStepRule.ResidualNorm"/> rule divides by. DPS: grad log p(y | x0^); LGD-MC: a particle average.
+/// Everything stays on the device: a guidance step makes no host synchronisation.
 /// </summary>
 internal interface IMeasurementGuidance : IDisposable
 {
-    /// <summary>Writes g and (when <paramref name="needResidual"/>) <paramref name="squaredResidual"/>; returns the first
-    /// chain whose guidance is not usable (NaN or +infinity), else -1.</summary>
-    int Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, float[] squaredResidual);
+    /// <summary>True when <see cref="Run"/> writes a health flag per chain (its guidance can fail: a log-likelihood NaN or +infinity).</summary>
+    bool ReportsHealth { get; }
+
+    /// <summary>Writes g, (when <paramref name="needResidual"/>) <paramref name="squaredResidual"/> ([N]) and, when
+    /// <see cref="ReportsHealth"/>, <paramref name="health"/> ([N]: 0 for a usable chain, NaN for one whose guidance is not).</summary>
+    void Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, Tensor squaredResidual, Tensor? health);
 }
 
 /// <summary>
 /// The loop DPS and LGD-MC share (Chung et al.'s Algorithm 1): DDPM ancestral steps from pure noise, each followed by a
 /// guidance step: Tweedie's x0^ = (x_t - sqrt(1 - a) eps) / sqrt(a), the guidance g at x0^ weighed per chain by the step
 /// rule, carried to x_t through the network, (g - sqrt(1 - a) J^T g) / sqrt(a) with J the Jacobian of eps
-/// (<see cref="IDifferentiableScoreModel.EpsilonVjp"/>), and added after the DDPM step.
+/// (<see cref="IDifferentiableScoreModel.EpsilonVjp"/>), and added after the DDPM step. A step makes no host
+/// synchronisation and no host copy: the per-chain weights are a kernel's (<see cref="GuidanceScales"/>), and x's squared
+/// norms and the guidance's health go to a <see cref="DivergenceRing"/> read once per
+/// <see cref="PosteriorCommon.DivergenceCheckInterval"/> steps (and after the last).
 /// </summary>
 internal static class GuidedDdpm
 {
@@ -58,15 +65,17 @@ internal static class GuidedDdpm
         using var x0 = pool.Rent(x.Shape);
         using var g = pool.Rent(x.Shape);
         using var jtg = pool.Rent(x.Shape);
-        using var norm = pool.Rent(n);
+        using var residual = pool.Rent(n);
         using var scales = pool.Rent(n);
         using var guide = guidance(pool, yk);
-        var host = new float[n];
+        // Row 0 of a step's slot: x's squared norms after the step; row 1 (guidance that can fail): its health flags.
+        using var ring = new DivergenceRing(pool, n, guide.ReportsHealth ? 2 : 1, Math.Min(PosteriorCommon.DivergenceCheckInterval, steps));
         var timestep = new float[1];
         x.Clear();
         AddNoise.Run(x, 1f, new RandomDraw(seed, RandomStreams.Start, 0).ForBatch(firstSample, x.ItemLength));
 
         var timesteps = schedule.Timesteps(steps);
+        bool residualRule = rule == DpsStepRule.ResidualNorm;
         for (int i = 0; i < steps; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -76,25 +85,14 @@ internal static class GuidedDdpm
             timestep[0] = t;
             float sa = (float)Math.Sqrt(a), sb = (float)Math.Sqrt(1 - a);
 
-            // Tweedie's estimate and the guidance there, weighed per chain.
+            // Tweedie's estimate and the guidance there, weighed per chain (on the device: no read-back of the residuals).
             model.PredictEpsilon(x, timestep, eps);
             x0.CopyFrom(x);
             Axpby.Run(-sb / sa, eps, 1f / sa, x0);
-            int bad = guide.Run(x0, i, a, rule == DpsStepRule.ResidualNorm, g, host);
-            if (bad >= 0)
-                throw new SamplerDivergedException(name, i + 1, steps, $"timestep {t}", DivergenceCause.Unknown, [bad], -1,
-                    "the measurement guidance (a log-likelihood) is NaN or +infinity");
-            if (rule == DpsStepRule.ResidualNorm)
-            {
-                float w = (float)(stepSize * sigmaY * sigmaY);
-                for (int k = 0; k < n; k++) host[k] = host[k] > 0 ? w / MathF.Sqrt(host[k]) : 0f;   // a zero residual: nothing to correct
-            }
-            else
-            {
-                double ratio = a / ap;
-                Array.Fill(host, (float)(stepSize * (1 - ratio) / Math.Sqrt(ratio)));
-            }
-            scales.CopyFrom(host);
+            guide.Run(x0, i, a, residualRule, g, residual, guide.ReportsHealth ? ring.Row(i, 1) : null);
+            double ratio = a / ap;
+            float w = residualRule ? (float)(stepSize * sigmaY * sigmaY) : (float)(stepSize * (1 - ratio) / Math.Sqrt(ratio));
+            GuidanceScales.Run(residualRule ? residual : null, w, scales);
             ScalePerItem.Run(g, scales, g);
 
             // J^T g through the network, then the gradient in x_t: (g - sqrt(1 - a) J^T g) / sqrt(a).
@@ -105,9 +103,27 @@ internal static class GuidedDdpm
             if (i == steps - 1) c = c with { Sigma = 0 };
             DiffusionStep.Run(x, eps, c, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
             Axpby.Run(1f, g, 1f, x);
-            PosteriorCommon.CheckFinite(x, norm, host, name, i + 1, steps);
+            ring.Record(i, 0, x);
+            if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
             progress?.Report(new SamplerProgress(i + 1, steps));
         }
         return new PosteriorRun(steps);
+    }
+
+    /// <summary>Reads the ring once (steps <paramref name="first"/>..<paramref name="last"/>, 0-based) and throws at the first
+    /// step whose guidance failed or whose x is not finite.</summary>
+    private static void CheckFinite(string name, DivergenceRing ring, bool health, int first, int last, int[] timesteps)
+    {
+        ring.Read();
+        int steps = timesteps.Length;
+        for (int i = first; i <= last; i++)
+        {
+            string later = i == last ? "" : $"; noticed at the check after step {last + 1} (every {ring.Interval} steps), which x holds";
+            if (health && Divergence.NonFinite(ring.Values(i, 1)) is { Length: > 0 } failed)
+                throw new SamplerDivergedException(name, i + 1, steps, $"timestep {timesteps[i]}", DivergenceCause.Unknown, [failed[0]], -1,
+                    "the measurement guidance (a log-likelihood) is NaN or +infinity" + later);
+            if (Divergence.NonFinite(ring.Values(i, 0)).Length > 0)
+                throw new SamplerDivergedException(name, i + 1, steps, -1);
+        }
     }
 }

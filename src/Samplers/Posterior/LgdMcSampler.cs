@@ -129,14 +129,16 @@ public sealed class LgdMcSampler : IPosteriorSampler
         public Func<int, RandomDraw>? Draw { get; init; }
 
         /// <inheritdoc/>
-        int IMeasurementGuidance.Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, float[] squaredResidual) =>
-            Run(x0, SigmaY, (float)(RadiusScale * Math.Sqrt(1 - alphaBar)), Draw!(step), g, squaredResidual);
+        public bool ReportsHealth => true;
+
+        /// <inheritdoc/>
+        void IMeasurementGuidance.Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, Tensor squaredResidual, Tensor? health) =>
+            Run(x0, SigmaY, (float)(RadiusScale * Math.Sqrt(1 - alphaBar)), Draw!(step), g, squaredResidual, health!);
 
         private readonly IForwardOperator op;
         private readonly ILogLikelihood? ownLikelihood;
         private readonly int particles, total;
         private readonly Tensor xp, gp, yp, axp, residuals, logLikelihoods, weights;
-        private readonly float[] hostResiduals, hostLog, hostWeights;
 
         /// <summary>Buffers for chains of shape <paramref name="chainShape"/> measured by y (one per chain).</summary>
         public ParticleGuidance(TensorPool pool, int[] chainShape, IForwardOperator op, Tensor y, int particles)
@@ -155,46 +157,27 @@ public sealed class LgdMcSampler : IPosteriorSampler
             logLikelihoods = pool.Rent(total);
             weights = pool.Rent(total);
             RepeatItems.Run(y, particles, yp);
-            hostResiduals = new float[total];
-            hostLog = new float[total];
-            hostWeights = new float[total];
         }
 
         /// <summary>
         /// g = sum_i w_i grad log p(y | x0_i) per chain with x0_i = x0 + radius z_i (z from <paramref name="draw"/>,
-        /// chain-major) and w = softmax_i(log p(y | x0_i)); meanResidual[c] = sum_i w_i ||y - A(x0_i)||^2. Returns the
-        /// first chain whose log-likelihoods are not usable (NaN or +infinity), else -1.
+        /// chain-major) and w = softmax_i(log p(y | x0_i)); meanResidual[c] = sum_i w_i ||y - A(x0_i)||^2; health[c] = 0,
+        /// or NaN for a chain whose log-likelihoods are not usable (NaN or +infinity). All on the device (the weights are
+        /// <see cref="ParticleWeights"/>'s): no host synchronisation unless the operator's own log-likelihood makes one.
         /// </summary>
-        public int Run(Tensor x0, float sigmaY, float radius, RandomDraw draw, Tensor g, float[] meanResidual)
+        public void Run(Tensor x0, float sigmaY, float radius, RandomDraw draw, Tensor g, Tensor meanResidual, Tensor health)
         {
             RepeatItems.Run(x0, particles, xp);
             AddNoise.Run(xp, radius, draw);
             op.Forward(xp, axp);
             Axpby.Run(1f, yp, -1f, axp);   // r_i = y - A(x0_i)
             BatchReduce.SquaredNorm(axp, residuals);
-            residuals.CopyTo(hostResiduals);
-            if (ownLikelihood is not null)
-            {
-                ownLikelihood.LogLikelihood(xp, yp, sigmaY, logLikelihoods);
-                logLikelihoods.CopyTo(hostLog);
-            }
-            else
-            {
-                // The Gaussian -||y - A(x0_i)||^2 / (2 sigma_y^2), up to a constant the weights do not see.
-                float inv = -0.5f / (sigmaY * sigmaY);
-                for (int k = 0; k < total; k++) hostLog[k] = inv * hostResiduals[k];
-            }
-            for (int c = 0; c < meanResidual.Length; c++)
-            {
-                var (mean, ok) = Weigh(hostLog.AsSpan(c * particles, particles), hostResiduals.AsSpan(c * particles, particles),
-                    hostWeights.AsSpan(c * particles, particles));
-                if (!ok) return c;
-                meanResidual[c] = mean;
-            }
-            weights.CopyFrom(hostWeights);
+            // Without a likelihood of its own: the Gaussian -||y - A(x0_i)||^2 / (2 sigma_y^2), up to a constant the weights do not see.
+            if (ownLikelihood is not null) ownLikelihood.LogLikelihood(xp, yp, sigmaY, logLikelihoods);
+            ParticleWeights.Run(ownLikelihood is null ? null : logLikelihoods, -0.5f / (sigmaY * sigmaY), residuals, particles,
+                weights, meanResidual, health);
             op.LogLikelihoodGradient(xp, yp, sigmaY, gp);
             WeightedItemSum.Run(gp, weights, particles, g);
-            return -1;
         }
 
         /// <summary>Returns the buffers to the pool.</summary>
@@ -208,7 +191,8 @@ public sealed class LgdMcSampler : IPosteriorSampler
     /// The self-normalised weights w_i = exp(l_i - max l) / sum_j exp(l_j - max l) of one chain's particles from their
     /// log-likelihoods l_i (a stable log-sum-exp), and the weighted mean squared residual sum_i w_i ||r_i||^2.
     /// A single particle gets weight 1 exactly, so the mean is its residual bit for bit. False when a log-likelihood
-    /// is NaN or +infinity (the chain diverged).
+    /// is NaN or +infinity (the chain diverged). The specification of the device kernel <see cref="ParticleWeights"/>
+    /// (the sampler's path; bitwise equal on the CPU accelerator: LgdMcTests).
     /// </summary>
     internal static (float MeanResidual, bool Ok) Weigh(ReadOnlySpan<float> logLikelihood, ReadOnlySpan<float> squaredResidual, Span<float> weights)
     {

@@ -12,6 +12,11 @@ namespace PosteriorGpu.Samplers.Posterior;
 /// <summary>Steps every posterior sampler shares: one measurement copied to every chain, the operator norm that sets step sizes, and the finiteness check.</summary>
 internal static class PosteriorCommon
 {
+    /// <summary>Steps (DPS, LGD-MC) or sweeps (DPnP) between two host reads of a posterior sampler's divergence ring
+    /// (<see cref="DivergenceRing"/>): the unconditional samplers' default, 16. Annealed Langevin reads after whole levels
+    /// (its diagnosis replays the failing level): once per <see cref="AnnealedLangevinSampler.LevelsPerCheck"/> levels.</summary>
+    public const int DivergenceCheckInterval = DiffusionSampler.DefaultDivergenceCheckInterval;
+
     /// <summary>A rented [N, ...] copy of y for N chains (y is one measurement [1, ...] or one per chain).</summary>
     /// <exception cref="ArgumentException">y has neither 1 nor N items, or holds NaN or infinity.</exception>
     public static Tensor PerChain(Tensor y, int n, int[] measurementShape, TensorPool pool, string sampler, string what = "the measurement y")
@@ -69,12 +74,12 @@ internal static class PosteriorCommon
         return lambda;
     }
 
-    /// <summary>Throws <see cref="SamplerDivergedException"/> when any chain stopped being finite.</summary>
-    public static void CheckFinite(Tensor x, Tensor norm, float[] host, string sampler, int step, int steps)
+    /// <summary>Reads <paramref name="ring"/> (row 0: x's squared norms) once and throws <see cref="SamplerDivergedException"/>
+    /// naming the first of steps <paramref name="first"/>..<paramref name="last"/> (0-based) where a chain stopped being finite.</summary>
+    public static void CheckFinite(DivergenceRing ring, string sampler, int first, int last, int steps)
     {
-        BatchReduce.SquaredNorm(x, norm);
-        norm.CopyTo(host);
-        foreach (float v in host)
-            if (!float.IsFinite(v)) throw new SamplerDivergedException(sampler, step, steps, -1);
+        ring.Read();
+        for (int i = first; i <= last; i++)
+            if (Divergence.NonFinite(ring.Values(i, 0)).Length > 0) throw new SamplerDivergedException(sampler, i + 1, steps, -1);
     }
 }

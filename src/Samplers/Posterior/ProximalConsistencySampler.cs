@@ -36,9 +36,24 @@ internal sealed class ProximalConsistencySampler(int steps, double stepScale, bo
     public int DrawsPerCall => steps + 1;
 
     /// <summary>x^ ~ q given the anchor x; y is per chain; draws use steps drawOffset .. drawOffset + steps.
-    /// Returns the proposals accepted (all of them without Metropolis).</summary>
+    /// Returns the proposals accepted (all of them without Metropolis); reads the count back once.</summary>
     public long Sample(Tensor xHat, Tensor x, Tensor y, IForwardOperator op, float sigmaY, float eta, double lipschitz,
         ulong seed, long firstSample, ulong drawOffset, TensorPool pool, CancellationToken cancellationToken)
+    {
+        using var count = pool.Rent(x.N);
+        count.Clear();
+        if (!Sample(xHat, x, y, op, sigmaY, eta, lipschitz, seed, firstSample, drawOffset, pool, count, cancellationToken))
+            return (long)steps * x.N;
+        long accepted = 0;
+        foreach (float c in count.ToHost()) accepted += (long)c;
+        return accepted;
+    }
+
+    /// <summary>As the other overload, but without any host synchronisation: the accepts of each chain are added to
+    /// <paramref name="acceptedCount"/> ([N], on the device; exact below 2^24 per chain). Returns true when the steps were
+    /// Metropolis-adjusted, false when they were not (every step then counts as accepted and the count is untouched).</summary>
+    public bool Sample(Tensor xHat, Tensor x, Tensor y, IForwardOperator op, float sigmaY, float eta, double lipschitz,
+        ulong seed, long firstSample, ulong drawOffset, TensorPool pool, Tensor acceptedCount, CancellationToken cancellationToken)
     {
         xHat.CopyFrom(x);
         AddNoise.Run(xHat, eta, Draw(seed, drawOffset, firstSample, x.ItemLength));
@@ -52,13 +67,18 @@ internal sealed class ProximalConsistencySampler(int steps, double stepScale, bo
                 op.LogLikelihoodGradient(xHat, y, sigmaY, grad);
                 ProximalLangevinStep.Run(xHat, x, grad, c1, c2, c3, Draw(seed, drawOffset + 1 + (ulong)s, firstSample, x.ItemLength));
             }
-            return (long)steps * x.N;
+            return false;
         }
-        return Metropolis(xHat, x, y, op, sigmaY, eta, (c1, c2, c3), grad, seed, firstSample, drawOffset, pool, cancellationToken);
+        Metropolis(xHat, x, y, op, sigmaY, eta, (c1, c2, c3), grad, seed, firstSample, drawOffset, pool, acceptedCount, cancellationToken);
+        return true;
     }
 
-    private long Metropolis(Tensor xHat, Tensor anchor, Tensor y, IForwardOperator op, float sigmaY, float eta,
-        (float C1, float C2, float C3) c, Tensor grad, ulong seed, long firstSample, ulong drawOffset, TensorPool pool, CancellationToken ct)
+    /// <summary>The Metropolis-adjusted steps, all on the device: each chain keeps the two floats its log target is made of
+    /// (<see cref="MetropolisAccept"/>), so a step makes no host synchronisation (unless the operator's own
+    /// log-likelihood makes one).</summary>
+    private void Metropolis(Tensor xHat, Tensor anchor, Tensor y, IForwardOperator op, float sigmaY, float eta,
+        (float C1, float C2, float C3) c, Tensor grad, ulong seed, long firstSample, ulong drawOffset, TensorPool pool, Tensor acceptedCount,
+        CancellationToken ct)
     {
         int n = xHat.N;
         using var proposal = pool.Rent(xHat.Shape);
@@ -66,41 +86,42 @@ internal sealed class ProximalConsistencySampler(int steps, double stepScale, bo
         using var mean = pool.Rent(xHat.Shape);
         using var diff = pool.Rent(xHat.Shape);
         using var residual = pool.Rent([n, .. op.MeasurementShape]);
-        using var norms = pool.Rent(n);
+        using var term = pool.Rent(n);
+        using var distance = pool.Rent(n);
+        using var proposalTerm = pool.Rent(n);
+        using var proposalDistance = pool.Rent(n);
+        using var forward = pool.Rent(n);
+        using var reverse = pool.Rent(n);
         using var accept = pool.Rent(n);
-        var host = new float[n];
-        var flags = new float[n];
-        var logTarget = new double[n];
-        var proposalLogTarget = new double[n];
-        var forward = new double[n];
-        var reverse = new double[n];
-        double twoEta2 = 2.0 * eta * eta, twoC3 = 2.0 * c.C3 * c.C3;
+        var own = op as ILogLikelihood;
         var zero = new RandomDraw(0, 0, 0);   // the mean of a proposal: the step with C3 = 0
 
-        // log q(v) = log p(y | v) - ||v - x||^2 / (2 eta^2), per chain.
-        void LogTarget(Tensor v, double[] result)
+        // log q(v) = log p(y | v) - ||v - x||^2 / (2 eta^2), per chain, kept as its two floats: the log-likelihood (or the
+        // squared residual of the Gaussian one) and the squared distance to the anchor.
+        void LogTarget(Tensor v, Tensor likelihoodTerm, Tensor anchorDistance)
         {
-            LogLikelihood(op, v, y, sigmaY, residual, norms, host, result);
-            Axpby.Run(1f, v, 0f, diff);
-            Axpby.Run(-1f, anchor, 1f, diff);
-            BatchReduce.SquaredNorm(diff, norms);
-            norms.CopyTo(host);
-            for (int i = 0; i < n; i++) result[i] -= host[i] / twoEta2;
+            if (own is not null) own.LogLikelihood(v, y, sigmaY, likelihoodTerm);
+            else
+            {
+                op.Forward(v, residual);
+                Axpby.Run(1f, y, -1f, residual);
+                BatchReduce.SquaredNorm(residual, likelihoodTerm);
+            }
+            Distance(v, anchor, anchorDistance);
         }
 
         // ||a - b||^2 per chain.
-        void Distance(Tensor a, Tensor b, double[] result)
+        void Distance(Tensor a, Tensor b, Tensor result)
         {
             Axpby.Run(1f, a, 0f, diff);
             Axpby.Run(-1f, b, 1f, diff);
-            BatchReduce.SquaredNorm(diff, norms);
-            norms.CopyTo(host);
-            for (int i = 0; i < n; i++) result[i] = host[i];
+            BatchReduce.SquaredNorm(diff, result);
         }
 
         op.LogLikelihoodGradient(xHat, y, sigmaY, grad);
-        LogTarget(xHat, logTarget);
-        long accepted = 0;
+        LogTarget(xHat, term, distance);
+        var constants = new MetropolisAccept.Constants(own is null ? 1 : 0, 2.0 * sigmaY * sigmaY, 2.0 * eta * eta, 2.0 * c.C3 * c.C3,
+            seed, RandomStreams.ProximalConsistency, 0, firstSample);
         for (int s = 0; s < steps; s++)
         {
             ct.ThrowIfCancellationRequested();
@@ -113,47 +134,17 @@ internal sealed class ProximalConsistencySampler(int steps, double stepScale, bo
             Distance(proposal, mean, forward);
             // 2. The target and the reverse distance ||x^ - m(x')||^2 at the proposal.
             op.LogLikelihoodGradient(proposal, y, sigmaY, proposalGrad);
-            LogTarget(proposal, proposalLogTarget);
+            LogTarget(proposal, proposalTerm, proposalDistance);
             mean.CopyFrom(proposal);
             ProximalLangevinStep.Run(mean, anchor, proposalGrad, c.C1, c.C2, 0f, zero);
             Distance(xHat, mean, reverse);
             // 3. Accept per chain with a uniform of (seed, step, global chain index): the step's counter with the top
             //    bit set keeps the uniforms apart from the proposal's normals.
-            for (int i = 0; i < n; i++)
-            {
-                double logAlpha = proposalLogTarget[i] - logTarget[i] + (forward[i] - reverse[i]) / twoC3;
-                double u = Philox.Uniform(seed, RandomStreams.ProximalConsistency, UniformStep | (drawOffset + 1 + (ulong)s), firstSample + i);
-                bool ok = double.IsFinite(logAlpha) && (logAlpha >= 0 || Math.Log(u) < logAlpha);
-                flags[i] = ok ? 1f : 0f;
-                if (ok)
-                {
-                    logTarget[i] = proposalLogTarget[i];
-                    accepted++;
-                }
-            }
-            accept.CopyFrom(flags);
+            MetropolisAccept.Run(constants with { Step = UniformStep | (drawOffset + 1 + (ulong)s) }, term, distance, proposalTerm,
+                proposalDistance, forward, reverse, accept, acceptedCount);
             SelectItems.Run(xHat, proposal, accept);
             SelectItems.Run(grad, proposalGrad, accept);
         }
-        return accepted;
-    }
-
-    /// <summary>log p(y | v) per chain, up to a constant: the operator's own, or the Gaussian -||y - A(v)||^2 / (2 sigma^2).</summary>
-    private static void LogLikelihood(IForwardOperator op, Tensor v, Tensor y, float sigmaY, Tensor residual, Tensor norms, float[] host, double[] result)
-    {
-        if (op is ILogLikelihood own)
-        {
-            own.LogLikelihood(v, y, sigmaY, norms);
-            norms.CopyTo(host);
-            for (int i = 0; i < result.Length; i++) result[i] = host[i];
-            return;
-        }
-        op.Forward(v, residual);
-        Axpby.Run(1f, y, -1f, residual);
-        BatchReduce.SquaredNorm(residual, norms);
-        norms.CopyTo(host);
-        double twoS2 = 2.0 * sigmaY * sigmaY;
-        for (int i = 0; i < result.Length; i++) result[i] = -host[i] / twoS2;
     }
 
     private static RandomDraw Draw(ulong seed, ulong step, long firstSample, int itemLength) =>

@@ -145,12 +145,9 @@ public abstract class DiffusionSampler
             thresholds = pool.Rent(x.N);
             histogram = pool.Rent(x.N * DynamicThreshold.Bins);
         }
-        // The divergence ring: row 2r holds x's squared norms after a step, row 2r + 1 eps's, for `interval` steps.
-        int interval = Math.Min(checkInterval, timesteps.Length);
-        using var ring = pool.Rent(2 * interval, x.N);
-        var rows = new Tensor[2 * interval];
-        for (int r = 0; r < rows.Length; r++) rows[r] = ring.SliceBatch(r, 1).Reshape(x.N);
-        if (ringHost.Length != ring.Length) ringHost = new float[ring.Length];
+        // The divergence ring: row 0 of a step's slot holds x's squared norms after the step, row 1 eps's.
+        using var ring = new DivergenceRing(pool, x.N, 2, Math.Min(checkInterval, timesteps.Length), ringHost);
+        ringHost = ring.Host;
         Begin(x, pool);
         try
         {
@@ -165,10 +162,9 @@ public abstract class DiffusionSampler
                 ToEpsilon(x, eps, info.AlphaT);
                 var draw = new RandomDraw(seed, NoiseStream, drawOffset + (ulong)i).ForBatch(firstSample, x.ItemLength);
                 Step(x, eps, info, draw);
-                int slot = i % interval;
-                BatchReduce.SquaredNorm(x, rows[2 * slot]);
-                BatchReduce.SquaredNorm(eps, rows[2 * slot + 1]);
-                if (slot == interval - 1 || i == timesteps.Length - 1) CheckFinite(ring, x.N, i - slot, i, timesteps);
+                ring.Record(i, 0, x);
+                ring.Record(i, 1, eps);
+                if (ring.Due(i, timesteps.Length - 1)) CheckFinite(ring, ring.WindowStart(i), i, timesteps);
                 progress?.Report(new SamplerProgress(i + 1, timesteps.Length));
             }
         }
@@ -224,13 +220,12 @@ public abstract class DiffusionSampler
     /// at the first step whose x is not finite. The diagnosis costs nothing on the way: the steps leave eps (the model's
     /// output as epsilon) untouched, so its norms tell whether the model failed on the (finite) input of that step, and
     /// the previous step's norms whether x had exploded.</summary>
-    private void CheckFinite(Tensor ring, int n, int first, int last, int[] timesteps)
+    private void CheckFinite(DivergenceRing ring, int first, int last, int[] timesteps)
     {
-        ring.CopyTo(ringHost);
+        ring.Read();
         for (int i = first; i <= last; i++)
         {
-            int slot = i - first;
-            var xNorms = ringHost.AsSpan(2 * slot * n, n);
+            var xNorms = ring.Values(i, 0);
             var bad = Divergence.NonFinite(xNorms);
             if (bad.Length == 0)
             {
@@ -238,7 +233,7 @@ public abstract class DiffusionSampler
                 continue;
             }
             var cause = largestBefore > Divergence.ExplodedSquaredNorm ? DivergenceCause.Exploded
-                : Divergence.AnyNonFinite(ringHost.AsSpan((2 * slot + 1) * n, n), bad) ? DivergenceCause.ModelOutput
+                : Divergence.AnyNonFinite(ring.Values(i, 1), bad) ? DivergenceCause.ModelOutput
                 : DivergenceCause.Update;
             string later = i == last ? "" : $"; noticed at the check after step {last + 1} (every {checkInterval} steps), which x holds";
             throw new SamplerDivergedException(Name, i + 1, timesteps.Length, $"timestep {timesteps[i]}", cause, bad, -1,

@@ -1,5 +1,7 @@
 using NUnit.Framework;
+using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Models.Priors;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Samplers.Operators;
@@ -42,9 +44,11 @@ public class LgdMcTests
         using var ty = Tensor.FromHost(dev, y, 1, m);
         using var pool = new TensorPool(dev);
         using var g = Tensor.Empty(dev, 1, 1, 2, 2);
-        var meanResidual = new float[1];
+        using var meanResidual = Tensor.Empty(dev, 1);
+        using var health = Tensor.Empty(dev, 1);
         using (var mc = new LgdMcSampler.ParticleGuidance(pool, [1, 1, 2, 2], op, ty, particles))
-            Assert.That(mc.Run(tx0, sigma, radius, new RandomDraw(3, RandomStreams.LossGuidanceParticles, 0), g, meanResidual), Is.EqualTo(-1));
+            mc.Run(tx0, sigma, radius, new RandomDraw(3, RandomStreams.LossGuidanceParticles, 0), g, meanResidual, health);
+        Assert.That(health.ToHost(), Is.EqualTo(new[] { 0f }));
         var got = g.ToHost();
 
         // The closed form, in double.
@@ -84,6 +88,66 @@ public class LgdMcTests
         Assert.That(one[0], Is.EqualTo(1f));
         Assert.That(LgdMcSampler.Weigh([0f, float.NaN], [1f, 1f], w.AsSpan(0, 2)).Ok, Is.False);
         Assert.That(LgdMcSampler.Weigh([float.NegativeInfinity, float.NegativeInfinity], [1f, 3f], w.AsSpan(0, 2)), Is.EqualTo((2f, true)));
+    }
+
+    /// <summary>The device weights (<see cref="ParticleWeights"/>) are <see cref="LgdMcSampler.Weigh"/>'s bit for bit, for the
+    /// Gaussian log-likelihood from the residuals and for given ones, with awkward chains: one particle, a NaN, a +infinity,
+    /// every particle impossible, and a huge shift.</summary>
+    [TestCase(1)]
+    [TestCase(3)]
+    [TestCase(7)]
+    public void ParticleWeightsKernel_IsWeighBitwise(int particles)
+    {
+        var dev = TestDevices.Cpu;
+        const int chains = 9;
+        int total = chains * particles;
+        var residual = TestData.Random(total, 41).Select(v => 3 * v * v).ToArray();
+        var log = TestData.Random(total, 42, 20f);
+        log[1 * particles] = float.NaN;
+        log[2 * particles + particles - 1] = float.PositiveInfinity;
+        for (int k = 0; k < particles; k++) log[3 * particles + k] = float.NegativeInfinity;
+        for (int k = 0; k < particles; k++) log[4 * particles + k] -= 1e6f;
+        using var tLog = Tensor.FromHost(dev, log, total);
+        using var tResidual = Tensor.FromHost(dev, residual, total);
+        using var weights = Tensor.Empty(dev, total);
+        using var mean = Tensor.Empty(dev, chains);
+        using var health = Tensor.Empty(dev, chains);
+        const float gaussianScale = -0.5f / (0.3f * 0.3f);
+        foreach (bool gaussian in new[] { false, true })
+        {
+            ParticleWeights.Run(gaussian ? null : tLog, gaussianScale, tResidual, particles, weights, mean, health);
+            var (w, m, h) = (weights.ToHost(), mean.ToHost(), health.ToHost());
+            for (int c = 0; c < chains; c++)
+            {
+                var l = gaussian ? residual.Skip(c * particles).Take(particles).Select(r => gaussianScale * r).ToArray() : log.AsSpan(c * particles, particles).ToArray();
+                var expected = new float[particles];
+                var (em, ok) = LgdMcSampler.Weigh(l, residual.AsSpan(c * particles, particles), expected);
+                Assert.That(float.IsNaN(h[c]), Is.EqualTo(!ok), $"chain {c} health (gaussian {gaussian})");
+                if (!ok) continue;
+                Assert.That(h[c], Is.EqualTo(0f));
+                Assert.That(BitConverter.SingleToInt32Bits(m[c]), Is.EqualTo(BitConverter.SingleToInt32Bits(em)), $"chain {c} mean (gaussian {gaussian})");
+                Assert.That(w.AsSpan(c * particles, particles).ToArray(), Is.EqualTo(expected), $"chain {c} weights (gaussian {gaussian})");
+            }
+        }
+    }
+
+    [Test]
+    public void GuidanceScalesKernel_IsItsReference()
+    {
+        var dev = TestDevices.Cpu;
+        var r = TestData.Random(37, 5).Select(v => v < -0.5f ? 0f : v * v).ToArray();
+        r[3] = -1f;
+        using var tr = Tensor.FromHost(dev, r, r.Length);
+        using var scales = Tensor.Empty(dev, r.Length);
+        var expected = new float[r.Length];
+        GuidanceScales.Run(tr, 0.7f, scales);
+        GuidanceScales.Reference(r, 0.7f, expected);
+        Assert.That(scales.ToHost(), Is.EqualTo(expected));
+        Assert.That(expected[3], Is.EqualTo(0f));
+        GuidanceScales.Run(null, -0.25f, scales);
+        GuidanceScales.Reference([], -0.25f, expected);
+        Assert.That(scales.ToHost(), Is.EqualTo(expected));
+        Assert.That(expected, Is.All.EqualTo(-0.25f));
     }
 
     [Test]

@@ -131,6 +131,33 @@ public class NumericalFaultTests
     }
 
     [Test]
+    public void Langevin_FailureNoticedLevelsLater_IsStillDiagnosedExactly()
+    {
+        // 4 steps a level: the divergence ring is read once per 4 levels (16 steps), so a NaN at step 6 (level 2) is
+        // noticed after level 4; the replay of level 2 (from its own start and y_2) still names step 6 and leaves x there.
+        var options = Short with { StepsPerLevel = 4 };
+        Assert.That(AnnealedLangevinSampler.LevelsPerCheck(options.StepsPerLevel), Is.EqualTo(4));
+        using var prior = CheapPriors.Gaussian(Dev);
+        using var p = MakeProblem(3);
+        using var x = Tensor.Empty(Dev, 3, 1, Side, Side);
+        var model = new FaultyModel(prior, 6, Fault.NaN, items: [1]) { PoisonInput = true };
+        var ex = Assert.Throws<SamplerDivergedException>(() =>
+            new AnnealedLangevinSampler(model, CheapPriors.Schedule, options).RefineFrom(x, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm));
+        TestContext.Out.WriteLine(ex!.Message);
+        Assert.That((ex.Step, ex.Steps, ex.Cause, ex.LastFiniteStep), Is.EqualTo((6, 16, DivergenceCause.ModelOutput, 5)));
+        Assert.That(ex.Items, Is.EqualTo(new[] { 1 }));
+        Assert.That(ex.Message, Does.Contain("noise level 2 of 4"));
+        Assert.That(model.Calls, Is.EqualTo(16 + 2), "the whole window ran, then the replay of level 2 up to its step 2");
+
+        using var reference = Tensor.Empty(Dev, 3, 1, Side, Side);
+        using var cts = new CancellationTokenSource();
+        var counting = new FaultyModel(prior, int.MaxValue, Fault.NaN) { OnCall = call => { if (call == 5) cts.Cancel(); } };
+        Assert.Throws<OperationCanceledException>(() => new AnnealedLangevinSampler(counting, CheapPriors.Schedule, options)
+            .RefineFrom(reference, p.Y, p.Op, 0.1f, seed: 4, warmStart: p.Warm, cancellationToken: cts.Token));
+        Assert.That(x.ToHost(), Is.EqualTo(reference.ToHost()), "x holds the state after step 5");
+    }
+
+    [Test]
     public void Langevin_ExplodingModel_IsTheModelsFault()
     {
         using var prior = CheapPriors.Gaussian(Dev);
