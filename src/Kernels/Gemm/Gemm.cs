@@ -47,33 +47,34 @@ public static class Gemm
     /// on, where batch item b = g items + i (groups of items: several weight matrices over the same images, as
     /// an attention block's q, k and v projections; one group unless <see cref="Grouped"/> says otherwise);
     /// group g's C (C, C1 or C2) is dense [items, M, N]. The epilogue is (alpha acc + beta C (C unread when
-    /// beta = 0) + bias[g biasGroup + n] (or + m with a per-row bias) + residual[same place as C]) outScale.</summary>
+    /// beta = 0) + bias[g biasGroup + n] (or + m with a per-row bias) + residual[same place as C]) outScale,
+    /// then SiLU when asked.</summary>
     internal readonly struct Operands : IGemmOperands
     {
         public readonly ArrayView<float> A, B, C, Bias, Residual, C1, C2;
         public readonly int ABatch, AM, AK, BBatch, BK, BN, M, N, HasBias;
         public readonly float Alpha, Beta;
-        public readonly int Items, AGroup, BGroup, BiasGroup, BiasPerRow, HasResidual;
+        public readonly int Items, AGroup, BGroup, BiasGroup, BiasPerRow, HasResidual, Silu;
         public readonly float OutScale;
 
         public Operands(ArrayView<float> a, int aBatch, int aM, int aK, ArrayView<float> b, int bBatch, int bK, int bN,
             ArrayView<float> c, int m, int n, float alpha, float beta, ArrayView<float> bias, bool hasBias)
             : this(a, aBatch, aM, aK, b, bBatch, bK, bN, c, m, n, alpha, beta, bias, hasBias,
-                int.MaxValue, 0, 0, 0, c, c, false, c, false, 1f)
+                int.MaxValue, 0, 0, 0, c, c, false, c, false, 1f, false)
         {
         }
 
         private Operands(ArrayView<float> a, int aBatch, int aM, int aK, ArrayView<float> b, int bBatch, int bK, int bN,
             ArrayView<float> c, int m, int n, float alpha, float beta, ArrayView<float> bias, bool hasBias,
             int items, int aGroup, int bGroup, int biasGroup, ArrayView<float> c1, ArrayView<float> c2,
-            bool biasPerRow, ArrayView<float> residual, bool hasResidual, float outScale)
+            bool biasPerRow, ArrayView<float> residual, bool hasResidual, float outScale, bool silu)
         {
             A = a; B = b; C = c; Bias = bias; Residual = residual; C1 = c1; C2 = c2;
             ABatch = aBatch; AM = aM; AK = aK; BBatch = bBatch; BK = bK; BN = bN; M = m; N = n;
             HasBias = hasBias ? 1 : 0;
             Alpha = alpha; Beta = beta;
             Items = items; AGroup = aGroup; BGroup = bGroup; BiasGroup = biasGroup; BiasPerRow = biasPerRow ? 1 : 0;
-            HasResidual = hasResidual ? 1 : 0; OutScale = outScale;
+            HasResidual = hasResidual ? 1 : 0; OutScale = outScale; Silu = silu ? 1 : 0;
         }
 
         /// <summary>The same problem with batch items in up to three groups of <paramref name="items"/>: group g of
@@ -81,13 +82,18 @@ public static class Gemm
         /// be 0: only C is read).</summary>
         public Operands Grouped(int items, int aGroup, int bGroup, int biasGroup, ArrayView<float> c1, ArrayView<float> c2) =>
             new(A, ABatch, AM, AK, B, BBatch, BK, BN, C, M, N, Alpha, Beta, Bias, HasBias != 0,
-                items, aGroup, bGroup, biasGroup, c1, c2, BiasPerRow != 0, Residual, HasResidual != 0, OutScale);
+                items, aGroup, bGroup, biasGroup, c1, c2, BiasPerRow != 0, Residual, HasResidual != 0, OutScale, Silu != 0);
 
         /// <summary>The same problem with the bias added per row (m) instead of per column, a residual laid out
         /// as C added, and the sum scaled.</summary>
         public Operands WithEpilogue(bool biasPerRow, ArrayView<float> residual, bool hasResidual, float outScale) =>
             new(A, ABatch, AM, AK, B, BBatch, BK, BN, C, M, N, Alpha, Beta, Bias, HasBias != 0,
-                Items, AGroup, BGroup, BiasGroup, C1, C2, biasPerRow, hasResidual ? residual : C, hasResidual, outScale);
+                Items, AGroup, BGroup, BiasGroup, C1, C2, biasPerRow, hasResidual ? residual : C, hasResidual, outScale, Silu != 0);
+
+        /// <summary>The same problem with SiLU applied to each result as it is stored.</summary>
+        public Operands WithSilu() =>
+            new(A, ABatch, AM, AK, B, BBatch, BK, BN, C, M, N, Alpha, Beta, Bias, HasBias != 0,
+                Items, AGroup, BGroup, BiasGroup, C1, C2, BiasPerRow != 0, Residual, HasResidual != 0, OutScale, true);
 
         /// <summary>Offsets of batch item b's A and B (its group's and its own).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -134,6 +140,7 @@ public static class Gemm
             if (HasBias != 0) v += Bias[g * BiasGroup + (BiasPerRow != 0 ? m : n)];
             if (HasResidual != 0) v += Residual[i];
             v *= OutScale;
+            if (Silu != 0) v = Activations.Silu.Apply(v);
             if (g == 0) C[i] = v;
             else if (g == 1) C1[i] = v;
             else C2[i] = v;

@@ -19,7 +19,12 @@ public static class Linear
     /// <exception cref="ArgumentException">A shape does not fit (the message names the shapes).</exception>
     public static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor y) => Run(x, weight, bias, y, GemmVariant.Auto);
 
-    internal static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor y, GemmVariant variant)
+    /// <summary>y = x weight^T + bias, then SiLU when <paramref name="silu"/> (applied as each result is stored:
+    /// one launch, bitwise the same as a separate SiLU pass).</summary>
+    /// <exception cref="ArgumentException">A shape does not fit (the message names the shapes).</exception>
+    public static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor y, bool silu) => Run(x, weight, bias, y, GemmVariant.Auto, silu);
+
+    internal static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor y, GemmVariant variant, bool silu = false)
     {
         const string op = "linear";
         if (x.Rank is not (2 or 3))
@@ -41,6 +46,7 @@ public static class Linear
             x.View, 0, inFeatures, 1,
             weight.View, 0, 1, inFeatures,
             y.View, rows, outFeatures, 1f, 0f, (bias ?? y).View, bias is not null);
+        if (silu) ops = ops.WithSilu();
         Gemm.Launch(y.Device, ops, inFeatures, 1, variant);
     }
 }

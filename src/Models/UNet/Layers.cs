@@ -65,11 +65,11 @@ internal sealed class LinearLayer
     /// <summary>The bias [out].</summary>
     public Parameter Bias => bias;
 
-    /// <summary>x [N, in] to [N, out], or [N, T, in] to [N, T, out].</summary>
-    public Tensor Forward(Tensor x, TensorPool pool)
+    /// <summary>x [N, in] to [N, out], or [N, T, in] to [N, T, out]; then SiLU (in the same launch) when asked.</summary>
+    public Tensor Forward(Tensor x, TensorPool pool, bool silu = false)
     {
         var y = x.Rank == 3 ? pool.Rent(x.Shape[0], x.Shape[1], Out) : pool.Rent(x.Shape[0], Out);
-        Linear.Run(x, weight.Value, bias.Value, y);
+        Linear.Run(x, weight.Value, bias.Value, y, silu);
         return y;
     }
 

@@ -288,7 +288,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
 
     /// <summary>temb = linear_2(silu(linear_1(sinusoidal(t)))) (+ class embedding) and tembSilu = silu(temb), which
     /// every resnet applies before its projection, so it is computed once here. Without recording, each SiLU
-    /// is in place and tembSilu is temb.</summary>
+    /// runs in the epilogue of the linear before it (linear_2's only without a class embedding, which is added
+    /// to temb before the SiLU) and tembSilu is temb.</summary>
     private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
@@ -306,11 +307,20 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             t.CopyFrom(hostTimesteps);
             TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
-        hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
+        if (tape.Recording)
+        {
+            hidden = tape.Keep(layers.TimeLinear1.Forward(sinusoid, pool));
+            hiddenSilu = tape.Keep(pool.Rent(hidden.Shape));
+            Silu.Run(hidden, hiddenSilu);
+        }
+        else
+        {
+            // The backward pass is not coming: the SiLU goes into linear_1's launch.
+            hidden = hiddenSilu = layers.TimeLinear1.Forward(sinusoid, pool, silu: true);
+        }
         tape.Release(sinusoid);
-        hiddenSilu = tape.Recording ? tape.Keep(pool.Rent(hidden.Shape)) : hidden;
-        Silu.Run(hidden, hiddenSilu);
-        temb = tape.Keep(layers.TimeLinear2.Forward(hiddenSilu, pool));
+        bool fuseTembSilu = !tape.Recording && layers.ClassEmbedding is null;
+        temb = tape.Keep(layers.TimeLinear2.Forward(hiddenSilu, pool, silu: fuseTembSilu));
         tape.Release(hiddenSilu);
         if (layers.ClassEmbedding is not null)
         {
@@ -321,7 +331,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             EmbeddingAdd.Run(layers.ClassEmbedding.Value, labels, temb);
         }
         tembSilu = tape.Recording ? tape.Keep(pool.Rent(temb.Shape)) : temb;
-        Silu.Run(temb, tembSilu);
+        if (!fuseTembSilu) Silu.Run(temb, tembSilu);   // else linear_2 stored silu(temb), the only form the resnets read
         ProjectTime(n);
     }
 
