@@ -21,23 +21,46 @@ public static class LangevinStep
             x[i] += h * (score[i] + (gradient.IsEmpty ? 0 : gradient[i])) + noise * draw.Normal(i);
     }
 
-    /// <summary>One Philox block per iteration (<paramref name="quads"/> plans the draw's quads): four elements share
-    /// the block and its two Box-Muller pairs, drawing bitwise what <see cref="RandomDraw.Normal"/> gives per element.</summary>
-    internal static void Kernel(Index1D tid, ElementRange quads, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g,
-        float gWeight, float h, float noise, RandomDraw draw)
+    /// <summary>One Philox block per whole quad (<see cref="QuadSplit"/>): four elements share the block and its two
+    /// Box-Muller pairs, drawing bitwise what <see cref="RandomDraw.Normal"/> gives per element, with one index and
+    /// (<see cref="VectorIO"/>) one 16-byte load per operand and one store. Thread 0 does the partial quads at the ends.</summary>
+    internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> s,
+        ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw) where TIO : struct, IQuadIO
     {
+        if (tid == 0) Edges(split, x, s, g, gWeight, h, noise, draw);
+        var io = default(TIO);
         for (int k = 0; k < quads.Count; k++)
         {
             int q = quads.Index(tid, k);
             if (q >= quads.Total) return;
-            draw.NormalQuad(q, out float z0, out float z1, out float z2, out float z3);
-            int i0 = draw.QuadStart(q);
-            // The four lanes written out: no lane loop, and each lane's normal is a register, not a select.
-            Lane(i0, total, x, s, g, gWeight, h, noise, z0);
-            Lane(i0 + 1, total, x, s, g, gWeight, h, noise, z1);
-            Lane(i0 + 2, total, x, s, g, gWeight, h, noise, z2);
-            Lane(i0 + 3, total, x, s, g, gWeight, h, noise, z3);
+            draw.Normal4(split.FirstQuad + q, out float z0, out float z1, out float z2, out float z3);
+            int e = split.Lead + 4 * q;
+            var xv = io.Load(x, e);
+            var sv = io.Load(s, e);
+            var gv = io.Load(g, e);
+            xv.X += h * (sv.X + gWeight * gv.X) + noise * z0;
+            xv.Y += h * (sv.Y + gWeight * gv.Y) + noise * z1;
+            xv.Z += h * (sv.Z + gWeight * gv.Z) + noise * z2;
+            xv.W += h * (sv.W + gWeight * gv.W) + noise * z3;
+            io.Store(x, e, xv);
         }
+    }
+
+    /// <summary>The head and tail quads, lane by lane with bounds (not in the kernel's loop).</summary>
+    private static void Edges(QuadSplit split, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw)
+    {
+        if (split.Lead > 0) EdgeQuad(0, split.Total, x, s, g, gWeight, h, noise, draw);
+        if (split.Tail > 0) EdgeQuad(split.FirstQuad + split.Full, split.Total, x, s, g, gWeight, h, noise, draw);
+    }
+
+    private static void EdgeQuad(int q, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw)
+    {
+        draw.Normal4(q, out float z0, out float z1, out float z2, out float z3);
+        int i0 = draw.QuadStart(q);
+        Lane(i0, total, x, s, g, gWeight, h, noise, z0);
+        Lane(i0 + 1, total, x, s, g, gWeight, h, noise, z1);
+        Lane(i0 + 2, total, x, s, g, gWeight, h, noise, z2);
+        Lane(i0 + 3, total, x, s, g, gWeight, h, noise, z3);
     }
 
     private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, float z)
@@ -54,9 +77,14 @@ public static class LangevinStep
         if (gradient is not null) Shape.RequireSame("langevin step", gradient, "gradient", x, "x");
         if (!(h > 0) || float.IsInfinity(h))
             throw new ArgumentOutOfRangeException(nameof(h), h, "langevin step: step size h must be positive and finite");
-        var plan = x.Device.Plan(draw.Quads(x.Length));
-        var k = x.Device.Kernel("langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, RandomDraw>(Kernel));
-        k(plan.Threads, plan, x.Length, x.View, score.View, (gradient ?? score).View, gradient is null ? 0f : 1f, h, MathF.Sqrt(2 * h), draw);
+        var split = QuadSplit.For(x.Length, draw);
+        var plan = x.Device.Plan(split.Full);
+        var g = (gradient ?? score).View;
+        var k = split.Aligned(x.View, score.View, g)
+            ? x.Device.Kernel("langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<VectorIO>))
+            : x.Device.Kernel("langevin-step-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<ScalarIO>));
+        k(plan.Threads, plan, split, x.View, score.View, g, gradient is null ? 0f : 1f, h, MathF.Sqrt(2 * h), new QuadDraw(draw));
     }
 }

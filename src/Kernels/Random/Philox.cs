@@ -74,9 +74,16 @@ public static class Philox
     /// <see cref="Normal"/> per element computes the block four times and a pair twice.</summary>
     public static void Normal4(ulong seed, uint stream, ulong step, long quad, out float n0, out float n1, out float n2, out float n3)
     {
-        long index = quad << 2;
-        Block((uint)(index >> 2), (uint)((ulong)index >> 34) ^ stream, (uint)step, (uint)(step >> 32),
+        // The counter of Normal's block for index 4 quad, without the round trip through the index: (index >> 2) is
+        // quad's low word and (ulong)index >> 34 its bits 32..61.
+        Block((uint)quad, ((uint)((ulong)quad >> 32) & 0x3FFFFFFFu) ^ stream, (uint)step, (uint)(step >> 32),
             (uint)seed, (uint)(seed >> 32), out uint r0, out uint r1, out uint r2, out uint r3);
+        BoxMuller4(r0, r1, r2, r3, out n0, out n1, out n2, out n3);
+    }
+
+    /// <summary>Box-Muller on a block's two pairs: (r0, r1) gives n0 (cos) and n1 (sin), (r2, r3) gives n2 and n3.</summary>
+    public static void BoxMuller4(uint r0, uint r1, uint r2, uint r3, out float n0, out float n1, out float n2, out float n3)
+    {
         float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r0)));
         float angle = 6.28318530717958647692f * ToUnit(r1);
         n0 = radius * MathF.Cos(angle);
