@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -27,45 +28,37 @@ public static class LangevinStep
     internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> s,
         ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw) where TIO : struct, IQuadIO
     {
-        if (tid == 0) Edges(split, x, s, g, gWeight, h, noise, draw);
+        if (tid == 0)
+        {
+            if (split.Lead > 0) Edge(0, split.Total, x, s, g, gWeight, h, noise, draw);
+            if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, x, s, g, gWeight, h, noise, draw);
+        }
         var io = default(TIO);
         for (int k = 0; k < quads.Count; k++)
         {
             int q = quads.Index(tid, k);
             if (q >= quads.Total) return;
-            draw.Normal4(split.FirstQuad + q, out float z0, out float z1, out float z2, out float z3);
             int e = split.Lead + 4 * q;
-            var xv = io.Load(x, e);
-            var sv = io.Load(s, e);
-            var gv = io.Load(g, e);
-            xv.X += h * (sv.X + gWeight * gv.X) + noise * z0;
-            xv.Y += h * (sv.Y + gWeight * gv.Y) + noise * z1;
-            xv.Z += h * (sv.Z + gWeight * gv.Z) + noise * z2;
-            xv.W += h * (sv.W + gWeight * gv.W) + noise * z3;
-            io.Store(x, e, xv);
+            io.Store(x, e, Update(io.Load(x, e), io.Load(s, e), io.Load(g, e), gWeight, h, noise, split.FirstQuad + q, draw));
         }
     }
 
-    /// <summary>The head and tail quads, lane by lane with bounds (not in the kernel's loop).</summary>
-    private static void Edges(QuadSplit split, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw)
+    private static void Edge(int q, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw)
     {
-        if (split.Lead > 0) EdgeQuad(0, split.Total, x, s, g, gWeight, h, noise, draw);
-        if (split.Tail > 0) EdgeQuad(split.FirstQuad + split.Full, split.Total, x, s, g, gWeight, h, noise, draw);
+        int i0 = draw.QuadStart(q);
+        QuadEdge.Store(x, i0, total, Update(QuadEdge.Load(x, i0, total), QuadEdge.Load(s, i0, total), QuadEdge.Load(g, i0, total),
+            gWeight, h, noise, q, draw));
     }
 
-    private static void EdgeQuad(int q, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, QuadDraw draw)
+    /// <summary>The four lanes of quad <paramref name="q"/> (written out: each lane's normal is a register, not a select).</summary>
+    private static Float4 Update(Float4 x, Float4 s, Float4 g, float gWeight, float h, float noise, int q, QuadDraw draw)
     {
         draw.Normal4(q, out float z0, out float z1, out float z2, out float z3);
-        int i0 = draw.QuadStart(q);
-        Lane(i0, total, x, s, g, gWeight, h, noise, z0);
-        Lane(i0 + 1, total, x, s, g, gWeight, h, noise, z1);
-        Lane(i0 + 2, total, x, s, g, gWeight, h, noise, z2);
-        Lane(i0 + 3, total, x, s, g, gWeight, h, noise, z3);
-    }
-
-    private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> s, ArrayView<float> g, float gWeight, float h, float noise, float z)
-    {
-        if (i >= 0 && i < total) x[i] += h * (s[i] + gWeight * g[i]) + noise * z;
+        x.X += h * (s.X + gWeight * g.X) + noise * z0;
+        x.Y += h * (s.Y + gWeight * g.Y) + noise * z1;
+        x.Z += h * (s.Z + gWeight * g.Z) + noise * z2;
+        x.W += h * (s.W + gWeight * g.W) + noise * z3;
+        return x;
     }
 
     /// <summary>x += h (score + gradient) + sqrt(2h) z; <paramref name="gradient"/> may be null (zero).</summary>
