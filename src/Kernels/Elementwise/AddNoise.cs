@@ -28,10 +28,8 @@ public static class AddNoise
             if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, sigma, draw, x);
         }
         var io = default(TIO);
-        for (int k = 0; k < quads.Count; k++)
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
             int e = split.Lead + 4 * q;
             io.Store(x, e, Update(io.Load(x, e), sigma, split.FirstQuad + q, draw));
         }

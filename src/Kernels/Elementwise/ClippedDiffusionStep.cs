@@ -83,10 +83,8 @@ public static class ClippedDiffusionStep
         }
         var io = default(TIO);
         var kind = default(TClip);
-        for (int k = 0; k < quads.Count; k++)
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
             int e = split.Lead + 4 * q;
             Float4 s = default;
             if (kind.PerQuad)

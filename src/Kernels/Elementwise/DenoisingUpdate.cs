@@ -44,10 +44,8 @@ public static class DenoisingUpdate
             if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, c, z, a, eps, prev, u, draw);
         }
         var io = default(TIO);
-        for (int k = 0; k < quads.Count; k++)
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
             int e = split.Lead + 4 * q;
             var zv = io.Load(z, e);
             var av = io.Load(a, e);

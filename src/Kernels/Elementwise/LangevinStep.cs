@@ -34,10 +34,8 @@ public static class LangevinStep
             if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, x, s, g, gWeight, h, noise, draw);
         }
         var io = default(TIO);
-        for (int k = 0; k < quads.Count; k++)
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
             int e = split.Lead + 4 * q;
             io.Store(x, e, Update(io.Load(x, e), io.Load(s, e), io.Load(g, e), gWeight, h, noise, split.FirstQuad + q, draw));
         }

@@ -43,10 +43,8 @@ public static class MultistepUpdate
             QuadEdge.Store(prev, i0, total, cur);
         }
         var io = default(TIO);
-        for (int k = 0; k < quads.Count; k++)
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
             int e = 4 * q;
             var xv = io.Load(x, e);
             // With C2 = 0 prev is not read (it may hold garbage on the first step).

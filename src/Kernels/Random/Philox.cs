@@ -1,3 +1,5 @@
+using ILGPU.Runtime.Cuda;
+
 namespace PosteriorGpu.Kernels.Random;
 
 /// <summary>
@@ -84,15 +86,26 @@ public static class Philox
     /// <summary>Box-Muller on a block's two pairs: (r0, r1) gives n0 (cos) and n1 (sin), (r2, r3) gives n2 and n3.</summary>
     public static void BoxMuller4(uint r0, uint r1, uint r2, uint r3, out float n0, out float n1, out float n2, out float n3)
     {
-        float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r0)));
+        float radius = Radius(r0);
         float angle = 6.28318530717958647692f * ToUnit(r1);
         n0 = radius * MathF.Cos(angle);
         n1 = radius * MathF.Sin(angle);
-        radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r2)));
+        radius = Radius(r2);
         angle = 6.28318530717958647692f * ToUnit(r3);
         n2 = radius * MathF.Cos(angle);
         n3 = radius * MathF.Sin(angle);
     }
+
+    /// <summary>Box-Muller's radius sqrt(-2 ln u). On CUDA, ILGPU's fast-math ln is lg2.approx(u) * (float)ln 2, and
+    /// (a * c) * -2 is bitwise a * (-2 c) (scaling by 2 is exact; lg2 of u in (0, 1] is 0 or a normal number), so the
+    /// -2 folds into the constant there: the same bits with one multiply fewer. Elsewhere the plain expression.</summary>
+    private static float Radius(uint u)
+    {
+        if (CudaAsm.IsSupported) return MathF.Sqrt(ILGPU.Algorithms.XMath.Log2(ToUnitOpenZero(u)) * MinusTwoLn2);
+        return MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(u)));
+    }
+
+    private const float MinusTwoLn2 = -2.0f * 0.693147182f;
 
     /// <summary>A uniform number in [0, 1) for element <paramref name="index"/> of draw
     /// (<paramref name="seed"/>, <paramref name="stream"/>, <paramref name="step"/>).</summary>
