@@ -76,10 +76,18 @@ public static class ClippedDiffusionStep
         Coefficients c, float clipRange, ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw)
         where TIO : struct, IQuadIO where TClip : struct, IClipKind
     {
+        if (c.Sigma != 0) Loop<TIO, TClip, Noisy>(tid, quads, split, x, eps, c, clipRange, items, thresholds, draw);
+        else Loop<TIO, TClip, Quiet>(tid, quads, split, x, eps, c, clipRange, items, thresholds, draw);
+    }
+
+    private static void Loop<TIO, TClip, TNoise>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, float clipRange, ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw)
+        where TIO : struct, IQuadIO where TClip : struct, IClipKind where TNoise : struct, INoiseFlag
+    {
         if (tid == 0)
         {
-            if (split.Lead > 0) Edge<TClip>(0, split.Total, x, eps, c, clipRange, items, thresholds, draw);
-            if (split.Tail > 0) Edge<TClip>(split.FirstQuad + split.Full, split.Total, x, eps, c, clipRange, items, thresholds, draw);
+            if (split.Lead > 0) Edge<TClip, TNoise>(0, split.Total, x, eps, c, clipRange, items, thresholds, draw);
+            if (split.Tail > 0) Edge<TClip, TNoise>(split.FirstQuad + split.Full, split.Total, x, eps, c, clipRange, items, thresholds, draw);
         }
         var io = default(TIO);
         var kind = default(TClip);
@@ -102,12 +110,12 @@ public static class ClippedDiffusionStep
                 s.Z = thresholds[items.Of(e + 2)];
                 s.W = thresholds[items.Of(e + 3)];
             }
-            io.Store(x, e, Update(io.Load(x, e), io.Load(eps, e), s, c, clipRange, kind.Thresholded ? 1 : 0, split.FirstQuad + q, draw));
+            io.Store(x, e, Update<TNoise>(io.Load(x, e), io.Load(eps, e), s, c, clipRange, kind.Thresholded ? 1 : 0, split.FirstQuad + q, draw));
         }
     }
 
-    private static void Edge<TClip>(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float clipRange,
-        ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw) where TClip : struct, IClipKind
+    private static void Edge<TClip, TNoise>(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float clipRange,
+        ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw) where TClip : struct, IClipKind where TNoise : struct, INoiseFlag
     {
         int i0 = draw.QuadStart(q);
         Float4 s = default;
@@ -120,27 +128,30 @@ public static class ClippedDiffusionStep
             s.Z = thresholds[items.Of(Math.Min(Math.Max(i0 + 2, 0), total - 1))];
             s.W = thresholds[items.Of(Math.Min(Math.Max(i0 + 3, 0), total - 1))];
         }
-        QuadEdge.Store(x, i0, total, Update(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), s, c, clipRange,
+        QuadEdge.Store(x, i0, total, Update<TNoise>(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), s, c, clipRange,
             thresholded ? 1 : 0, q, draw));
     }
 
-    private static Float4 Update(Float4 x, Float4 eps, Float4 s, Coefficients c, float clipRange, int thresholded, int q, QuadDraw draw)
+    private static Float4 Update<TNoise>(Float4 x, Float4 eps, Float4 s, Coefficients c, float clipRange, int thresholded, int q, QuadDraw draw)
+        where TNoise : struct, INoiseFlag
     {
+        bool draws = default(TNoise).Draws;
         float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-        if (c.Sigma != 0) draw.Normal4(q, out z0, out z1, out z2, out z3);
-        x.X = Lane(x.X, eps.X, s.X, c, clipRange, thresholded, z0);
-        x.Y = Lane(x.Y, eps.Y, s.Y, c, clipRange, thresholded, z1);
-        x.Z = Lane(x.Z, eps.Z, s.Z, c, clipRange, thresholded, z2);
-        x.W = Lane(x.W, eps.W, s.W, c, clipRange, thresholded, z3);
+        if (draws) draw.Normal4(q, out z0, out z1, out z2, out z3);
+        x.X = Lane(x.X, eps.X, s.X, c, clipRange, thresholded, draws, z0);
+        x.Y = Lane(x.Y, eps.Y, s.Y, c, clipRange, thresholded, draws, z1);
+        x.Z = Lane(x.Z, eps.Z, s.Z, c, clipRange, thresholded, draws, z2);
+        x.W = Lane(x.W, eps.W, s.W, c, clipRange, thresholded, draws, z3);
         return x;
     }
 
-    private static float Lane(float xi, float ei, float s, Coefficients c, float clipRange, int thresholded, float z)
+    /// <summary>One element; <paramref name="draws"/> is c.Sigma != 0.</summary>
+    private static float Lane(float xi, float ei, float s, Coefficients c, float clipRange, int thresholded, bool draws, float z)
     {
         float x0 = DynamicThreshold.PredictX0(xi, ei, c.SqrtAlpha, c.SqrtOneMinusAlpha);
         float p = ClipX0(x0, clipRange, thresholded, thresholded == 0 ? 0f : s);
         float v = c.X0 * p + c.X * xi + c.Eps * ei;
-        if (c.Sigma != 0) v += c.Sigma * z;
+        if (draws) v += c.Sigma * z;
         return v;
     }
 

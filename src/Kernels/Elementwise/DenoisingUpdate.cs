@@ -38,10 +38,17 @@ public static class DenoisingUpdate
     internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, Coefficients c, ArrayView<float> z, ArrayView<float> a,
         ArrayView<float> eps, ArrayView<float> prev, ArrayView<float> u, QuadDraw draw) where TIO : struct, IQuadIO
     {
+        if (c.Noise != 0) Loop<TIO, Noisy>(tid, quads, split, c, z, a, eps, prev, u, draw);
+        else Loop<TIO, Quiet>(tid, quads, split, c, z, a, eps, prev, u, draw);
+    }
+
+    private static void Loop<TIO, TNoise>(Index1D tid, ElementRange quads, QuadSplit split, Coefficients c, ArrayView<float> z, ArrayView<float> a,
+        ArrayView<float> eps, ArrayView<float> prev, ArrayView<float> u, QuadDraw draw) where TIO : struct, IQuadIO where TNoise : struct, INoiseFlag
+    {
         if (tid == 0)
         {
-            if (split.Lead > 0) Edge(0, split.Total, c, z, a, eps, prev, u, draw);
-            if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, c, z, a, eps, prev, u, draw);
+            if (split.Lead > 0) Edge<TNoise>(0, split.Total, c, z, a, eps, prev, u, draw);
+            if (split.Tail > 0) Edge<TNoise>(split.FirstQuad + split.Full, split.Total, c, z, a, eps, prev, u, draw);
         }
         var io = default(TIO);
         for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
@@ -51,45 +58,48 @@ public static class DenoisingUpdate
             var av = io.Load(a, e);
             // With C2 = 0 prev is not read (it may hold garbage on the first step).
             var pv = c.C2 != 0 ? io.Load(prev, e) : default;
-            var d = Update(ref zv, av, io.Load(eps, e), pv, c, split.FirstQuad + q, draw, out var uv);
+            var d = Update<TNoise>(ref zv, av, io.Load(eps, e), pv, c, split.FirstQuad + q, draw, out var uv);
             io.Store(z, e, zv);
             io.Store(prev, e, d);
             io.Store(u, e, uv);
         }
     }
 
-    private static void Edge(int q, int total, Coefficients c, ArrayView<float> z, ArrayView<float> a, ArrayView<float> eps,
-        ArrayView<float> prev, ArrayView<float> u, QuadDraw draw)
+    private static void Edge<TNoise>(int q, int total, Coefficients c, ArrayView<float> z, ArrayView<float> a, ArrayView<float> eps,
+        ArrayView<float> prev, ArrayView<float> u, QuadDraw draw) where TNoise : struct, INoiseFlag
     {
         int i0 = draw.QuadStart(q);
         var zv = QuadEdge.Load(z, i0, total);
         var pv = c.C2 != 0 ? QuadEdge.Load(prev, i0, total) : default;
-        var d = Update(ref zv, QuadEdge.Load(a, i0, total), QuadEdge.Load(eps, i0, total), pv, c, q, draw, out var uv);
+        var d = Update<TNoise>(ref zv, QuadEdge.Load(a, i0, total), QuadEdge.Load(eps, i0, total), pv, c, q, draw, out var uv);
         QuadEdge.Store(z, i0, total, zv);
         QuadEdge.Store(prev, i0, total, d);
         QuadEdge.Store(u, i0, total, uv);
     }
 
     /// <summary>The four lanes: z becomes z', the result is the denoiser estimate D (the next prev), u the next input.</summary>
-    private static Float4 Update(ref Float4 z, Float4 a, Float4 eps, Float4 prev, Coefficients c, int q, QuadDraw draw, out Float4 u)
+    private static Float4 Update<TNoise>(ref Float4 z, Float4 a, Float4 eps, Float4 prev, Coefficients c, int q, QuadDraw draw, out Float4 u)
+        where TNoise : struct, INoiseFlag
     {
+        bool draws = default(TNoise).Draws;
         float n0 = 0, n1 = 0, n2 = 0, n3 = 0;
-        if (c.Noise != 0) draw.Normal4(q, out n0, out n1, out n2, out n3);
+        if (draws) draw.Normal4(q, out n0, out n1, out n2, out n3);
         Float4 d = default;
         u = default;
-        d.X = Lane(ref z.X, a.X, eps.X, prev.X, c, n0, out u.X);
-        d.Y = Lane(ref z.Y, a.Y, eps.Y, prev.Y, c, n1, out u.Y);
-        d.Z = Lane(ref z.Z, a.Z, eps.Z, prev.Z, c, n2, out u.Z);
-        d.W = Lane(ref z.W, a.W, eps.W, prev.W, c, n3, out u.W);
+        d.X = Lane(ref z.X, a.X, eps.X, prev.X, c, draws, n0, out u.X);
+        d.Y = Lane(ref z.Y, a.Y, eps.Y, prev.Y, c, draws, n1, out u.Y);
+        d.Z = Lane(ref z.Z, a.Z, eps.Z, prev.Z, c, draws, n2, out u.Z);
+        d.W = Lane(ref z.W, a.W, eps.W, prev.W, c, draws, n3, out u.W);
         return d;
     }
 
-    private static float Lane(ref float z, float a, float eps, float prev, Coefficients c, float n, out float u)
+    /// <summary>One element; <paramref name="draws"/> is c.Noise != 0.</summary>
+    private static float Lane(ref float z, float a, float eps, float prev, Coefficients c, bool draws, float n, out float u)
     {
         float d = c.Wz * z + c.Wa * a + c.Ke * eps;
         float v = c.Cx * z + c.C1 * d;
         if (c.C2 != 0) v += c.C2 * prev;
-        if (c.Noise != 0) v += c.Noise * n;
+        if (draws) v += c.Noise * n;
         z = v;
         u = c.Uz * v + c.Ua * a;
         return d;

@@ -59,41 +59,51 @@ public static class DiffusionStep
     internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
         Coefficients c, QuadDraw draw) where TIO : struct, IQuadIO
     {
+        // No noise draw at all for deterministic steps (eta = 0, last DDPM step): a loop without Philox code.
+        if (c.Sigma != 0) Loop<TIO, Noisy>(tid, quads, split, x, eps, c, draw);
+        else Loop<TIO, Quiet>(tid, quads, split, x, eps, c, draw);
+    }
+
+    private static void Loop<TIO, TNoise>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, QuadDraw draw) where TIO : struct, IQuadIO where TNoise : struct, INoiseFlag
+    {
         if (tid == 0)
         {
-            if (split.Lead > 0) Edge(0, split.Total, x, eps, c, draw);
-            if (split.Tail > 0) Edge(split.FirstQuad + split.Full, split.Total, x, eps, c, draw);
+            if (split.Lead > 0) Edge<TNoise>(0, split.Total, x, eps, c, draw);
+            if (split.Tail > 0) Edge<TNoise>(split.FirstQuad + split.Full, split.Total, x, eps, c, draw);
         }
         var io = default(TIO);
         for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
             int e = split.Lead + 4 * q;
-            io.Store(x, e, Update(io.Load(x, e), io.Load(eps, e), c, split.FirstQuad + q, draw));
+            io.Store(x, e, Update<TNoise>(io.Load(x, e), io.Load(eps, e), c, split.FirstQuad + q, draw));
         }
     }
 
-    private static void Edge(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, QuadDraw draw)
+    private static void Edge<TNoise>(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, QuadDraw draw)
+        where TNoise : struct, INoiseFlag
     {
         int i0 = draw.QuadStart(q);
-        QuadEdge.Store(x, i0, total, Update(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), c, q, draw));
+        QuadEdge.Store(x, i0, total, Update<TNoise>(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), c, q, draw));
     }
 
-    private static Float4 Update(Float4 x, Float4 eps, Coefficients c, int q, QuadDraw draw)
+    private static Float4 Update<TNoise>(Float4 x, Float4 eps, Coefficients c, int q, QuadDraw draw) where TNoise : struct, INoiseFlag
     {
+        bool draws = default(TNoise).Draws;
         float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-        // No noise draw at all for deterministic steps (eta = 0, last DDPM step).
-        if (c.Sigma != 0) draw.Normal4(q, out z0, out z1, out z2, out z3);
-        x.X = Lane(x.X, eps.X, c, z0);
-        x.Y = Lane(x.Y, eps.Y, c, z1);
-        x.Z = Lane(x.Z, eps.Z, c, z2);
-        x.W = Lane(x.W, eps.W, c, z3);
+        if (draws) draw.Normal4(q, out z0, out z1, out z2, out z3);
+        x.X = Lane(x.X, eps.X, c, draws, z0);
+        x.Y = Lane(x.Y, eps.Y, c, draws, z1);
+        x.Z = Lane(x.Z, eps.Z, c, draws, z2);
+        x.W = Lane(x.W, eps.W, c, draws, z3);
         return x;
     }
 
-    private static float Lane(float x, float eps, Coefficients c, float z)
+    /// <summary>One element; <paramref name="draws"/> is c.Sigma != 0.</summary>
+    private static float Lane(float x, float eps, Coefficients c, bool draws, float z)
     {
         float v = c.X * x + c.Eps * eps;
-        if (c.Sigma != 0) v += c.Sigma * z;
+        if (draws) v += c.Sigma * z;
         return v;
     }
 

@@ -155,3 +155,26 @@ internal readonly struct ItemDivisor
     /// <summary>i / Length for 0 &lt;= i &lt; 2^31.</summary>
     public int Of(int i) => (int)(((ulong)(uint)i * Magic) >> Shift);
 }
+
+/// <summary>Whether a loop draws noise, fixed at compile time: a kernel branches once on its noise coefficient and runs
+/// one of two loops, so the drawing loop has no branch around its Philox block (ptxas then keeps the round keys in
+/// uniform registers across iterations) and the deterministic one no Philox code at all.</summary>
+internal interface INoiseFlag
+{
+    /// <summary>True: the loop draws (its noise coefficient is non-zero).</summary>
+    bool Draws { get; }
+}
+
+/// <summary>The loop draws noise.</summary>
+internal readonly struct Noisy : INoiseFlag
+{
+    /// <inheritdoc/>
+    public bool Draws => true;
+}
+
+/// <summary>The loop draws none (coefficient zero).</summary>
+internal readonly struct Quiet : INoiseFlag
+{
+    /// <inheritdoc/>
+    public bool Draws => false;
+}

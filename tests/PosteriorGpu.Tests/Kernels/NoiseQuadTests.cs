@@ -156,10 +156,11 @@ public class NoiseQuadTests
         var x = TestData.Random(n, 31, 3f);
         var eps = TestData.Random(n, 32);
         var thresholds = Enumerable.Range(0, items).Select(i => 1f + 0.25f * i).ToArray();
-        var c = ClippedDiffusionStep.Ddpm(0.3, 0.35);
         using var bx = Tensor.FromHost(dev, new float[shiftItems * itemLength].Concat(x).ToArray(), items + shiftItems, itemLength);
         using var be = Tensor.FromHost(dev, new float[shiftItems * itemLength].Concat(eps).ToArray(), items + shiftItems, itemLength);
         using var ts = Tensor.FromHost(dev, thresholds, items);
+        // DDPM draws noise; DDIM with eta = 0 runs the kernels' loop without Philox code.
+        foreach (var c in new[] { ClippedDiffusionStep.Ddpm(0.3, 0.35), ClippedDiffusionStep.Ddim(0.3, 0.35, 0) })
         foreach (bool thresholded in new[] { false, true })
         {
             var sx = bx.SliceBatch(shiftItems, items);
@@ -167,7 +168,7 @@ public class NoiseQuadTests
             ClippedDiffusionStep.Run(sx, be.SliceBatch(shiftItems, items), c, 1.5f, thresholded ? ts : null, draw);
             var rx = (float[])x.Clone();
             ClippedDiffusionStep.Reference(rx, eps, c, 1.5f, thresholded ? thresholds : [], draw);
-            Assert.That(sx.ToHost(), Is.EqualTo(rx), thresholded ? "thresholded" : "clipped");
+            Assert.That(sx.ToHost(), Is.EqualTo(rx), $"{(thresholded ? "thresholded" : "clipped")}, sigma {c.Sigma}");
         }
     }
 
