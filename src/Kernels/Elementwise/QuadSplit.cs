@@ -22,7 +22,7 @@ internal readonly struct QuadSplit
     public readonly int Full;
     /// <summary>Elements after the whole quads (0..3).</summary>
     public readonly int Tail;
-    /// <summary>The draw's local quad of whole quad 0 (<see cref="RandomDraw.NormalQuad"/>): 1 when there is a head quad.</summary>
+    /// <summary>The draw's local quad of whole quad 0 (<see cref="QuadDraw.Normal4"/>): 1 when there is a head quad.</summary>
     public readonly int FirstQuad;
 
     private QuadSplit(int total, int lead, int full, int firstQuad)
