@@ -54,11 +54,13 @@ public static class DenoisingUpdate
         for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
         {
             int e = split.Lead + 4 * q;
+            // Draw first, load after (see QuadNoise).
+            var n = QuadNoise.Of<TNoise>(split.FirstQuad + q, draw);
             var zv = io.Load(z, e);
             var av = io.Load(a, e);
             // With C2 = 0 prev is not read (it may hold garbage on the first step).
             var pv = c.C2 != 0 ? io.Load(prev, e) : default;
-            var d = Update<TNoise>(ref zv, av, io.Load(eps, e), pv, c, split.FirstQuad + q, draw, out var uv);
+            var d = Update<TNoise>(ref zv, av, io.Load(eps, e), pv, c, n, out var uv);
             io.Store(z, e, zv);
             io.Store(prev, e, d);
             io.Store(u, e, uv);
@@ -69,27 +71,26 @@ public static class DenoisingUpdate
         ArrayView<float> prev, ArrayView<float> u, QuadDraw draw) where TNoise : struct, INoiseFlag
     {
         int i0 = draw.QuadStart(q);
+        var n = QuadNoise.Of<TNoise>(q, draw);
         var zv = QuadEdge.Load(z, i0, total);
         var pv = c.C2 != 0 ? QuadEdge.Load(prev, i0, total) : default;
-        var d = Update<TNoise>(ref zv, QuadEdge.Load(a, i0, total), QuadEdge.Load(eps, i0, total), pv, c, q, draw, out var uv);
+        var d = Update<TNoise>(ref zv, QuadEdge.Load(a, i0, total), QuadEdge.Load(eps, i0, total), pv, c, n, out var uv);
         QuadEdge.Store(z, i0, total, zv);
         QuadEdge.Store(prev, i0, total, d);
         QuadEdge.Store(u, i0, total, uv);
     }
 
     /// <summary>The four lanes: z becomes z', the result is the denoiser estimate D (the next prev), u the next input.</summary>
-    private static Float4 Update<TNoise>(ref Float4 z, Float4 a, Float4 eps, Float4 prev, Coefficients c, int q, QuadDraw draw, out Float4 u)
+    private static Float4 Update<TNoise>(ref Float4 z, Float4 a, Float4 eps, Float4 prev, Coefficients c, Float4 n, out Float4 u)
         where TNoise : struct, INoiseFlag
     {
         bool draws = default(TNoise).Draws;
-        float n0 = 0, n1 = 0, n2 = 0, n3 = 0;
-        if (draws) draw.Normal4(q, out n0, out n1, out n2, out n3);
         Float4 d = default;
         u = default;
-        d.X = Lane(ref z.X, a.X, eps.X, prev.X, c, draws, n0, out u.X);
-        d.Y = Lane(ref z.Y, a.Y, eps.Y, prev.Y, c, draws, n1, out u.Y);
-        d.Z = Lane(ref z.Z, a.Z, eps.Z, prev.Z, c, draws, n2, out u.Z);
-        d.W = Lane(ref z.W, a.W, eps.W, prev.W, c, draws, n3, out u.W);
+        d.X = Lane(ref z.X, a.X, eps.X, prev.X, c, draws, n.X, out u.X);
+        d.Y = Lane(ref z.Y, a.Y, eps.Y, prev.Y, c, draws, n.Y, out u.Y);
+        d.Z = Lane(ref z.Z, a.Z, eps.Z, prev.Z, c, draws, n.Z, out u.Z);
+        d.W = Lane(ref z.W, a.W, eps.W, prev.W, c, draws, n.W, out u.W);
         return d;
     }
 
