@@ -31,6 +31,17 @@ public readonly struct ElementRange
     /// at or past <see cref="Total"/> means "done" (indices grow with k).</summary>
     public int Index(int tid, int k) => tid * threadMul + k * step;
 
+    /// <summary>The first element of thread <paramref name="tid"/> (at or past <see cref="End"/>: none).</summary>
+    public int First(int tid) => tid * threadMul;
+
+    /// <summary>One past the last element of thread <paramref name="tid"/>, visited from <see cref="First"/> by
+    /// <see cref="Stride"/>: the same elements as <see cref="Index"/> for k below <see cref="Count"/>, as a loop with one
+    /// add and one compare an iteration.</summary>
+    public int End(int tid) => (int)Math.Min((long)tid * threadMul + (long)Count * step, Total);
+
+    /// <summary>The step between a thread's elements.</summary>
+    public int Stride => step;
+
     /// <summary>Threads a CPU launch uses at most: a few per core keeps the cores busy.</summary>
     public const int CpuThreads = 64;
 

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
@@ -68,20 +69,120 @@ public static class ClippedDiffusionStep
         }
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, ArrayView<float> x, ArrayView<float> eps, Coefficients c,
-        float clipRange, int itemLength, int thresholded, ArrayView<float> thresholds, RandomDraw draw)
+    /// <summary>One Philox block and (<see cref="VectorIO"/>) one 16-byte load per operand per whole quad; thread 0 does the
+    /// partial quads (see <see cref="LangevinStep"/>). <typeparamref name="TClip"/> fixes at compile time whether x0 is
+    /// clipped to a range or thresholded by item, and how a quad finds its items (so each loop holds only its own path).</summary>
+    internal static void Kernel<TIO, TClip>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, float clipRange, ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw)
+        where TIO : struct, IQuadIO where TClip : struct, IClipKind
     {
-        for (int k = 0; k < r.Count; k++)
+        if (c.Sigma != 0) Loop<TIO, TClip, Noisy>(tid, quads, split, x, eps, c, clipRange, items, thresholds, draw);
+        else Loop<TIO, TClip, Quiet>(tid, quads, split, x, eps, c, clipRange, items, thresholds, draw);
+    }
+
+    private static void Loop<TIO, TClip, TNoise>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, float clipRange, ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw)
+        where TIO : struct, IQuadIO where TClip : struct, IClipKind where TNoise : struct, INoiseFlag
+    {
+        if (tid == 0)
         {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float xi = x[i], ei = eps[i];
-            float x0 = DynamicThreshold.PredictX0(xi, ei, c.SqrtAlpha, c.SqrtOneMinusAlpha);
-            float p = ClipX0(x0, clipRange, thresholded, thresholded == 0 ? 0f : thresholds[i / itemLength]);
-            float v = c.X0 * p + c.X * xi + c.Eps * ei;
-            if (c.Sigma != 0) v += c.Sigma * draw.Normal(i);
-            x[i] = v;
+            if (split.Lead > 0) Edge<TClip, TNoise>(0, split.Total, x, eps, c, clipRange, items, thresholds, draw);
+            if (split.Tail > 0) Edge<TClip, TNoise>(split.FirstQuad + split.Full, split.Total, x, eps, c, clipRange, items, thresholds, draw);
         }
+        var io = default(TIO);
+        var kind = default(TClip);
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
+        {
+            int e = split.Lead + 4 * q;
+            Float4 s = default;
+            if (kind.PerQuad)
+            {
+                // Every lane of a whole quad lies in one item (item length a multiple of 4, quads from element 0).
+                s.X = thresholds[items.Of(e)];
+                s.Y = s.X;
+                s.Z = s.X;
+                s.W = s.X;
+            }
+            else if (kind.Thresholded)
+            {
+                s.X = thresholds[items.Of(e)];
+                s.Y = thresholds[items.Of(e + 1)];
+                s.Z = thresholds[items.Of(e + 2)];
+                s.W = thresholds[items.Of(e + 3)];
+            }
+            io.Store(x, e, Update<TNoise>(io.Load(x, e), io.Load(eps, e), s, c, clipRange, kind.Thresholded ? 1 : 0, split.FirstQuad + q, draw));
+        }
+    }
+
+    private static void Edge<TClip, TNoise>(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float clipRange,
+        ItemDivisor items, ArrayView<float> thresholds, QuadDraw draw) where TClip : struct, IClipKind where TNoise : struct, INoiseFlag
+    {
+        int i0 = draw.QuadStart(q);
+        Float4 s = default;
+        bool thresholded = default(TClip).Thresholded;
+        if (thresholded)
+        {
+            // Lanes outside the range read a neighbour's threshold (their result is not stored).
+            s.X = thresholds[items.Of(Math.Min(Math.Max(i0, 0), total - 1))];
+            s.Y = thresholds[items.Of(Math.Min(Math.Max(i0 + 1, 0), total - 1))];
+            s.Z = thresholds[items.Of(Math.Min(Math.Max(i0 + 2, 0), total - 1))];
+            s.W = thresholds[items.Of(Math.Min(Math.Max(i0 + 3, 0), total - 1))];
+        }
+        QuadEdge.Store(x, i0, total, Update<TNoise>(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), s, c, clipRange,
+            thresholded ? 1 : 0, q, draw));
+    }
+
+    private static Float4 Update<TNoise>(Float4 x, Float4 eps, Float4 s, Coefficients c, float clipRange, int thresholded, int q, QuadDraw draw)
+        where TNoise : struct, INoiseFlag
+    {
+        bool draws = default(TNoise).Draws;
+        float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+        if (draws) draw.Normal4(q, out z0, out z1, out z2, out z3);
+        x.X = Lane(x.X, eps.X, s.X, c, clipRange, thresholded, draws, z0);
+        x.Y = Lane(x.Y, eps.Y, s.Y, c, clipRange, thresholded, draws, z1);
+        x.Z = Lane(x.Z, eps.Z, s.Z, c, clipRange, thresholded, draws, z2);
+        x.W = Lane(x.W, eps.W, s.W, c, clipRange, thresholded, draws, z3);
+        return x;
+    }
+
+    /// <summary>One element; <paramref name="draws"/> is c.Sigma != 0.</summary>
+    private static float Lane(float xi, float ei, float s, Coefficients c, float clipRange, int thresholded, bool draws, float z)
+    {
+        float x0 = DynamicThreshold.PredictX0(xi, ei, c.SqrtAlpha, c.SqrtOneMinusAlpha);
+        float p = ClipX0(x0, clipRange, thresholded, thresholded == 0 ? 0f : s);
+        float v = c.X0 * p + c.X * xi + c.Eps * ei;
+        if (draws) v += c.Sigma * z;
+        return v;
+    }
+
+    /// <summary>How the kernel clips x0: to [-clipRange, clipRange], or by the threshold of each lane's item.</summary>
+    internal interface IClipKind
+    {
+        /// <summary>Thresholded by item (else clipped to the range).</summary>
+        bool Thresholded { get; }
+        /// <summary>Thresholded, and every whole quad lies in one item: one lookup per quad.</summary>
+        bool PerQuad { get; }
+    }
+
+    /// <summary>clip_sample: clamp to [-clipRange, clipRange].</summary>
+    internal readonly struct ClipToRange : IClipKind
+    {
+        public bool Thresholded => false;
+        public bool PerQuad => false;
+    }
+
+    /// <summary>Dynamic thresholding, one item lookup per lane (any item length and offset).</summary>
+    internal readonly struct ThresholdPerLane : IClipKind
+    {
+        public bool Thresholded => true;
+        public bool PerQuad => false;
+    }
+
+    /// <summary>Dynamic thresholding, one item lookup per quad (item length a multiple of 4, no head quad).</summary>
+    internal readonly struct ThresholdPerQuad : IClipKind
+    {
+        public bool Thresholded => true;
+        public bool PerQuad => true;
     }
 
     /// <summary>The step in place, x0 clipped to [-clipRange, clipRange] when <paramref name="thresholds"/> is null,
@@ -91,10 +192,21 @@ public static class ClippedDiffusionStep
         const string op = "clipped diffusion step";
         Shape.RequireSame(op, eps, "eps", x, "x");
         if (thresholds is not null) Shape.Require(op, thresholds, "thresholds", x.N);
-        var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("clipped-diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            ArrayView<float>, ArrayView<float>, Coefficients, float, int, int, ArrayView<float>, RandomDraw>(Kernel));
-        k(plan.Threads, plan, x.View, eps.View, c, clipRange, Math.Max(x.ItemLength, 1), thresholds is null ? 0 : 1,
-            (thresholds ?? x).View, draw);
+        var split = QuadSplit.For(x.Length, draw);
+        var plan = x.Device.Plan(split.Full);
+        int itemLength = Math.Max(x.ItemLength, 1);
+        bool aligned = split.Aligned(x.View, eps.View);
+        var k = thresholds is null ? Load<ClipToRange>(x.Device, "", aligned)
+            : itemLength % 4 == 0 && split.Lead == 0 ? Load<ThresholdPerQuad>(x.Device, "-per-quad", aligned)
+            : Load<ThresholdPerLane>(x.Device, "-per-lane", aligned);
+        k(plan.Threads, plan, split, x.View, eps.View, c, clipRange, new ItemDivisor(itemLength), (thresholds ?? x).View, new QuadDraw(draw));
     }
+
+    private static Action<Index1D, ElementRange, QuadSplit, ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor,
+        ArrayView<float>, QuadDraw> Load<TClip>(GpuDevice device, string kind, bool aligned) where TClip : struct, IClipKind =>
+        aligned
+            ? device.Kernel("clipped-diffusion-step" + kind, acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor, ArrayView<float>, QuadDraw>(Kernel<VectorIO, TClip>))
+            : device.Kernel("clipped-diffusion-step" + kind + "-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor, ArrayView<float>, QuadDraw>(Kernel<ScalarIO, TClip>));
 }

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -53,40 +54,70 @@ public static class DiffusionStep
             x[i] = c.X * x[i] + c.Eps * eps[i] + (c.Sigma != 0 ? c.Sigma * draw.Normal(i) : 0);
     }
 
-    /// <summary>One Philox block per iteration, four elements each (bitwise the per-element draw; see <see cref="LangevinStep"/>).</summary>
-    internal static void Kernel(Index1D tid, ElementRange quads, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, RandomDraw draw)
+    /// <summary>One Philox block and (<see cref="VectorIO"/>) one 16-byte load per operand per whole quad; thread 0 does the
+    /// partial quads (see <see cref="LangevinStep"/>).</summary>
+    internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, QuadDraw draw) where TIO : struct, IQuadIO
     {
-        for (int k = 0; k < quads.Count; k++)
+        // No noise draw at all for deterministic steps (eta = 0, last DDPM step): a loop without Philox code.
+        if (c.Sigma != 0) Loop<TIO, Noisy>(tid, quads, split, x, eps, c, draw);
+        else Loop<TIO, Quiet>(tid, quads, split, x, eps, c, draw);
+    }
+
+    private static void Loop<TIO, TNoise>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        Coefficients c, QuadDraw draw) where TIO : struct, IQuadIO where TNoise : struct, INoiseFlag
+    {
+        if (tid == 0)
         {
-            int q = quads.Index(tid, k);
-            if (q >= quads.Total) return;
-            float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-            // No noise draw at all for deterministic steps (eta = 0, last DDPM step).
-            if (c.Sigma != 0) draw.NormalQuad(q, out z0, out z1, out z2, out z3);
-            int i0 = draw.QuadStart(q);
-            // The four lanes written out (see LangevinStep).
-            Lane(i0, total, x, eps, c, z0);
-            Lane(i0 + 1, total, x, eps, c, z1);
-            Lane(i0 + 2, total, x, eps, c, z2);
-            Lane(i0 + 3, total, x, eps, c, z3);
+            if (split.Lead > 0) Edge<TNoise>(0, split.Total, x, eps, c, draw);
+            if (split.Tail > 0) Edge<TNoise>(split.FirstQuad + split.Full, split.Total, x, eps, c, draw);
+        }
+        var io = default(TIO);
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
+        {
+            int e = split.Lead + 4 * q;
+            io.Store(x, e, Update<TNoise>(io.Load(x, e), io.Load(eps, e), c, split.FirstQuad + q, draw));
         }
     }
 
-    private static void Lane(int i, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, float z)
+    private static void Edge<TNoise>(int q, int total, ArrayView<float> x, ArrayView<float> eps, Coefficients c, QuadDraw draw)
+        where TNoise : struct, INoiseFlag
     {
-        if (i < 0 || i >= total) return;
-        float v = c.X * x[i] + c.Eps * eps[i];
-        if (c.Sigma != 0) v += c.Sigma * z;
-        x[i] = v;
+        int i0 = draw.QuadStart(q);
+        QuadEdge.Store(x, i0, total, Update<TNoise>(QuadEdge.Load(x, i0, total), QuadEdge.Load(eps, i0, total), c, q, draw));
+    }
+
+    private static Float4 Update<TNoise>(Float4 x, Float4 eps, Coefficients c, int q, QuadDraw draw) where TNoise : struct, INoiseFlag
+    {
+        bool draws = default(TNoise).Draws;
+        float z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+        if (draws) draw.Normal4(q, out z0, out z1, out z2, out z3);
+        x.X = Lane(x.X, eps.X, c, draws, z0);
+        x.Y = Lane(x.Y, eps.Y, c, draws, z1);
+        x.Z = Lane(x.Z, eps.Z, c, draws, z2);
+        x.W = Lane(x.W, eps.W, c, draws, z3);
+        return x;
+    }
+
+    /// <summary>One element; <paramref name="draws"/> is c.Sigma != 0.</summary>
+    private static float Lane(float x, float eps, Coefficients c, bool draws, float z)
+    {
+        float v = c.X * x + c.Eps * eps;
+        if (draws) v += c.Sigma * z;
+        return v;
     }
 
     /// <summary>x = c.X * x + c.Eps * eps + c.Sigma * z in place.</summary>
     public static void Run(Tensor x, Tensor eps, Coefficients c, RandomDraw draw)
     {
         Shape.RequireSame("diffusion step", eps, "eps", x, "x");
-        var plan = x.Device.Plan(draw.Quads(x.Length));
-        var k = x.Device.Kernel("diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
-            ArrayView<float>, ArrayView<float>, Coefficients, RandomDraw>(Kernel));
-        k(plan.Threads, plan, x.Length, x.View, eps.View, c, draw);
+        var split = QuadSplit.For(x.Length, draw);
+        var plan = x.Device.Plan(split.Full);
+        var k = split.Aligned(x.View, eps.View)
+            ? x.Device.Kernel("diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, Coefficients, QuadDraw>(Kernel<VectorIO>))
+            : x.Device.Kernel("diffusion-step-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, Coefficients, QuadDraw>(Kernel<ScalarIO>));
+        k(plan.Threads, plan, split, x.View, eps.View, c, new QuadDraw(draw));
     }
 }

@@ -1,6 +1,7 @@
 using ILGPU;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Kernels.Elementwise;
@@ -27,19 +28,51 @@ public static class MultistepUpdate
         }
     }
 
-    internal static void Kernel(Index1D tid, ElementRange r, Coefficients c, ArrayView<float> x, ArrayView<float> eps, ArrayView<float> prev)
+    /// <summary>Four elements per iteration, (<see cref="VectorIO"/>) one 16-byte load or store per buffer; thread 0 does
+    /// the 0..3 elements after the whole quads.</summary>
+    internal static void Kernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, Coefficients c, ArrayView<float> x,
+        ArrayView<float> eps, ArrayView<float> prev) where TIO : struct, IQuadIO
     {
-        for (int k = 0; k < r.Count; k++)
+        if (tid == 0 && split.Tail > 0)
         {
-            int i = r.Index(tid, k);
-            if (i >= r.Total) return;
-            float xi = x[i];
-            float cur = c.Px * xi + c.Pe * eps[i];
-            float v = c.Cx * xi + c.C1 * cur;
-            if (c.C2 != 0) v += c.C2 * prev[i];
-            x[i] = v;
-            prev[i] = cur;
+            int i0 = 4 * split.Full, total = split.Total;
+            var pv = c.C2 != 0 ? QuadEdge.Load(prev, i0, total) : default;
+            var xv = QuadEdge.Load(x, i0, total);
+            var cur = Update(ref xv, QuadEdge.Load(eps, i0, total), pv, c);
+            QuadEdge.Store(x, i0, total, xv);
+            QuadEdge.Store(prev, i0, total, cur);
         }
+        var io = default(TIO);
+        for (int q = quads.First(tid), end = quads.End(tid), stride = quads.Stride; q < end; q += stride)
+        {
+            int e = 4 * q;
+            var xv = io.Load(x, e);
+            // With C2 = 0 prev is not read (it may hold garbage on the first step).
+            var pv = c.C2 != 0 ? io.Load(prev, e) : default;
+            var cur = Update(ref xv, io.Load(eps, e), pv, c);
+            io.Store(x, e, xv);
+            io.Store(prev, e, cur);
+        }
+    }
+
+    /// <summary>The four lanes: x becomes x', the result is cur (the next prev).</summary>
+    private static Float4 Update(ref Float4 x, Float4 eps, Float4 prev, Coefficients c)
+    {
+        Float4 cur = default;
+        cur.X = Lane(ref x.X, eps.X, prev.X, c);
+        cur.Y = Lane(ref x.Y, eps.Y, prev.Y, c);
+        cur.Z = Lane(ref x.Z, eps.Z, prev.Z, c);
+        cur.W = Lane(ref x.W, eps.W, prev.W, c);
+        return cur;
+    }
+
+    private static float Lane(ref float x, float eps, float prev, Coefficients c)
+    {
+        float cur = c.Px * x + c.Pe * eps;
+        float v = c.Cx * x + c.C1 * cur;
+        if (c.C2 != 0) v += c.C2 * prev;
+        x = v;
+        return cur;
     }
 
     /// <summary>Applies the update in place to x and prev.</summary>
@@ -47,9 +80,13 @@ public static class MultistepUpdate
     {
         Shape.RequireSame("multistep update", eps, "eps", x, "x");
         Shape.RequireSame("multistep update", prev, "prev", x, "x");
-        var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("multistep-update", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Coefficients,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
-        k(plan.Threads, plan, c, x.View, eps.View, prev.View);
+        var split = QuadSplit.For(x.Length);
+        var plan = x.Device.Plan(split.Full);
+        var k = split.Aligned(x.View, eps.View, prev.View)
+            ? x.Device.Kernel("multistep-update", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel<VectorIO>))
+            : x.Device.Kernel("multistep-update-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel<ScalarIO>));
+        k(plan.Threads, plan, split, c, x.View, eps.View, prev.View);
     }
 }

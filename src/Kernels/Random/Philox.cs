@@ -1,3 +1,5 @@
+using ILGPU.Runtime.Cuda;
+
 namespace PosteriorGpu.Kernels.Random;
 
 /// <summary>
@@ -74,18 +76,36 @@ public static class Philox
     /// <see cref="Normal"/> per element computes the block four times and a pair twice.</summary>
     public static void Normal4(ulong seed, uint stream, ulong step, long quad, out float n0, out float n1, out float n2, out float n3)
     {
-        long index = quad << 2;
-        Block((uint)(index >> 2), (uint)((ulong)index >> 34) ^ stream, (uint)step, (uint)(step >> 32),
+        // The counter of Normal's block for index 4 quad, without the round trip through the index: (index >> 2) is
+        // quad's low word and (ulong)index >> 34 its bits 32..61.
+        Block((uint)quad, ((uint)((ulong)quad >> 32) & 0x3FFFFFFFu) ^ stream, (uint)step, (uint)(step >> 32),
             (uint)seed, (uint)(seed >> 32), out uint r0, out uint r1, out uint r2, out uint r3);
-        float radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r0)));
+        BoxMuller4(r0, r1, r2, r3, out n0, out n1, out n2, out n3);
+    }
+
+    /// <summary>Box-Muller on a block's two pairs: (r0, r1) gives n0 (cos) and n1 (sin), (r2, r3) gives n2 and n3.</summary>
+    public static void BoxMuller4(uint r0, uint r1, uint r2, uint r3, out float n0, out float n1, out float n2, out float n3)
+    {
+        float radius = Radius(r0);
         float angle = 6.28318530717958647692f * ToUnit(r1);
         n0 = radius * MathF.Cos(angle);
         n1 = radius * MathF.Sin(angle);
-        radius = MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(r2)));
+        radius = Radius(r2);
         angle = 6.28318530717958647692f * ToUnit(r3);
         n2 = radius * MathF.Cos(angle);
         n3 = radius * MathF.Sin(angle);
     }
+
+    /// <summary>Box-Muller's radius sqrt(-2 ln u). On CUDA, ILGPU's fast-math ln is lg2.approx(u) * (float)ln 2, and
+    /// (a * c) * -2 is bitwise a * (-2 c) (scaling by 2 is exact; lg2 of u in (0, 1] is 0 or a normal number), so the
+    /// -2 folds into the constant there: the same bits with one multiply fewer. Elsewhere the plain expression.</summary>
+    private static float Radius(uint u)
+    {
+        if (CudaAsm.IsSupported) return MathF.Sqrt(ILGPU.Algorithms.XMath.Log2(ToUnitOpenZero(u)) * MinusTwoLn2);
+        return MathF.Sqrt(-2.0f * MathF.Log(ToUnitOpenZero(u)));
+    }
+
+    private const float MinusTwoLn2 = -2.0f * 0.693147182f;
 
     /// <summary>A uniform number in [0, 1) for element <paramref name="index"/> of draw
     /// (<paramref name="seed"/>, <paramref name="stream"/>, <paramref name="step"/>).</summary>

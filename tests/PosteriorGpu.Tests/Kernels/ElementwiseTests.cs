@@ -91,20 +91,27 @@ public class ElementwiseTests
         var dev = TestDevices.Cpu;
         const int n = 10_007;
         var s = TestData.Random(n, 6);
-        var draw = new RandomDraw(3, 1, 4);
         using var ts = Tensor.FromHost(dev, s, n);
-        var kernel = dev.Kernel("test-langevin-explicit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
-            ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, RandomDraw>(LangevinStep.Kernel));
-        float[]? first = null;
-        int quads = draw.Quads(n);
-        foreach (var plan in new[] { ElementRange.For(quads, cpu: true), ElementRange.For(quads, cpu: false),
-                     ElementRange.Explicit(quads, 7, chunked: true), ElementRange.Explicit(quads, 13, chunked: false) })
+        var vector = dev.Kernel("test-langevin-explicit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(LangevinStep.Kernel<VectorIO>));
+        var scalar = dev.Kernel("test-langevin-explicit-scalar", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(LangevinStep.Kernel<ScalarIO>));
+        // Offset 0: whole quads from element 0 (16-byte aligned); offset 5: a head quad of 3 and a tail of 0..3 elements.
+        foreach (long offset in new long[] { 0, 5 })
         {
-            using var tx = Tensor.Zeros(dev, n);
-            kernel(plan.Threads, plan, n, tx.View, ts.View, ts.View, 0f, 0.1f, MathF.Sqrt(0.2f), draw);
-            var r = tx.ToHost();
-            if (first is null) first = r;
-            else Assert.That(r, Is.EqualTo(first), "bitwise equal for every plan");
+            var draw = new RandomDraw(3, 1, 4, offset);
+            var split = QuadSplit.For(n, draw);
+            float[]? first = null;
+            foreach (var plan in new[] { ElementRange.For(split.Full, cpu: true), ElementRange.For(split.Full, cpu: false),
+                         ElementRange.Explicit(split.Full, 7, chunked: true), ElementRange.Explicit(split.Full, 13, chunked: false) })
+                foreach (var kernel in split.Aligned(ts.View) ? new[] { vector, scalar } : new[] { scalar })
+                {
+                    using var tx = Tensor.Zeros(dev, n);
+                    kernel(plan.Threads, plan, split, tx.View, ts.View, ts.View, 0f, 0.1f, MathF.Sqrt(0.2f), new QuadDraw(draw));
+                    var r = tx.ToHost();
+                    if (first is null) first = r;
+                    else Assert.That(r, Is.EqualTo(first), $"bitwise equal for every plan (offset {offset})");
+                }
         }
     }
 
