@@ -25,7 +25,7 @@ public class GemmCorePtxTests
     [TestCaseSource(nameof(Kernels))]
     public void CoreKernel_CompilesToPtxWithVectorSharedLoads(Type tile, Type operands)
     {
-        using var context = Context.Create(b => b.Default().Math(MathMode.Fast32BitOnly).Optimize(OptimizationLevel.O2));
+        using var context = PosteriorGpu.Kernels.Device.GpuDevice.CreateContext();   // the library's settings (algorithms, fast math, O2)
         using var backend = new PTXBackend(context, CudaArchitecture.SM_70, CudaInstructionSet.ISA_70, null!);
         var method = typeof(GemmCore).GetMethod(nameof(GemmCore.Kernel),
             System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.MakeGenericMethod(tile, operands);
