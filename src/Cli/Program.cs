@@ -27,6 +27,7 @@ namespace PosteriorGpu.Cli
             TrainClassifierCommand.Create,
             FidCommand.Create,
             PaperFigure4Command.Create,
+            TalkComparisonCommand.Create,
             ScaleOutCommands.CreateBatch,
             ScaleOutCommands.CreateMerge,
         ];
