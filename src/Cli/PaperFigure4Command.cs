@@ -20,14 +20,18 @@ internal static class PaperFigure4Command
         CliFiles.CreateOutputFolder(output);
         using var dev = GpuDevice.Open(device);
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        var result = PaperFigure4Study.Run(dev, s, cli.Out, cli.Cancel);
-        string md = Markdown(result, s, dev.Description, watch.Elapsed.TotalSeconds);
-        CliFiles.Writing("output folder", output, () =>
+        // The files are rewritten after each task, so that a long run that is stopped leaves its finished tasks.
+        void Write(PaperFigure4Study.Result result)
         {
-            File.WriteAllText(Path.Combine(output, "figure4.md"), md);
-            File.WriteAllText(Path.Combine(output, "figure4.json"), Json(result, s).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            Plot(result).WritePng(Path.Combine(output, "figure4.png"));
-        });
+            string md = Markdown(result, s, dev.Description, watch.Elapsed.TotalSeconds);
+            CliFiles.Writing("output folder", output, () =>
+            {
+                File.WriteAllText(Path.Combine(output, "figure4.md"), md);
+                File.WriteAllText(Path.Combine(output, "figure4.json"), Json(result, s).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Plot(result).WritePng(Path.Combine(output, "figure4.png"));
+            });
+        }
+        Write(PaperFigure4Study.Run(dev, s, cli.Out, cli.Cancel, Write));
         cli.Out.WriteLine($"paper-figure4: wrote {output}/figure4.md, figure4.json and figure4.png in {watch.Elapsed.TotalSeconds:F0} s");
         return ExitCodes.Ok;
     }

@@ -92,8 +92,10 @@ internal static class PaperFigure4Study
         _ => throw new UsageException($"figure 4 task '{name}': expected inpaintNN (NN % missing), superresF or deblur"),
     };
 
-    /// <summary>Runs the study; <paramref name="log"/> gets a line per row.</summary>
-    public static Result Run(GpuDevice device, Figure4Settings s, TextWriter log, CancellationToken cancellationToken = default)
+    /// <summary>Runs the study; <paramref name="log"/> gets a line per row, <paramref name="taskDone"/> (if given) the
+    /// result so far after each task, so that a long run that is stopped leaves its finished tasks.</summary>
+    public static Result Run(GpuDevice device, Figure4Settings s, TextWriter log, CancellationToken cancellationToken = default,
+                             Action<Result>? taskDone = null)
     {
         var images = MnistImages.Load(MnistFolder.File(MnistFolder.TestImages, s.Mnist));
         if (s.FirstDigit < 2 || s.FirstDigit + s.Digits > images.Count)
@@ -137,12 +139,15 @@ internal static class PaperFigure4Study
                 rows.Add(Score(name, "dps+langevin", h, local, truth, fid, reference, time, watch.Elapsed.TotalSeconds));
                 log.WriteLine(Format(rows[^1]));
             }
+            taskDone?.Invoke(new Result([.. rows], truthFid, s.Digits, Budget(s)));
         }
-        string budget = $"DPS {s.DpsSteps} steps; re-noised to t0 = {s.Timestep}, reverse diffusion by {AnnealedLangevinOptions.Image32.PriorSampler} " +
-                        $"in {Math.Min(AnnealedLangevinOptions.Image32.PriorSteps, s.Timestep + 1)} steps, then {s.Levels} levels x {s.StepsPerLevel} " +
-                        $"Langevin steps (eta {AnnealedLangevinOptions.Image32.EtaMax} -> sigma_y {s.SigmaY}, prior score at t = {AnnealedLangevinOptions.Image32.PriorTimestep})";
-        return new Result(rows, truthFid, s.Digits, budget);
+        return new Result(rows, truthFid, s.Digits, Budget(s));
     }
+
+    private static string Budget(Figure4Settings s) =>
+        $"DPS {s.DpsSteps} steps; re-noised to t0 = {s.Timestep}, reverse diffusion by {AnnealedLangevinOptions.Image32.PriorSampler} " +
+        $"in {Math.Min(AnnealedLangevinOptions.Image32.PriorSteps, s.Timestep + 1)} steps, then {s.Levels} levels x {s.StepsPerLevel} " +
+        $"Langevin steps (eta {AnnealedLangevinOptions.Image32.EtaMax} -> sigma_y {s.SigmaY}, prior score at t = {AnnealedLangevinOptions.Image32.PriorTimestep})";
 
     /// <summary>One line of the log.</summary>
     public static string Format(Row r) =>

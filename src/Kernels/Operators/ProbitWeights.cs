@@ -40,7 +40,7 @@ public static class ProbitWeights
     }
 
     /// <summary>The same fit evaluated in double: erfcx(z) for z &gt;= 0.</summary>
-    private static double ErfcxNonNegativeDouble(double z)
+    internal static double ErfcxNonNegativeDouble(double z)
     {
         double t = 1 / (1 + 0.5 * z);
         double p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806

@@ -135,6 +135,26 @@ public class OperatorKernelTests
         Assert.Throws<ArgumentException>(() => ProbitWeights.Run(ty, wrong, 1f));
     }
 
+    [TestCase(1, 1, 1f)]
+    [TestCase(3, 257, 0.3f)]
+    [TestCase(2, 100, 1e-3f)]
+    public void ProbitLogCdf_MatchesReference(int n, int m, float sigma)
+    {
+        var dev = TestDevices.Cpu;
+        var y = TestData.Random(n * m, 12).Select(v => v >= 0 ? 1f : -1f).ToArray();
+        var t = TestData.Random(n * m, 13, 2f);
+        using var ty = Tensor.FromHost(dev, y, n, m);
+        using var tt = Tensor.FromHost(dev, t, n, m);
+        ProbitLogCdf.Run(ty, tt, 1f / sigma);
+        var expected = (float[])t.Clone();
+        ProbitLogCdf.Reference(y, expected, 1f / sigma);
+        var got = tt.ToHost();
+        Assert.That(got.All(v => float.IsFinite(v) && v <= 0), Is.True, "log Phi is finite and <= 0, even where u is far below 0");
+        TestData.AssertClose(got, expected, 1e-6, $"probit log-CDF, sigma {sigma}");
+        using var wrong = Tensor.Zeros(dev, n, m + 1);
+        Assert.Throws<ArgumentException>(() => ProbitLogCdf.Run(ty, wrong, 1f));
+    }
+
     [TestCase(1, 1, 2, 2, 2)]
     [TestCase(1, 2, 8, 4, 2)]
     [TestCase(3, 1, 3, 5, 4)]

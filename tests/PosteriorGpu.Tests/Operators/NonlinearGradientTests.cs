@@ -86,6 +86,52 @@ public class NonlinearGradientTests
     }
 
     [Test]
+    public void ProbitLogCdf_IsAccurateEverywhere()
+    {
+        // The kernel's log Phi against MathNet's erfc (and the continued fraction below u = -30): the erfcx fit's
+        // fractional error (1.2e-7) becomes an absolute error of the log, however negative u is.
+        double worst = 0, worstAt = 0;
+        for (double u = -3000; u <= 40; u += u < -50 ? 7.3 : 0.0173)
+        {
+            double got = ProbitLogCdf.LogCdf(u), expected = Probit.LogCdfReference(u);
+            Assert.That(double.IsFinite(got) && got <= 0, Is.True, $"log Phi({u}) = {got}");
+            double err = Math.Abs(got - expected);
+            if (err > worst) (worst, worstAt) = (err, u);
+        }
+        TestContext.Out.WriteLine($"log Phi(u): worst absolute error {worst:E2} at u = {worstAt}");
+        Assert.That(worst, Is.LessThan(2e-7), $"largest absolute error of log Phi(u) (at u = {worstAt})");
+        // Where Phi(u) rounds to 1 in double, log Phi(u) ~ -phi(u) / u is tiny but not lost (no 1 - Phi cancellation).
+        // (log(1 - q) = -q to double precision for q = 1 - Phi(8) = erfc(8 / sqrt 2) / 2 = 6.2e-16.)
+        double q = 0.5 * MathNet.Numerics.SpecialFunctions.Erfc(8 / Math.Sqrt(2));
+        Assert.That(ProbitLogCdf.LogCdf(8), Is.EqualTo(-q).Within(1e-6 * q));
+        Assert.That(ProbitLogCdf.LogCdf(0), Is.EqualTo(Math.Log(0.5)).Within(2e-7));
+    }
+
+    [TestCase(1, 0.5f)]
+    [TestCase(3, 0.05f)]
+    public void OneBitLogLikelihood_OnTheDevice_MatchesTheDoubleReference(int n, float sigma)
+    {
+        var dev = TestDevices.Cpu;
+        using var op = new OneBitOperator(dev, [1, 6, 5], 97, 0.5f, 7);
+        var x = TestData.Random(n * 30, 21);
+        using var tx = Tensor.FromHost(dev, x, n, 1, 6, 5);
+        using var ty = Tensor.Zeros(dev, n, 97);
+        op.Simulate(tx, sigma, new RandomDraw(3, 1, 0), ty);
+        // Evaluate at a point other than the truth, so that many signs disagree (terms far below 0).
+        var x2 = TestData.Random(n * 30, 22);
+        using var tx2 = Tensor.FromHost(dev, x2, n, 1, 6, 5);
+        using var ll = Tensor.Zeros(dev, n);
+        op.LogLikelihood(tx2, ty, sigma, ll);
+        var expected = op.LogLikelihoodReference(x2.Select(v => (double)v).ToArray(), ty.ToHost(), sigma);
+        var got = ll.ToHost();
+        for (int i = 0; i < n; i++)
+            Assert.That(got[i], Is.EqualTo(expected[i]).Within(1e-5 * Math.Abs(expected[i]) + 97 * 2e-7), $"item {i}");
+        using var wrong = Tensor.Zeros(dev, n + 1);
+        Assert.Throws<ArgumentException>(() => op.LogLikelihood(tx2, ty, sigma, wrong));
+        Assert.Throws<ArgumentOutOfRangeException>(() => op.LogLikelihood(tx2, ty, 0f, ll));
+    }
+
+    [Test]
     public void InverseMillsRatio_IsAccurateAndFiniteEverywhere()
     {
         // Relative error where the bits disagree or barely agree (u <= 4); for larger u, R(u) ~ phi(u)

@@ -11,7 +11,7 @@ namespace PosteriorGpu.Tests.Posterior;
 
 /// <summary>
 /// A posterior sampler step stalls nothing (issue 21): with the U-Net fixture (whose forward pass and vector-Jacobian
-/// product make no sync or copy) and a GEMM operator, the device counters between two progress reports show no host
+/// product make no sync or copy) and a GEMM operator (or one-bit sensing, whose log-likelihood is summed on the device), the device counters between two progress reports show no host
 /// copy at all and a host read-back only where the sampler's divergence check is due: DPS and LGD-MC once per
 /// <see cref="PosteriorCommon.DivergenceCheckInterval"/> steps and after the last, DPnP once per that many sweeps and after
 /// the last, annealed Langevin once per <see cref="AnnealedLangevinSampler.LevelsPerCheck"/> levels and after the last.
@@ -34,15 +34,32 @@ public class PosteriorHostSyncTests
             Enumerable.Range(1, Seen.Count - 1).Select(k => (k, Seen[k].Counters - Seen[k - 1].Counters));
     }
 
-    private static (UNet2DModel Model, NoiseSchedule Schedule, CompressedSensingOperator Op, Tensor X, Tensor Y) Setup(GpuDevice dev, int chains = 2)
+    /// <summary>The U-Net fixture, a schedule, an operator (a GEMM one, or one-bit sensing, whose probit log-likelihood the
+    /// Metropolis-adjusted DPnP and LGD-MC evaluate), chains and a measurement.</summary>
+    private sealed record Fixture(UNet2DModel Model, NoiseSchedule Schedule, ForwardOperator Op, Tensor X, Tensor Y) : IDisposable
+    {
+        public void Dispose()
+        {
+            Model.Dispose();
+            Op.Dispose();
+            X.Dispose();
+            Y.Dispose();
+        }
+    }
+
+    private static Fixture Setup(GpuDevice dev, bool oneBit = false, int chains = 2)
     {
         var model = UNet2DModel.Load(dev, Fixtures.Path("diffusers-unet-tiny"), withGradients: true);
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
         int s = model.Config.SampleSize!.Value;
-        var op = new CompressedSensingOperator(dev, [model.Channels, s, s], 24, seed: 5);
+        ForwardOperator op = oneBit
+            ? new OneBitOperator(dev, [model.Channels, s, s], 24, 0.5f, seed: 5)
+            : new CompressedSensingOperator(dev, [model.Channels, s, s], 24, seed: 5);
         var x = Tensor.FromHost(dev, TestData.Random(chains * model.Channels * s * s, 2), chains, model.Channels, s, s);
-        var y = Tensor.FromHost(dev, TestData.Random(24, 3), 1, 24);
-        return (model, schedule, op, x, y);
+        var measured = TestData.Random(24, 3);
+        if (oneBit) measured = [.. measured.Select(v => v >= 0 ? 1f : -1f)];
+        var y = Tensor.FromHost(dev, measured, 1, 24);
+        return new Fixture(model, schedule, op, x, y);
     }
 
     /// <summary>Exactly one read-back (a sync and a device-to-host copy) where <paramref name="due"/> says, none elsewhere, and
@@ -58,17 +75,15 @@ public class PosteriorHostSyncTests
         }
     }
 
-    [TestCase("dps", DpsStepRule.ResidualNorm)]
-    [TestCase("dps", DpsStepRule.Likelihood)]
-    [TestCase("lgd-mc", DpsStepRule.ResidualNorm)]
-    public void GuidedStep_ReadsBackOncePerCheckInterval(string sampler, DpsStepRule rule)
+    [TestCase("dps", DpsStepRule.ResidualNorm, false)]
+    [TestCase("dps", DpsStepRule.Likelihood, false)]
+    [TestCase("lgd-mc", DpsStepRule.ResidualNorm, false)]
+    [TestCase("lgd-mc", DpsStepRule.ResidualNorm, true)]   // particle weights from the probit log-likelihood
+    public void GuidedStep_ReadsBackOncePerCheckInterval(string sampler, DpsStepRule rule, bool oneBit)
     {
         var dev = TestDevices.Cpu;
-        var (model, schedule, op, x, y) = Setup(dev);
-        using var _ = model;
-        using var __ = op;
-        using var ___ = x;
-        using var ____ = y;
+        using var f = Setup(dev, oneBit);
+        var (model, schedule, op, x, y) = f;
         const int steps = Interval + 1;
         IPosteriorSampler Create(int n) => sampler == "dps"
             ? new DpsSampler(model, schedule, new DpsOptions { Steps = n, StepSize = 0.01, Rule = rule })
@@ -79,19 +94,17 @@ public class PosteriorHostSyncTests
         run.Sample(x, y, op, SigmaY, seed: 1, progress: seen);
         Assert.That(seen.Seen, Has.Count.EqualTo(steps));
         // Report k follows step k (0-based): the ring is read after step Interval - 1 and after the last.
-        AssertAmortised(sampler, seen.Deltas(), k => k % Interval == Interval - 1 || k == steps - 1);
+        AssertAmortised($"{sampler} (one-bit {oneBit})", seen.Deltas(), k => k % Interval == Interval - 1 || k == steps - 1);
     }
 
-    [TestCase(false)]
-    [TestCase(true)]
-    public void DpnpSweep_ReadsBackOncePerCheckInterval(bool metropolis)
+    [TestCase(false, false)]
+    [TestCase(true, false)]
+    [TestCase(true, true)]   // the Metropolis ratio from the probit log-likelihood
+    public void DpnpSweep_ReadsBackOncePerCheckInterval(bool metropolis, bool oneBit)
     {
         var dev = TestDevices.Cpu;
-        var (model, schedule, op, x, y) = Setup(dev);
-        using var _ = model;
-        using var __ = op;
-        using var ___ = x;
-        using var ____ = y;
+        using var f = Setup(dev, oneBit);
+        var (model, schedule, op, x, y) = f;
         const int sweeps = Interval + 1;
         DpnpSampler Create(int n) => new(model, schedule, new DpnpOptions
         {
@@ -103,7 +116,7 @@ public class PosteriorHostSyncTests
         var seen = new Snapshots(dev);
         run.Refine(x, y, op, SigmaY, seed: 1, progress: seen);
         Assert.That(seen.Seen, Has.Count.EqualTo(sweeps));
-        AssertAmortised($"dpnp (metropolis {metropolis})", seen.Deltas(), k => k % Interval == Interval - 1 || k == sweeps - 1);
+        AssertAmortised($"dpnp (metropolis {metropolis}, one-bit {oneBit})", seen.Deltas(), k => k % Interval == Interval - 1 || k == sweeps - 1);
     }
 
     [TestCase(3)]    // 4 levels per read: at least 16 steps apart
@@ -111,11 +124,8 @@ public class PosteriorHostSyncTests
     public void AnnealedLangevinLevels_ReadBackOncePerCheck(int stepsPerLevel)
     {
         var dev = TestDevices.Cpu;
-        var (model, schedule, op, x, y) = Setup(dev);
-        using var _ = model;
-        using var __ = op;
-        using var ___ = x;
-        using var ____ = y;
+        using var f = Setup(dev);
+        var (model, schedule, op, x, y) = f;
         int levels = stepsPerLevel == 3 ? 6 : 3, window = AnnealedLangevinSampler.LevelsPerCheck(stepsPerLevel);
         Assert.That(window, Is.EqualTo(stepsPerLevel == 3 ? 4 : 1));
         AnnealedLangevinSampler Create(int n) => new(model, schedule, new AnnealedLangevinOptions { Levels = n, StepsPerLevel = stepsPerLevel, PriorTimestep = 50 });
@@ -130,11 +140,8 @@ public class PosteriorHostSyncTests
     public void DpsLangevin_StepsReadBackOnlyWhenDue()
     {
         var dev = TestDevices.Cpu;
-        var (model, schedule, op, x, y) = Setup(dev);
-        using var _ = model;
-        using var __ = op;
-        using var ___ = x;
-        using var ____ = y;
+        using var f = Setup(dev);
+        var (model, schedule, op, x, y) = f;
         const int dpsSteps = 3;   // DPS's own steps are checked above
         var run = new DpsLangevinSampler(model, schedule, new DpsLangevinOptions
         {
