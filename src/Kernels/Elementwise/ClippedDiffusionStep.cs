@@ -52,9 +52,11 @@ public static class ClippedDiffusionStep
     }
 
     /// <summary>diffusers' stage "clip or threshold predicted x_0" for one value: clamp(x0, -clipRange, clipRange), or with
-    /// <paramref name="thresholded"/> non-zero clamp(x0, -s, s) / s for the item's threshold s.</summary>
+    /// <paramref name="thresholded"/> non-zero clamp(x0, -s, s) / s for the item's threshold s. Both bounds are positive
+    /// (clip_sample_range and sample_max_value are validated so; a threshold is at least min(1, sample_max_value)), where
+    /// the symmetric clamp is torch.clamp bit for bit.</summary>
     public static float ClipX0(float x0, float clipRange, int thresholded, float s) =>
-        thresholded == 0 ? DynamicThreshold.Clamp(x0, -clipRange, clipRange) : DynamicThreshold.Clamp(x0, -s, s) / s;
+        thresholded == 0 ? DynamicThreshold.ClampSymmetric(x0, clipRange) : DynamicThreshold.ClampSymmetric(x0, s) / s;
 
     /// <summary>The specification: a plain loop. <paramref name="thresholds"/> empty clips to [-clipRange, clipRange];
     /// else it holds one threshold per item (x's length must be a multiple of its length).</summary>
@@ -102,6 +104,17 @@ public static class ClippedDiffusionStep
                 s.Y = s.X;
                 s.Z = s.X;
                 s.W = s.X;
+            }
+            else if (kind.TwoItems)
+            {
+                // Item length >= 4: the quad's lanes below b lie in e's item, the others in the next one. A quad inside
+                // one item (b >= 4) loads its own item twice, so the last item never reads past the end.
+                int item = items.Of(e), b = (item + 1) * items.Length - e;
+                float first = thresholds[item], next = thresholds[b < 4 ? item + 1 : item];
+                s.X = first;
+                s.Y = b > 1 ? first : next;
+                s.Z = b > 2 ? first : next;
+                s.W = b > 3 ? first : next;
             }
             else if (kind.Thresholded)
             {
@@ -162,6 +175,8 @@ public static class ClippedDiffusionStep
         bool Thresholded { get; }
         /// <summary>Thresholded, and every whole quad lies in one item: one lookup per quad.</summary>
         bool PerQuad { get; }
+        /// <summary>Thresholded, items of at least 4 elements: a quad spans at most two items, two lookups per quad.</summary>
+        bool TwoItems { get; }
     }
 
     /// <summary>clip_sample: clamp to [-clipRange, clipRange].</summary>
@@ -169,13 +184,23 @@ public static class ClippedDiffusionStep
     {
         public bool Thresholded => false;
         public bool PerQuad => false;
+        public bool TwoItems => false;
     }
 
-    /// <summary>Dynamic thresholding, one item lookup per lane (any item length and offset).</summary>
+    /// <summary>Dynamic thresholding, one item lookup per lane (items shorter than 4 elements).</summary>
     internal readonly struct ThresholdPerLane : IClipKind
     {
         public bool Thresholded => true;
         public bool PerQuad => false;
+        public bool TwoItems => false;
+    }
+
+    /// <summary>Dynamic thresholding, two item lookups per quad (items of at least 4 elements at any length and offset).</summary>
+    internal readonly struct ThresholdTwoItems : IClipKind
+    {
+        public bool Thresholded => true;
+        public bool PerQuad => false;
+        public bool TwoItems => true;
     }
 
     /// <summary>Dynamic thresholding, one item lookup per quad (item length a multiple of 4, no head quad).</summary>
@@ -183,6 +208,7 @@ public static class ClippedDiffusionStep
     {
         public bool Thresholded => true;
         public bool PerQuad => true;
+        public bool TwoItems => false;
     }
 
     /// <summary>The step in place, x0 clipped to [-clipRange, clipRange] when <paramref name="thresholds"/> is null,
@@ -191,6 +217,8 @@ public static class ClippedDiffusionStep
     {
         const string op = "clipped diffusion step";
         Shape.RequireSame(op, eps, "eps", x, "x");
+        if (thresholds is null && !(clipRange > 0))
+            throw new ArgumentOutOfRangeException(nameof(clipRange), clipRange, $"{op}: the clip range must be positive (clip_sample_range)");
         if (thresholds is not null) Shape.Require(op, thresholds, "thresholds", x.N);
         var split = QuadSplit.For(x.Length, draw);
         var plan = x.Device.Plan(split.Full);
@@ -198,6 +226,7 @@ public static class ClippedDiffusionStep
         bool aligned = split.Aligned(x.View, eps.View);
         var k = thresholds is null ? Load<ClipToRange>(x.Device, "", aligned)
             : itemLength % 4 == 0 && split.Lead == 0 ? Load<ThresholdPerQuad>(x.Device, "-per-quad", aligned)
+            : itemLength >= 4 ? Load<ThresholdTwoItems>(x.Device, "-two-items", aligned)
             : Load<ThresholdPerLane>(x.Device, "-per-lane", aligned);
         k(plan.Threads, plan, split, x.View, eps.View, c, clipRange, new ItemDivisor(itemLength), (thresholds ?? x).View, new QuadDraw(draw));
     }

@@ -51,6 +51,8 @@ public static class ClippedEpsilon
         Shape.RequireSame(op, eps, "eps", x, "x");
         if (thresholds is not null) Shape.Require(op, thresholds, "thresholds", x.N);
         if (!(sqrtOneMinusAlpha > 0)) throw new ArgumentOutOfRangeException(nameof(sqrtOneMinusAlpha), sqrtOneMinusAlpha, $"{op}: needs alpha_bar below 1");
+        if (thresholds is null && !(clipRange > 0))
+            throw new ArgumentOutOfRangeException(nameof(clipRange), clipRange, $"{op}: the clip range must be positive (clip_sample_range)");
         var plan = x.Device.Plan(x.Length);
         var k = x.Device.Kernel("clipped-epsilon", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             ArrayView<float>, ArrayView<float>, float, float, float, int, int, ArrayView<float>>(Kernel));

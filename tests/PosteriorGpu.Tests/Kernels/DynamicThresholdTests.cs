@@ -160,6 +160,20 @@ public class DynamicThresholdTests
     }
 
     [Test]
+    public void ClampSymmetric_IsTheTwoSidedClampBitForBit()
+    {
+        // Every bound the steps use is positive (or NaN from a NaN quantile); zero and infinity are edge cases.
+        float[] bounds = [0f, 1e-40f, 1f, 1.5f, 2.75f, 1e30f, float.PositiveInfinity, float.NaN];
+        var values = new List<float> { 0f, -0f, 1e-45f, -1e-45f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN };
+        values.AddRange(bounds.SelectMany(b => new[] { b, -b, BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(b) + 1) }));
+        values.AddRange(TestData.Random(200, 31, 5f));
+        foreach (float s in bounds)
+            foreach (float v in values)
+                Assert.That(BitConverter.SingleToInt32Bits(DynamicThreshold.ClampSymmetric(v, s)),
+                    Is.EqualTo(BitConverter.SingleToInt32Bits(DynamicThreshold.Clamp(v, -s, s))), $"clamp({v}, -{s}, {s})");
+    }
+
+    [Test]
     public void Run_RejectsWrongShapes()
     {
         var dev = TestDevices.Cpu;
@@ -171,5 +185,7 @@ public class DynamicThresholdTests
         using var s2 = Tensor.Zeros(dev, 2);
         Assert.Throws<ArgumentOutOfRangeException>(() => DynamicThreshold.Run(x, e, 1, 0, 1.5f, 1, hist, s2));
         Assert.Throws<ArgumentException>(() => ClippedDiffusionStep.Run(x, e, default, 1, s, default));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClippedDiffusionStep.Run(x, e, default, 0f, null, default));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ClippedEpsilon.Run(x, e, 1f, 0.5f, float.NaN, null));
     }
 }

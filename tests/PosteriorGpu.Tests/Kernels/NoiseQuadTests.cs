@@ -139,8 +139,9 @@ public class NoiseQuadTests
         }
     }
 
-    /// <summary>The clipped step in its three compiled forms (clip to a range; thresholds looked up per quad when items are
-    /// whole quads; per lane otherwise), on item lengths that are and are not multiples of 4, aligned and shifted views.</summary>
+    /// <summary>The clipped step in its four compiled forms (clip to a range; thresholds looked up per quad when items are
+    /// whole quads, two per quad for other items of at least 4 elements, per lane for shorter items), on item lengths that
+    /// are and are not multiples of 4, aligned and shifted views.</summary>
     [TestCase(3, 4, 0L, 0)]
     [TestCase(3, 4, 2L, 0)]
     [TestCase(5, 12, 0L, 1)]
