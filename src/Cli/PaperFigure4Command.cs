@@ -40,24 +40,9 @@ internal static class PaperFigure4Command
     public static Command Create(CommandSetup setup)
     {
         var d = new Figure4Settings();
-        var model = CliOptions.Text("--model", $"the diffusion model folder (default: the shipped {DefaultPaths.Model})", "dir");
-        var classifier = CliOptions.Text("--classifier", $"the FID classifier folder (default: the shipped {DefaultPaths.Classifier})", "dir");
-        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
-        var digits = CliOptions.Int("--digits", d.Digits, "held-out MNIST test digits, one sample each", min: 2);
-        var first = CliOptions.Int("--first-digit", d.FirstDigit, "test-set index of the first held-out digit (the FID reference is the test images before it)", min: 2);
-        var tasks = new Option<string[]>("--tasks")
-        {
-            Description = "tasks, separated by commas: inpaintNN (NN % of pixels missing at random), superresF, deblur",
-            HelpName = "list", DefaultValueFactory = _ => [.. d.Tasks],
-            CustomParser = r => r.Tokens.Count == 0 ? [.. d.Tasks] : r.Tokens[0].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-        };
-        tasks.Validators.Add(r =>
-        {
-            foreach (string t in r.GetValueOrDefault<string[]>() ?? [])
-                try { PaperFigure4Study.Task(t); }
-                catch (UsageException e) { r.AddError($"--tasks: {e.Message}"); }
-        });
-        var sigmaY = CliOptions.Double("--sigma-y", d.SigmaY, "measurement noise sigma_y", positive: true);
+        var common = new HeldOutDigitOptions(d, "held-out MNIST test digits, one sample each");
+        var tasks = HeldOutDigitOptions.List("--tasks", d.Tasks, "tasks, separated by commas: inpaintNN (NN % of pixels missing at random), superresF, deblur",
+            t => PaperFigure4Study.Task(t));
         var dpsSteps = CliOptions.Int("--dps-steps", d.DpsSteps, "DPS reverse-diffusion steps (the warm start and the baseline)", min: 1);
         var t0 = CliOptions.Int("--t0", d.Timestep, "the timestep DPS's output is re-noised to", min: 1);
         var levels = CliOptions.Int("--levels", d.Levels, "levels of the local annealed Langevin (fixed across h)", min: 1);
@@ -82,24 +67,19 @@ internal static class PaperFigure4Command
                 return [.. values];
             },
         };
-        var batch = CliOptions.Int("--batch", d.Batch, "chains per batch", min: 1);
-        var seed = CliOptions.Seed("--seed", "seed of the measurements and the samplers");
         var output = CliOptions.Path("--out", "out/figure4", "output folder");
         var command = new Command("paper-figure4", "Figure 4 of Xun, Gupta and Price on MNIST: DPS alone vs DPS + local annealed Langevin over a sweep of h; L2 and FID (docs/paper-figure4.md)")
         {
-            model, classifier, mnist, digits, first, tasks, sigmaY, dpsSteps, t0, levels, stepsPerLevel, stepSizes, batch, seed, output,
+            tasks, dpsSteps, t0, levels, stepsPerLevel, stepSizes, output,
         };
+        common.AddTo(command);
         command.SetAction(p =>
         {
-            var settings = new Figure4Settings
+            var settings = common.Read(p, d with
             {
-                Model = CliFiles.ModelFolder(p.GetValue(model)),
-                Classifier = p.GetValue(classifier) ?? DefaultPaths.Find(DefaultPaths.Classifier)
-                    ?? throw new UsageException($"classifier folder: the default {DefaultPaths.Classifier} was not found; give --classifier DIR"),
-                Mnist = p.GetValue(mnist), Digits = p.GetValue(digits), FirstDigit = p.GetValue(first), Tasks = p.GetValue(tasks)!,
-                SigmaY = p.GetValue(sigmaY), DpsSteps = p.GetValue(dpsSteps), Timestep = p.GetValue(t0), Levels = p.GetValue(levels),
-                StepsPerLevel = p.GetValue(stepsPerLevel), StepSizes = p.GetValue(stepSizes)!, Batch = p.GetValue(batch), Seed = p.GetValue(seed),
-            };
+                Tasks = p.GetValue(tasks)!, DpsSteps = p.GetValue(dpsSteps), Timestep = p.GetValue(t0), Levels = p.GetValue(levels),
+                StepsPerLevel = p.GetValue(stepsPerLevel), StepSizes = p.GetValue(stepSizes)!,
+            });
             return Run(settings, p.GetValue(output)!, setup.DeviceOf(p), setup.Context);
         });
         return command;

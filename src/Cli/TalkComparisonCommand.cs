@@ -30,54 +30,25 @@ internal static class TalkComparisonCommand
         return ExitCodes.Ok;
     }
 
-    private static Option<string[]> List(string name, IReadOnlyList<string> fallback, string description, Action<string> check)
-    {
-        var option = new Option<string[]>(name)
-        {
-            Description = description, HelpName = "list", DefaultValueFactory = _ => [.. fallback],
-            CustomParser = r => r.Tokens.Count == 0 ? [.. fallback] : r.Tokens[0].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-        };
-        option.Validators.Add(r =>
-        {
-            foreach (string t in r.GetValueOrDefault<string[]>() ?? [])
-                try { check(t); }
-                catch (UsageException e) { r.AddError($"{name}: {e.Message}"); }
-        });
-        return option;
-    }
-
     /// <summary>The `talk-comparison` command's options and parsing glue.</summary>
     public static Command Create(CommandSetup setup)
     {
         var d = new TalkSettings();
-        var model = CliOptions.Text("--model", $"the diffusion model folder (default: the shipped {DefaultPaths.Model})", "dir");
-        var classifier = CliOptions.Text("--classifier", $"the FID classifier folder (default: the shipped {DefaultPaths.Classifier})", "dir");
-        var mnist = CliOptions.Text("--mnist", "the MNIST folder (from tools/fetch-mnist)", "dir");
-        var digits = CliOptions.Int("--digits", d.Digits, "held-out MNIST test digits, one sample each per task and method", min: 2);
-        var first = CliOptions.Int("--first-digit", d.FirstDigit, "test-set index of the first held-out digit (the FID reference is the test images before it)", min: 2);
-        var tasks = List("--tasks", d.Tasks, "tasks, separated by commas: superresF, phase, onebit (also inpaintNN, deblur)", t => TalkComparisonStudy.Task(t));
-        var methods = List("--methods", d.Methods, "methods, separated by commas: dpnp, dps, lgd-mc", m => TalkComparisonStudy.PlanFor(m, "superres", 1000));
+        var common = new HeldOutDigitOptions(d, "held-out MNIST test digits, one sample each per task and method");
+        var tasks = HeldOutDigitOptions.List("--tasks", d.Tasks, "tasks, separated by commas: superresF, phase, onebit (also inpaintNN, deblur)", t => TalkComparisonStudy.Task(t));
+        var methods = HeldOutDigitOptions.List("--methods", d.Methods, "methods, separated by commas: dpnp, dps, lgd-mc", m => TalkComparisonStudy.PlanFor(m, "superres", 1000));
         var nfe = CliOptions.Int("--nfe", d.Budget, "network evaluations per image, the same for every method (DPS and LGD-MC: one step each, " +
                                                     "plus a backward pass; DPnP: prior draw + sweeps x 4-call denoising draws)", min: 5);
-        var sigmaY = CliOptions.Double("--sigma-y", d.SigmaY, "measurement noise sigma_y", positive: true);
-        var batch = CliOptions.Int("--batch", d.Batch, "chains per batch", min: 1);
-        var seed = CliOptions.Seed("--seed", "seed of the measurements and the samplers");
         var output = CliOptions.Path("--out", "out/talk-comparison", "output folder");
         var command = new Command("talk-comparison", "the talk's comparison on MNIST: DPnP vs DPS vs LGD-MC at the same budget in network " +
                                                      "evaluations; PSNR, FID, time per image (docs/talk-comparison.md)")
         {
-            model, classifier, mnist, digits, first, tasks, methods, nfe, sigmaY, batch, seed, output,
+            tasks, methods, nfe, output,
         };
+        common.AddTo(command);
         command.SetAction(p =>
         {
-            var settings = new TalkSettings
-            {
-                Model = CliFiles.ModelFolder(p.GetValue(model)),
-                Classifier = p.GetValue(classifier) ?? DefaultPaths.Find(DefaultPaths.Classifier)
-                    ?? throw new UsageException($"classifier folder: the default {DefaultPaths.Classifier} was not found; give --classifier DIR"),
-                Mnist = p.GetValue(mnist), Digits = p.GetValue(digits), FirstDigit = p.GetValue(first), Tasks = p.GetValue(tasks)!,
-                Methods = p.GetValue(methods)!, Budget = p.GetValue(nfe), SigmaY = p.GetValue(sigmaY), Batch = p.GetValue(batch), Seed = p.GetValue(seed),
-            };
+            var settings = common.Read(p, d with { Tasks = p.GetValue(tasks)!, Methods = p.GetValue(methods)!, Budget = p.GetValue(nfe) });
             string line = "posteriorgpu " + string.Join(' ', p.Tokens.Select(t => t.Value));
             return Run(settings, p.GetValue(output)!, setup.DeviceOf(p), setup.Context, line);
         });

@@ -9,30 +9,14 @@ namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>The settings of <see cref="PaperFigure4Study"/>: which digits, which tasks, the DPS budget, the local annealed
 /// Langevin's fixed schedule and the constant step sizes swept.</summary>
-internal sealed record Figure4Settings
+internal sealed record Figure4Settings : HeldOutDigitSettings
 {
-    /// <summary>The diffusion model folder.</summary>
-    public string Model { get; init; } = DefaultPaths.Model;
-
-    /// <summary>The classifier whose features give the FID (<see cref="MnistFid"/>).</summary>
-    public string Classifier { get; init; } = DefaultPaths.Classifier;
-
-    /// <summary>The MNIST folder (tools/fetch-mnist); null: the default.</summary>
-    public string? Mnist { get; init; }
-
-    /// <summary>Held-out test digits, one posterior sample each.</summary>
-    public int Digits { get; init; } = 64;
-
-    /// <summary>MNIST test-set index of the first held-out digit: 9000 on keeps clear of the README's digits (indices
-    /// below 62) and of every digit the samplers were tuned on; the FID reference is test images 0 .. FirstDigit - 1.</summary>
-    public int FirstDigit { get; init; } = 9000;
+    /// <summary>64 digits by default.</summary>
+    public Figure4Settings() => Digits = 64;
 
     /// <summary>The tasks: inpaint30, inpaint50, inpaint70 (that percentage of pixels missing at random), superres4,
     /// deblur (Gaussian, sigma 2 px).</summary>
     public IReadOnlyList<string> Tasks { get; init; } = ["inpaint30", "inpaint50", "inpaint70", "superres4", "deblur"];
-
-    /// <summary>Measurement noise sigma_y.</summary>
-    public double SigmaY { get; init; } = 0.05;
 
     /// <summary>DPS's reverse-diffusion steps (its zeta is the task's, as in `posterior`).</summary>
     public int DpsSteps { get; init; } = 24;
@@ -48,12 +32,6 @@ internal sealed record Figure4Settings
 
     /// <summary>The constant step sizes h swept (the schedule stays fixed).</summary>
     public IReadOnlyList<double> StepSizes { get; init; } = [1e-4, 3e-4, 1e-3];
-
-    /// <summary>Chains per batch.</summary>
-    public int Batch { get; init; } = 16;
-
-    /// <summary>Seed of the measurements and the samplers.</summary>
-    public ulong Seed { get; init; }
 }
 
 /// <summary>

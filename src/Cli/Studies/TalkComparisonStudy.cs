@@ -10,23 +10,10 @@ namespace PosteriorGpu.Cli.Studies;
 
 /// <summary>The settings of <see cref="TalkComparisonStudy"/>: which digits, tasks and methods, and the budget in network
 /// evaluations per image that every method gets.</summary>
-internal sealed record TalkSettings
+internal sealed record TalkSettings : HeldOutDigitSettings
 {
-    /// <summary>The diffusion model folder.</summary>
-    public string Model { get; init; } = DefaultPaths.Model;
-
-    /// <summary>The classifier whose features give the FID (<see cref="MnistFid"/>).</summary>
-    public string Classifier { get; init; } = DefaultPaths.Classifier;
-
-    /// <summary>The MNIST folder (tools/fetch-mnist); null: the default.</summary>
-    public string? Mnist { get; init; }
-
-    /// <summary>Held-out test digits, one posterior sample each per task and method.</summary>
-    public int Digits { get; init; } = 16;
-
-    /// <summary>MNIST test-set index of the first held-out digit (as <see cref="Figure4Settings.FirstDigit"/>); the FID
-    /// reference is test images 0 .. FirstDigit - 1.</summary>
-    public int FirstDigit { get; init; } = 9000;
+    /// <summary>16 digits by default.</summary>
+    public TalkSettings() => Digits = 16;
 
     /// <summary>The tasks: superresF, phase, onebit (and Figure 4's inpaintNN and deblur).</summary>
     public IReadOnlyList<string> Tasks { get; init; } = ["superres4", "phase", "onebit"];
@@ -36,15 +23,6 @@ internal sealed record TalkSettings
 
     /// <summary>Network evaluations per image, the same for every method (<see cref="TalkComparisonStudy.Plan"/>).</summary>
     public int Budget { get; init; } = 50;
-
-    /// <summary>Measurement noise sigma_y (for one-bit sensing: the noise before the quantizer).</summary>
-    public double SigmaY { get; init; } = 0.05;
-
-    /// <summary>Chains per batch.</summary>
-    public int Batch { get; init; } = 16;
-
-    /// <summary>Seed of the measurements and the samplers (the same for every method).</summary>
-    public ulong Seed { get; init; }
 }
 
 /// <summary>

@@ -54,13 +54,6 @@ public static class ProbitLogCdf
 
     /// <summary>t = log Phi(y t / sigma) in place, with <paramref name="invSigma"/> = 1 / sigma.</summary>
     /// <exception cref="ArgumentException">y and t differ in shape.</exception>
-    public static void Run(Tensor y, Tensor t, float invSigma)
-    {
-        Shape.RequireSame("probit log-CDF", y, "y", t, "t");
-        var plan = t.Device.Plan(t.Length);
-        if (plan.Total == 0) return;
-        var k = t.Device.Kernel("one-bit-probit-log-cdf", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            ArrayView<float>, ArrayView<float>, float>(Kernel));
-        k(plan.Threads, plan, y.View, t.View, invSigma);
-    }
+    public static void Run(Tensor y, Tensor t, float invSigma) =>
+        ProbitWeights.RunInPlace("probit log-CDF", "one-bit-probit-log-cdf", Kernel, y, t, invSigma);
 }

@@ -74,13 +74,16 @@ public static class ProbitWeights
 
     /// <summary>t = y R(y t / sigma) / sigma in place, with <paramref name="invSigma"/> = 1 / sigma.</summary>
     /// <exception cref="ArgumentException">y and t differ in shape.</exception>
-    public static void Run(Tensor y, Tensor t, float invSigma)
+    public static void Run(Tensor y, Tensor t, float invSigma) => RunInPlace("probit weights", "one-bit-probit", Kernel, y, t, invSigma);
+
+    /// <summary>Launches one of the probit kernels that map t in place from y, t and 1 / sigma (this and <see cref="ProbitLogCdf"/>).</summary>
+    internal static void RunInPlace(string op, string key, Action<Index1D, ElementRange, ArrayView<float>, ArrayView<float>, float> kernel,
+        Tensor y, Tensor t, float invSigma)
     {
-        Shape.RequireSame("probit weights", y, "y", t, "t");
+        Shape.RequireSame(op, y, "y", t, "t");
         var plan = t.Device.Plan(t.Length);
         if (plan.Total == 0) return;
-        var k = t.Device.Kernel("one-bit-probit", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
-            ArrayView<float>, ArrayView<float>, float>(Kernel));
+        var k = t.Device.Kernel(key, acc => acc.LoadAutoGroupedStreamKernel(kernel));
         k(plan.Threads, plan, y.View, t.View, invSigma);
     }
 }

@@ -115,44 +115,33 @@ public class OperatorKernelTests
         Assert.Throws<ArgumentOutOfRangeException>(() => SignQuantize.Run(tu, -1f, draw));
     }
 
-    [TestCase(1, 1, 1f)]
-    [TestCase(3, 257, 0.3f)]
-    [TestCase(2, 100, 1e-3f)]
-    public void ProbitWeights_MatchReference(int n, int m, float sigma)
+    /// <summary>The two probit kernels of one-bit sensing (gradient weights; log-CDF terms of the log-likelihood) against
+    /// their references, at noise levels that put u = y t / sigma far below 0.</summary>
+    [TestCase("weights", 1, 1, 1f)]
+    [TestCase("weights", 3, 257, 0.3f)]
+    [TestCase("weights", 2, 100, 1e-3f)]
+    [TestCase("log-cdf", 1, 1, 1f)]
+    [TestCase("log-cdf", 3, 257, 0.3f)]
+    [TestCase("log-cdf", 2, 100, 1e-3f)]
+    public void ProbitKernels_MatchReferences(string kernel, int n, int m, float sigma)
     {
         var dev = TestDevices.Cpu;
+        bool weights = kernel == "weights";
+        Action<Tensor, Tensor, float> run = weights ? ProbitWeights.Run : ProbitLogCdf.Run;
         var y = TestData.Random(n * m, 10).Select(v => v >= 0 ? 1f : -1f).ToArray();
         var t = TestData.Random(n * m, 11, 2f);
         using var ty = Tensor.FromHost(dev, y, n, m);
         using var tt = Tensor.FromHost(dev, t, n, m);
-        ProbitWeights.Run(ty, tt, 1f / sigma);
+        run(ty, tt, 1f / sigma);
         var expected = (float[])t.Clone();
-        ProbitWeights.Reference(y, expected, 1f / sigma);
+        if (weights) ProbitWeights.Reference(y, expected, 1f / sigma);
+        else ProbitLogCdf.Reference(y, expected, 1f / sigma);
         var got = tt.ToHost();
         Assert.That(got.All(float.IsFinite), Is.True, "no NaN or infinity, even where u is far below 0");
-        TestData.AssertClose(got, expected, 2e-6, $"probit weights, sigma {sigma}");
+        if (!weights) Assert.That(got.All(v => v <= 0), Is.True, "log Phi <= 0");
+        TestData.AssertClose(got, expected, weights ? 2e-6 : 1e-6, $"probit {kernel}, sigma {sigma}");
         using var wrong = Tensor.Zeros(dev, n, m + 1);
-        Assert.Throws<ArgumentException>(() => ProbitWeights.Run(ty, wrong, 1f));
-    }
-
-    [TestCase(1, 1, 1f)]
-    [TestCase(3, 257, 0.3f)]
-    [TestCase(2, 100, 1e-3f)]
-    public void ProbitLogCdf_MatchesReference(int n, int m, float sigma)
-    {
-        var dev = TestDevices.Cpu;
-        var y = TestData.Random(n * m, 12).Select(v => v >= 0 ? 1f : -1f).ToArray();
-        var t = TestData.Random(n * m, 13, 2f);
-        using var ty = Tensor.FromHost(dev, y, n, m);
-        using var tt = Tensor.FromHost(dev, t, n, m);
-        ProbitLogCdf.Run(ty, tt, 1f / sigma);
-        var expected = (float[])t.Clone();
-        ProbitLogCdf.Reference(y, expected, 1f / sigma);
-        var got = tt.ToHost();
-        Assert.That(got.All(v => float.IsFinite(v) && v <= 0), Is.True, "log Phi is finite and <= 0, even where u is far below 0");
-        TestData.AssertClose(got, expected, 1e-6, $"probit log-CDF, sigma {sigma}");
-        using var wrong = Tensor.Zeros(dev, n, m + 1);
-        Assert.Throws<ArgumentException>(() => ProbitLogCdf.Run(ty, wrong, 1f));
+        Assert.Throws<ArgumentException>(() => run(ty, wrong, 1f));
     }
 
     [TestCase(1, 1, 2, 2, 2)]
