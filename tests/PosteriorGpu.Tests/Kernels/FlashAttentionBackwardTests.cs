@@ -34,17 +34,8 @@ public class FlashAttentionBackwardTests
         TestData.AssertClose(tdv.ToHost(), dv, tol, $"{variant} dv d={d}");
     }
 
-    // Tokens not a multiple of the 16-row tile nor of the rows per group, batch 1 and odd, one and several
-    // heads, cross-attention (Pq != Pk) both ways.
-    [TestCase(1, 37, 37, 8, 3)]
-    [TestCase(3, 70, 70, 8, 1)]
-    [TestCase(1, 1, 1, 8, 2)]
-    [TestCase(3, 19, 19, 16, 2)]
-    [TestCase(1, 40, 23, 32, 2)]
-    [TestCase(3, 17, 17, 64, 1)]
-    [TestCase(1, 5, 48, 64, 2)]
-    [TestCase(1, 19, 19, 128, 1)]
-    [TestCase(1, 17, 17, 256, 1)]
+    // The forward's shapes (SpatialAttentionTests.FlashShapes).
+    [TestCaseSource(typeof(SpatialAttentionTests), nameof(SpatialAttentionTests.FlashShapes))]
     public void Flash_MatchesReference(int n, int pq, int pk, int d, int heads) =>
         Check(TestDevices.CpuWide, n, pq, pk, d, heads, null, 1f, 110 + d, AttentionVariant.Flash);
 

@@ -99,18 +99,25 @@ public class SpatialAttentionTests
         TestData.AssertClose(to.ToHost(), expected, 1e-5, "strided plan");
     }
 
-    // The flash kernel (v2) for every head-dimension configuration, on a CPU accelerator with 256-thread groups
-    // and 32-wide warps (its barriers and shuffles are simulated): tokens not a multiple of the 16-key tile
-    // nor of the queries per group, batch 1 and odd, one and several heads, cross-attention (Pq != Pk).
-    [TestCase(1, 37, 37, 8, 3)]
-    [TestCase(3, 70, 70, 8, 1)]
-    [TestCase(1, 1, 1, 8, 2)]
-    [TestCase(3, 19, 19, 16, 2)]
-    [TestCase(1, 40, 23, 32, 2)]
-    [TestCase(3, 17, 17, 64, 1)]
-    [TestCase(1, 5, 48, 64, 2)]
-    [TestCase(1, 33, 33, 128, 2)]
-    [TestCase(2, 20, 20, 256, 1)]
+    /// <summary>The shapes (batch, query tokens, key tokens, head dimension, heads) the flash kernels are tested on, forward
+    /// and backward: every head-dimension configuration; tokens not a multiple of the 16-key tile nor of the queries per
+    /// group, batch 1 and odd, one and several heads, cross-attention (Pq != Pk) both ways.</summary>
+    public static readonly object[] FlashShapes =
+    [
+        new object[] { 1, 37, 37, 8, 3 },
+        new object[] { 3, 70, 70, 8, 1 },
+        new object[] { 1, 1, 1, 8, 2 },
+        new object[] { 3, 19, 19, 16, 2 },
+        new object[] { 1, 40, 23, 32, 2 },
+        new object[] { 3, 17, 17, 64, 1 },
+        new object[] { 1, 5, 48, 64, 2 },
+        new object[] { 1, 33, 33, 128, 2 },
+        new object[] { 2, 20, 20, 256, 1 },
+    ];
+
+    // The flash kernel (v2) on a CPU accelerator with 256-thread groups and 32-wide warps (its barriers and shuffles
+    // are simulated).
+    [TestCaseSource(nameof(FlashShapes))]
     public void Flash_MatchesReference(int n, int pq, int pk, int d, int heads)
     {
         var (got, expected) = Compute(TestDevices.CpuWide, n, pq, pk, d * heads, heads, null, 1f, 90 + d, AttentionVariant.Flash);
