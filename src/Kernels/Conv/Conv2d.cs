@@ -234,12 +234,35 @@ public static class Conv2d
     internal static void Run(Tensor input, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
         Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant)
     {
-        const string op = "conv2d";
+        var ops = Prepare("conv2d", input, 1, weight, bias, output, p, channelAdd, residual, outputScale);
+        int batch = input.N, ho = ops.Ho, wo = ops.Wo;
+        var device = output.Device;
+        if (batch == 0 || ops.Cout == 0) return;
+        if (Gemm.Gemm.UsesCore(device, variant))
+        {
+            GemmCore.Launch(device, "conv2d-core", ops, ops.Cout, batch * ho * wo, ops.Cin * ops.Kh * ops.Kw, 1, variant);
+            return;
+        }
+        long tiles = (long)batch * ((ops.Cout + 3) / 4) * ho * ((wo + 3) / 4);
+        int threads = (int)Math.Min(tiles, Gemm.Gemm.RegisterTileThreads);
+        int chunk = (int)((tiles + threads - 1) / threads);
+        threads = (int)((tiles + chunk - 1) / chunk);
+        var kernel = device.Kernel("conv2d-register-tile", acc =>
+            acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int>(RegisterTileKernel));
+        kernel(threads, ops, batch, chunk);
+    }
+
+    /// <summary>Checks the shapes of a convolution whose input is <paramref name="input"/> scaled up by
+    /// <paramref name="upscale"/> (1, or 2 for a nearest 2x upsampling folded into the loads) and builds its operands.</summary>
+    /// <exception cref="ArgumentException">A shape does not fit (the message names the shapes).</exception>
+    internal static Operands Prepare(string op, Tensor input, int upscale, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
+        Tensor? channelAdd, Tensor? residual, float outputScale)
+    {
         Shape.RequireRank(op, input, "input", 4);
         Shape.RequireRank(op, weight, "weight", 4);
         if (p.Stride < 1 || p.PadTop < 0 || p.PadLeft < 0 || p.PadBottom < 0 || p.PadRight < 0)
             throw new ArgumentException($"{op}: stride must be at least 1 and padding non-negative but got {p}");
-        int batch = input.N, cin = input.C, h = input.H, w = input.W;
+        int batch = input.N, cin = input.C, h = upscale * input.H, w = upscale * input.W;
         int cout = weight.Shape[0], kh = weight.Shape[2], kw = weight.Shape[3];
         if (weight.Shape[1] != cin)
             throw new ArgumentException(
@@ -247,32 +270,17 @@ public static class Conv2d
         var (ho, wo) = p.OutputSize(h, w, kh, kw);
         if (ho < 1 || wo < 1)
             throw new ArgumentException(
-                $"{op}: a {kh}x{kw} kernel with {p} does not fit input {Shape.Format(input.Shape)}");
+                $"{op}: a {kh}x{kw} kernel with {p} does not fit input {Shape.Format(input.Shape)}{(upscale > 1 ? $" scaled up {upscale}x" : "")}");
         Shape.Require(op, output, "output", batch, cout, ho, wo);
         if (bias is not null) Shape.Require(op, bias, "bias", cout);
         if (channelAdd is not null) Shape.Require(op, channelAdd, "channelAdd", batch, cout);
         if (residual is not null) Shape.Require(op, residual, "residual", batch, cout, ho, wo);
         foreach (var t in new[] { input, weight, bias, channelAdd, residual })
             if (t is not null) Shape.RequireSameDevice(op, t, output);
-
-        var ops = new Operands(input.View, cin, h, w, weight.View, cout, kh, kw, output.View, ho, wo, p,
+        if ((long)batch * ho * wo > int.MaxValue)
+            throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 columns of one GEMM");
+        return new Operands(input.View, cin, h, w, weight.View, cout, kh, kw, output.View, ho, wo, p,
             (bias ?? output).View, bias is not null, (channelAdd ?? output).View, channelAdd is not null,
             (residual ?? output).View, residual is not null, outputScale);
-        var device = output.Device;
-        if (batch == 0 || cout == 0) return;
-        if (Gemm.Gemm.UsesCore(device, variant))
-        {
-            if ((long)batch * ho * wo > int.MaxValue)
-                throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 columns of one GEMM");
-            GemmCore.Launch(device, "conv2d-core", ops, cout, batch * ho * wo, cin * kh * kw, 1, variant);
-            return;
-        }
-        long tiles = (long)batch * ((cout + 3) / 4) * ho * ((wo + 3) / 4);
-        int threads = (int)Math.Min(tiles, Gemm.Gemm.RegisterTileThreads);
-        int chunk = (int)((tiles + threads - 1) / threads);
-        threads = (int)((tiles + chunk - 1) / chunk);
-        var kernel = device.Kernel("conv2d-register-tile", acc =>
-            acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int>(RegisterTileKernel));
-        kernel(threads, ops, batch, chunk);
     }
 }

@@ -33,6 +33,16 @@ internal sealed class Conv2dLayer
         return y;
     }
 
+    /// <summary>The layer applied to the nearest 2x upsampling of x without writing it (<see cref="Conv2dUpsampled"/>: one
+    /// launch where the GEMM core runs); the result is bitwise that of upsampling first.</summary>
+    public Tensor ForwardUpsampled(Tensor x, TensorPool pool)
+    {
+        var (ho, wo) = p.OutputSize(2 * x.H, 2 * x.W, kernel, kernel);
+        var y = pool.Rent(x.N, OutChannels, ho, wo);
+        Conv2dUpsampled.Run(x, weight.Value, bias.Value, y, p);
+        return y;
+    }
+
     /// <summary>Writes into a caller-owned output (its shape is checked by the kernel).</summary>
     public void ForwardInto(Tensor x, Tensor y) => Conv2d.Run(x, weight.Value, bias.Value, y, p);
 

@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
@@ -42,6 +43,13 @@ internal sealed class UNetStep
         }
         if (Conv is not null)
         {
+            if (Upsample && !tape.Recording && Conv2dUpsampled.IsFused(h.Device))
+            {
+                // Outside training the upsampled tensor is never needed again: fold the upsampling into the conv's loads.
+                var folded = tape.Keep(Conv.ForwardUpsampled(h, pool));
+                if (ownsInput) tape.Release(h);
+                return folded;
+            }
             if (Upsample)
             {
                 var upsampled = tape.Keep(pool.Rent(h.N, h.C, 2 * h.H, 2 * h.W));

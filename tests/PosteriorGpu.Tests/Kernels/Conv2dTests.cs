@@ -61,6 +61,50 @@ public class Conv2dTests
         TestData.AssertClose(got, expected, 1e-5, $"conv2d tiled={tiled} {p}");
     }
 
+    // diffusers' Upsample2D conv (3x3, padding 1) on odd and non-square sources, 1 and 3 images, 70 output channels
+    // (rows past 64), a strided and an asymmetrically padded one (padding tested in the upsampled frame).
+    private static readonly (int Batch, int Cin, int Cout, int H, int W, int K, Conv2dParams P)[] UpsampledProblems =
+    [
+        (1, 3, 5, 3, 5, 3, Conv2dParams.Same(1, 1)),
+        (3, 6, 70, 4, 4, 3, Conv2dParams.Same(1, 1)),
+        (2, 4, 3, 2, 3, 3, new Conv2dParams(2, 0, 1, 1, 0)),
+        (1, 2, 4, 5, 2, 1, Conv2dParams.Same(1, 0)),
+    ];
+
+    private static IEnumerable<TestCaseData> UpsampledCases() =>
+        from v in GemmTests.ConvVariants
+        from i in Enumerable.Range(0, UpsampledProblems.Length)
+        select new TestCaseData(v, i).SetArgDisplayNames(v, UpsampledProblems[i].ToString());
+
+    /// <summary>The upsampler's conv with the nearest 2x upsampling folded into its loads: against the reference, and
+    /// bitwise against the unfused pair (upsample, then the same convolution variant).</summary>
+    [TestCaseSource(nameof(UpsampledCases))]
+    public void Upsampled_MatchesReference_AndIsBitwiseTheUnfusedPair(string tiled, int index)
+    {
+        var (batch, cin, cout, h, w, k, p) = UpsampledProblems[index];
+        var dev = GemmTests.DeviceFor(tiled);
+        var variant = GemmTests.Variant(tiled);
+        var (ho, wo) = p.OutputSize(2 * h, 2 * w, k, k);
+        var x = TestData.Random(batch * cin * h * w, 1);
+        var wt = TestData.Random(cout * cin * k * k, 2, 0.3f);
+        var bias = TestData.Random(cout, 3);
+        using var tx = Tensor.FromHost(dev, x, batch, cin, h, w);
+        using var tw = Tensor.FromHost(dev, wt, cout, cin, k, k);
+        using var tb = Tensor.FromHost(dev, bias, cout);
+        using var fused = Tensor.Empty(dev, batch, cout, ho, wo);
+        Conv2dUpsampled.Run(tx, tw, tb, fused, p, variant);
+        var expected = new float[fused.Length];
+        Conv2dUpsampled.Reference(x, batch, cin, h, w, wt, cout, k, k, bias, expected, p);
+        TestData.AssertClose(fused.ToHost(), expected, 1e-5, $"upsampled conv tiled={tiled}");
+        using var up = Tensor.Empty(dev, batch, cin, 2 * h, 2 * w);
+        using var pair = Tensor.Empty(dev, batch, cout, ho, wo);
+        PosteriorGpu.Kernels.Resample.Upsample2x.Run(tx, up);
+        Conv2d.Run(up, tw, tb, pair, p, null, null, 1f, variant);
+        Assert.That(fused.ToHost(), Is.EqualTo(pair.ToHost()), "bitwise the upsample + conv pair");
+        using var wrong = Tensor.Empty(dev, batch, cout, ho + 1, wo);
+        Assert.Throws<ArgumentException>(() => Conv2dUpsampled.Run(tx, tw, tb, wrong, p, variant));
+    }
+
     [Test]
     public void PinnedTile32_IsRefusedForConvolutions()
     {
