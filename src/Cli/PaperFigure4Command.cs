@@ -15,15 +15,15 @@ internal static class PaperFigure4Command
     private static readonly (byte, byte, byte) Red = (220, 70, 60), Blue = (70, 120, 230), Grey = (150, 150, 150);
 
     /// <summary>Runs the study and writes its files; returns the exit code.</summary>
-    public static int Run(Figure4Settings s, string output, DeviceKind? device, CliContext cli)
+    public static int Run(Figure4Settings s, string output, DeviceKind? device, CliContext cli, string commandLine)
     {
         CliFiles.CreateOutputFolder(output);
         using var dev = GpuDevice.Open(device);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         // The files are rewritten after each task, so that a long run that is stopped leaves its finished tasks.
-        void Write(PaperFigure4Study.Result result)
+        void Write(PaperFigure4Study.Result result, bool complete)
         {
-            string md = Markdown(result, s, dev.Description, watch.Elapsed.TotalSeconds);
+            string md = Markdown(result, s, dev.Description, watch.Elapsed.TotalSeconds, commandLine, complete);
             CliFiles.Writing("output folder", output, () =>
             {
                 File.WriteAllText(Path.Combine(output, "figure4.md"), md);
@@ -31,7 +31,7 @@ internal static class PaperFigure4Command
                 Plot(result).WritePng(Path.Combine(output, "figure4.png"));
             });
         }
-        Write(PaperFigure4Study.Run(dev, s, cli.Out, cli.Cancel, Write));
+        Write(PaperFigure4Study.Run(dev, s, cli.Out, cli.Cancel, partial => Write(partial, false)), true);
         cli.Out.WriteLine($"paper-figure4: wrote {output}/figure4.md, figure4.json and figure4.png in {watch.Elapsed.TotalSeconds:F0} s");
         return ExitCodes.Ok;
     }
@@ -47,6 +47,8 @@ internal static class PaperFigure4Command
         var t0 = CliOptions.Int("--t0", d.Timestep, "the timestep DPS's output is re-noised to", min: 1);
         var levels = CliOptions.Int("--levels", d.Levels, "levels of the local annealed Langevin (fixed across h)", min: 1);
         var stepsPerLevel = CliOptions.Int("--steps-per-level", d.StepsPerLevel, "Langevin steps per level", min: 1);
+        var priorTimestep = CliOptions.Int("--prior-timestep", d.PriorTimestep, "the diffusion timestep whose score is the Langevin's prior score " +
+                                                                            "(samples keep that level's noise; smaller is stiffer)", min: 0);
         var stepSizes = new Option<double[]>("--step-sizes")
         {
             Description = "the constant step sizes h swept, separated by commas", HelpName = "list",
@@ -70,7 +72,7 @@ internal static class PaperFigure4Command
         var output = CliOptions.Path("--out", "out/figure4", "output folder");
         var command = new Command("paper-figure4", "Figure 4 of Xun, Gupta and Price on MNIST: DPS alone vs DPS + local annealed Langevin over a sweep of h; L2 and FID (docs/paper-figure4.md)")
         {
-            tasks, dpsSteps, t0, levels, stepsPerLevel, stepSizes, output,
+            tasks, dpsSteps, t0, levels, stepsPerLevel, stepSizes, priorTimestep, output,
         };
         common.AddTo(command);
         command.SetAction(p =>
@@ -78,17 +80,21 @@ internal static class PaperFigure4Command
             var settings = common.Read(p, d with
             {
                 Tasks = p.GetValue(tasks)!, DpsSteps = p.GetValue(dpsSteps), Timestep = p.GetValue(t0), Levels = p.GetValue(levels),
-                StepsPerLevel = p.GetValue(stepsPerLevel), StepSizes = p.GetValue(stepSizes)!,
+                StepsPerLevel = p.GetValue(stepsPerLevel), StepSizes = p.GetValue(stepSizes)!, PriorTimestep = p.GetValue(priorTimestep),
             });
-            return Run(settings, p.GetValue(output)!, setup.DeviceOf(p), setup.Context);
+            string line = "posteriorgpu " + string.Join(' ', p.Tokens.Select(t => t.Value));
+            return Run(settings, p.GetValue(output)!, setup.DeviceOf(p), setup.Context, line);
         });
         return command;
     }
 
     /// <summary>The table as Markdown, with the run's conditions.</summary>
-    public static string Markdown(PaperFigure4Study.Result r, Figure4Settings s, string device, double seconds)
+    public static string Markdown(PaperFigure4Study.Result r, Figure4Settings s, string device, double seconds, string commandLine, bool complete)
     {
         var b = new StringBuilder();
+        b.AppendLine(CultureInfo.InvariantCulture, $"    {commandLine}");
+        b.AppendLine();
+        if (!complete) b.AppendLine("**Partial: the tasks finished so far.**\n");
         b.AppendLine(CultureInfo.InvariantCulture, $"{r.Digits} held-out MNIST test digits (indices {s.FirstDigit}..{s.FirstDigit + r.Digits - 1}), one sample each, " +
                                                    $"sigma_y {s.SigmaY}, seed {s.Seed}, on {device}, {seconds:F0} s. Budget: {r.Budget}.");
         b.AppendLine(CultureInfo.InvariantCulture, $"FID of the true digits themselves against test images 0..{s.FirstDigit - 1}: {r.TruthFid:F2} (the floor at this count).");

@@ -30,6 +30,12 @@ internal sealed record Figure4Settings : HeldOutDigitSettings
     /// <summary>Langevin steps per level.</summary>
     public int StepsPerLevel { get; init; } = 1;
 
+    /// <summary>The diffusion timestep whose score is the Langevin's prior score (the image preset's 50 by default). The
+    /// chains sample the prior smoothed to that level, so their samples keep its noise (sigma_t = sqrt(1 - alpha_bar_t):
+    /// 0.17 at t = 50, 0.047 at t = 10 for the linear schedule), while a smaller t is stiffer (h must stay below about
+    /// 2 (1 - alpha_bar_t)).</summary>
+    public int PriorTimestep { get; init; } = AnnealedLangevinOptions.Image32.PriorTimestep;
+
     /// <summary>The constant step sizes h swept (the schedule stays fixed).</summary>
     public IReadOnlyList<double> StepSizes { get; init; } = [1e-4, 3e-4, 1e-3];
 }
@@ -102,7 +108,7 @@ internal static class PaperFigure4Study
                 var options = new DpsLangevinOptions
                 {
                     Dps = dps, Timestep = s.Timestep,
-                    Langevin = AnnealedLangevinOptions.Image32 with { Levels = s.Levels, StepsPerLevel = s.StepsPerLevel, StepSize = h },
+                    Langevin = AnnealedLangevinOptions.Image32 with { Levels = s.Levels, StepsPerLevel = s.StepsPerLevel, StepSize = h, PriorTimestep = s.PriorTimestep },
                 };
                 var pipeline = new DpsLangevinSampler(model.Network, model.Schedule, options);
                 double time = 0;
@@ -125,7 +131,7 @@ internal static class PaperFigure4Study
     private static string Budget(Figure4Settings s) =>
         $"DPS {s.DpsSteps} steps; re-noised to t0 = {s.Timestep}, reverse diffusion by {AnnealedLangevinOptions.Image32.PriorSampler} " +
         $"in {Math.Min(AnnealedLangevinOptions.Image32.PriorSteps, s.Timestep + 1)} steps, then {s.Levels} levels x {s.StepsPerLevel} " +
-        $"Langevin steps (eta {AnnealedLangevinOptions.Image32.EtaMax} -> sigma_y {s.SigmaY}, prior score at t = {AnnealedLangevinOptions.Image32.PriorTimestep})";
+        $"Langevin steps (eta {AnnealedLangevinOptions.Image32.EtaMax} -> sigma_y {s.SigmaY}, prior score at t = {s.PriorTimestep})";
 
     /// <summary>One line of the log.</summary>
     public static string Format(Row r) =>

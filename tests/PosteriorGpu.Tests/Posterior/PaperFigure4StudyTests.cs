@@ -59,15 +59,18 @@ public class PaperFigure4StudyTests
                 }
             Assert.That(red, Is.GreaterThan(200));
             Assert.That(blue, Is.GreaterThan(200));
-            string table = PaperFigure4Command.Markdown(result, settings, "cpu", 1);
+            string table = PaperFigure4Command.Markdown(result, settings, "cpu", 1, "posteriorgpu paper-figure4 --digits 4", complete: false);
+            Assert.That(table, Does.StartWith("    posteriorgpu paper-figure4 --digits 4").And.Contain("Partial"));
             Assert.That(table.Split('\n').Count(l => l.StartsWith("| inpaint50") || l.StartsWith("| superres4")), Is.EqualTo(6));
 
             // The command end to end: its files, and a bad task named as a usage error.
             string output = Path.Combine(root, "out");
             var (code, stdout, stderr) = CliRun.Run("paper-figure4", "--model", model, "--classifier", classifier, "--mnist", mnist, "--digits", "2",
-                "--first-digit", "5", "--tasks", "inpaint30", "--dps-steps", "1", "--t0", "10", "--levels", "2", "--step-sizes", "1e-4", "--out", output);
+                "--first-digit", "5", "--tasks", "inpaint30", "--dps-steps", "1", "--t0", "10", "--levels", "2", "--step-sizes", "1e-4", "--prior-timestep", "5", "--out", output);
             Assert.That(code, Is.Zero, stderr);
             foreach (string f in new[] { "figure4.md", "figure4.json", "figure4.png" }) Assert.That(File.Exists(Path.Combine(output, f)), Is.True, f);
+            string written = File.ReadAllText(Path.Combine(output, "figure4.md"));
+            Assert.That(written, Does.Contain("--prior-timestep 5").And.Contain("prior score at t = 5").And.Not.Contain("Partial"));
             var bad = CliRun.Run("paper-figure4", "--tasks", "inpaint,phase", "--out", output);
             Assert.That(bad.Code, Is.EqualTo(2));
             Assert.That(bad.Err, Does.Contain("--tasks"));
