@@ -9,6 +9,7 @@ public static class TestDevices
 {
     private static readonly Lazy<GpuDevice> cpu = new(GpuDevice.OpenCpu);
     private static readonly Lazy<GpuDevice> cpuWide = new(() => GpuDevice.OpenCpu(256));
+    private static readonly Lazy<GpuDevice> cpuOnGpuPaths = new(() => GpuDevice.OpenCpuOnGpuPaths(256));
     private static readonly Lazy<GpuDevice?> gpu = new(() =>
     {
         foreach (var kind in new[] { DeviceKind.Cuda, DeviceKind.OpenCL })
@@ -24,6 +25,10 @@ public static class TestDevices
 
     /// <summary>A CPU accelerator with 256-thread groups: runs every tile configuration of the GEMM core.</summary>
     public static GpuDevice CpuWide => cpuWide.Value;
+
+    /// <summary>A CPU accelerator with 256-thread groups on which launchers choose their GPU kernels (the GEMM core,
+    /// GroupNorm's slab and the fusions built on them): a whole model on the GPU's code paths, slowly, without a GPU.</summary>
+    public static GpuDevice CpuOnGpuPaths => cpuOnGpuPaths.Value;
 
     /// <summary>The CUDA or OpenCL device; ignores (skips) the test when there is none.</summary>
     public static GpuDevice Gpu

@@ -46,6 +46,13 @@ public sealed class GpuDevice : IDisposable
     /// <summary>True for ILGPU's CPU accelerator (kernels pick their barrier-free variants).</summary>
     public bool IsCpu => Kind == DeviceKind.Cpu;
 
+    /// <summary>True where launchers choose their GPU kernels (the GEMM core, GroupNorm's one-read slab, the fusions that
+    /// build on them): every GPU, and a CPU accelerator opened by <see cref="OpenCpuOnGpuPaths"/>, which runs the GPU's
+    /// choices (slowly) so that tests and the launch count can see them without a GPU.</summary>
+    internal bool UsesGpuKernels => !IsCpu || takesGpuPaths;
+
+    private bool takesGpuPaths;
+
     /// <summary>A one-line description: kind, name and memory.</summary>
     public string Description => IsCpu
         ? $"{Kind.Name()}: {Accelerator.Name} ({Environment.ProcessorCount} cores)"
@@ -327,6 +334,15 @@ public sealed class GpuDevice : IDisposable
             context.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A CPU accelerator with groups of <paramref name="threadsPerGroup"/> threads on which launchers choose the
+    /// kernels they choose on a GPU (<see cref="UsesGpuKernels"/>); each launch runs the GPU kernel on the CPU.</summary>
+    internal static GpuDevice OpenCpuOnGpuPaths(int threadsPerGroup = 256)
+    {
+        var device = OpenCpu(threadsPerGroup);
+        device.takesGpuPaths = true;
+        return device;
     }
 
     /// <summary>Waits until every launched kernel has finished (counted in <see cref="Counters"/>).</summary>

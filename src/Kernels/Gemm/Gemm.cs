@@ -268,9 +268,10 @@ public static class Gemm
     }
 
     /// <summary>True when <paramref name="variant"/> means the GEMM core on <paramref name="device"/> (Auto: any device
-    /// but ILGPU's CPU accelerator, whose barrier-free register tiles are 1000x faster there).</summary>
+    /// but ILGPU's CPU accelerator, whose barrier-free register tiles are 1000x faster there, unless that accelerator was
+    /// opened to take the GPU's paths: <see cref="GpuDevice.UsesGpuKernels"/>).</summary>
     internal static bool UsesCore(GpuDevice device, GemmVariant variant) =>
-        variant is not (GemmVariant.Auto or GemmVariant.RegisterTile) || (variant == GemmVariant.Auto && !device.IsCpu);
+        variant is not (GemmVariant.Auto or GemmVariant.RegisterTile) || (variant == GemmVariant.Auto && device.UsesGpuKernels);
 
     /// <summary>Threads a CPU launch uses at most (a few per core keeps the cores busy).</summary>
     internal const int RegisterTileThreads = 64;

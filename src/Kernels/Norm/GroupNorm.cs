@@ -202,7 +202,7 @@ public static class GroupNorm
         int spatial = x.Length / (batch * channels);
         int perGroup = channels / groups;
         var device = x.Device;
-        if (device.IsCpu) RunChunked(x, batch * groups, perGroup, spatial, gamma, beta, eps, y, silu);
+        if (!device.UsesGpuKernels) RunChunked(x, batch * groups, perGroup, spatial, gamma, beta, eps, y, silu);
         else if (GroupNormSlab.Fits(x, y, perGroup, spatial))
             GroupNormSlab.Run(x, batch * groups, GroupThreads(device), groups, perGroup, spatial, gamma, beta, eps, y, silu);
         else RunFused(x, batch * groups, GroupThreads(device), groups, perGroup, spatial, gamma, beta, eps, y, silu);

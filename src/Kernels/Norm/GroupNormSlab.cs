@@ -22,7 +22,7 @@ internal static class GroupNormSlab
     internal const int MaxSlab = 10 * 1024;
 
     /// <summary>Warps per group at most (partial-sum slots).</summary>
-    private const int MaxWarps = 32;
+    internal const int MaxWarps = 32;
 
     /// <summary>Whether the one-read kernel serves this shape: positions a multiple of 4 (a 16-byte vector
     /// never straddles two channels), the slab fits <see cref="MaxSlab"/>, and x and y start 16-byte aligned.</summary>
@@ -30,10 +30,10 @@ internal static class GroupNormSlab
         spatial % 4 == 0 && (long)perGroup * spatial <= MaxSlab && Aligned16(x) && Aligned16(y);
 
     /// <summary>Whether a tensor's view starts 16-byte aligned (its buffer does; a slice may not).</summary>
-    private static bool Aligned16(Tensor t) => ((IContiguousArrayView)t.View).IndexInBytes % 16 == 0;
+    internal static bool Aligned16(Tensor t) => ((IContiguousArrayView)t.View).IndexInBytes % 16 == 0;
 
     /// <summary>Sum over the thread group (every thread gets it): warp shuffles, then the warps' partials in order.</summary>
-    private static float GroupSum(ArrayView<float> partials, float value)
+    internal static float GroupSum(ArrayView<float> partials, float value)
     {
         for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
             value += Warp.ShuffleDown(value, delta);

@@ -33,6 +33,18 @@ internal sealed class Conv2dLayer
         return y;
     }
 
+    /// <summary>The layer applied to norm(x) (then SiLU when <paramref name="silu"/>) without writing the normalised tensor
+    /// (<see cref="Conv2dNormalized"/>; the caller has checked <see cref="Conv2dNormalized.Serves"/>); bitwise the
+    /// result of the GPU's GroupNorm followed by <see cref="Forward"/>.</summary>
+    public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, Tensor? channelAdd = null,
+        Tensor? residual = null, float outputScale = 1f)
+    {
+        var (ho, wo) = p.OutputSize(x.H, x.W, kernel, kernel);
+        var y = pool.Rent(x.N, OutChannels, ho, wo);
+        Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale);
+        return y;
+    }
+
     /// <summary>The layer applied to the nearest 2x upsampling of x without writing it (<see cref="Conv2dUpsampled"/>: one
     /// launch where the GEMM core runs); the result is bitwise that of upsampling first.</summary>
     public Tensor ForwardUpsampled(Tensor x, TensorPool pool)
@@ -107,6 +119,18 @@ internal sealed class GroupNormLayer
         this.groups = groups;
         this.eps = eps;
     }
+
+    /// <summary>The number of groups.</summary>
+    public int Groups => groups;
+
+    /// <summary>gamma [C].</summary>
+    public Tensor Gamma => gamma.Value;
+
+    /// <summary>beta [C].</summary>
+    public Tensor Beta => beta.Value;
+
+    /// <summary>The variance's epsilon.</summary>
+    public float Eps => eps;
 
     public Tensor Forward(Tensor x, TensorPool pool, bool silu)
     {

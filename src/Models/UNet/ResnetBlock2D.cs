@@ -54,6 +54,7 @@ internal sealed class ResnetBlock2D
     private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape)
     {
         x = input;
+        if (!tape.Recording && !scaleShift && Conv2dNormalized.Serves(input)) return RunNormalizedOnLoad(t, pool, tape);
         h0 = tape.Keep(norm1.Forward(x, pool, silu: true));
         h1 = tape.Keep(scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t));
         tape.Release(h0);
@@ -78,6 +79,25 @@ internal sealed class ResnetBlock2D
             y = conv2.Forward(h2, pool, residual: skip, outputScale: outputScale);
         }
         tape.Release(h2);
+        return tape.Keep(y);
+    }
+
+    /// <summary>Outside training, on the GEMM core: each GroupNorm (+SiLU) is normalised while its convolution loads its input
+    /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; bitwise the unfused GPU path.</summary>
+    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape)
+    {
+        var h = tape.Keep(conv1.ForwardNormalized(x, norm1, silu: true, pool, channelAdd: t));
+        Tensor? skip = shortcut?.Forward(x, pool);
+        var residual = skip ?? x;
+        Tensor y;
+        if (Conv2dNormalized.Serves(h)) y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale);
+        else
+        {
+            using var normalized = norm2.Forward(h, pool, silu: true);
+            y = conv2.Forward(normalized, pool, residual: residual, outputScale: outputScale);
+        }
+        skip?.Dispose();
+        tape.Release(h);
         return tape.Keep(y);
     }
 

@@ -19,7 +19,7 @@ public class GemmCorePtxTests
 {
     private static IEnumerable<TestCaseData> Kernels() =>
         from tile in new[] { typeof(Tile128x128), typeof(Tile64x64), typeof(Tile64x32), typeof(Tile32x32) }
-        from ops in new[] { typeof(Gemm.Operands), typeof(Conv2d.Operands), typeof(Conv2dUpsampled.Operands), typeof(Conv2dBackward.WeightOperands) }
+        from ops in new[] { typeof(Gemm.Operands), typeof(Conv2d.Operands), typeof(Conv2dUpsampled.Operands), typeof(Conv2dNormalized.Operands), typeof(Conv2dBackward.WeightOperands) }
         select new TestCaseData(tile, ops).SetArgDisplayNames(tile.Name, ops.DeclaringType!.Name + "." + ops.Name);
 
     [TestCaseSource(nameof(Kernels))]

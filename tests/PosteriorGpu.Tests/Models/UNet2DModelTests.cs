@@ -31,6 +31,26 @@ public class UNet2DModelTests
         Assert.That(err, Is.LessThan(1e-4));
     }
 
+    /// <summary>The whole forward pass on the GPU's code paths (GEMM core, GroupNorm slab, GroupNorm normalised inside the
+    /// resnets' convolutions, the upsampler's conv reading the un-upsampled input, the attention block's grouped
+    /// projections), executed by the CPU accelerator: diffusers' output all the same, and launches and host traffic as a
+    /// GPU pass makes them.</summary>
+    [Test]
+    public void Fixture_ReproducesDiffusersEpsilon_OnTheGpuPaths()
+    {
+        var dev = TestDevices.CpuOnGpuPaths;
+        var before = dev.LaunchesByKernel;
+        var got = RunFixture(dev, out var expected);
+        double err = TestData.RelativeError(got, expected);
+        TestContext.Out.WriteLine($"cpu on the gpu paths: relative L2 error against diffusers' eps.npy = {err:E3}");
+        Assert.That(err, Is.LessThan(1e-4));
+        var launched = dev.LaunchesByKernel.Where(p => p.Value > before.GetValueOrDefault(p.Key)).Select(p => p.Key).ToList();
+        TestContext.Out.WriteLine("kernels: " + string.Join(", ", launched.Order()));
+        foreach (string key in new[] { "conv2d-normalized-core", "group-norm-table", "conv2d-upsampled-core", "group-norm-slab" })
+            Assert.That(launched, Has.Some.StartsWith(key), $"the GPU path launches {key}");
+        Assert.That(launched, Has.None.StartsWith("conv2d-register-tile").And.None.EqualTo("upsample2x"));
+    }
+
     [Test, Category("Gpu")]
     public void Fixture_ReproducesDiffusersEpsilon_OnGpu()
     {

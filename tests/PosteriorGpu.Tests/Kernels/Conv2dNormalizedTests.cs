@@ -1,0 +1,79 @@
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Conv;
+using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Norm;
+using PosteriorGpu.Kernels.Tensors;
+
+namespace PosteriorGpu.Tests.Kernels;
+
+/// <summary>GroupNorm (+SiLU) normalised while the convolution stages its input (<see cref="Conv2dNormalized"/>): against
+/// the reference, and bitwise against the unfused GPU pair (GroupNormSlab, then the same convolution variant), on every
+/// core tile the convolutions use, on a 256-thread CPU accelerator.</summary>
+public class Conv2dNormalizedTests
+{
+    /// <summary>(batch, Cin, groups, H, W, Cout, kernel, params, silu, channel add, residual, scale).</summary>
+    private static readonly (int N, int Cin, int Groups, int H, int W, int Cout, int K, Conv2dParams P, bool Silu, bool Add, bool Residual, float Scale)[] Problems =
+    [
+        (2, 8, 4, 6, 8, 5, 3, Conv2dParams.Same(1, 1), true, true, false, 1f),          // conv1: time embedding added
+        (1, 32, 8, 4, 4, 70, 3, Conv2dParams.Same(1, 1), true, false, true, 0.70710678f), // conv2: residual, 1/output_scale; rows past 64
+        (3, 6, 3, 2, 6, 4, 3, Conv2dParams.Same(2, 1), false, false, false, 1f),         // no SiLU, stride 2, odd batch
+    ];
+
+    private static IEnumerable<TestCaseData> Cases() =>
+        from v in GemmTests.ConvVariants.Where(v => v != "RegisterTile")
+        from i in Enumerable.Range(0, Problems.Length)
+        select new TestCaseData(v, i).SetArgDisplayNames(v, $"problem {i}");
+
+    [TestCaseSource(nameof(Cases))]
+    public void MatchesReference_AndIsBitwiseTheUnfusedPair(string tiled, int index)
+    {
+        var (n, cin, groups, h, w, cout, k, p, silu, add, residual, scale) = Problems[index];
+        var dev = TestDevices.CpuWide;
+        var variant = GemmTests.Variant(tiled);
+        var (ho, wo) = p.OutputSize(h, w, k, k);
+        // A mean far from 0 and a small spread: the two-pass variance matters.
+        var x = TestData.Random(n * cin * h * w, 1, 3f).Select(v => 40f + v).ToArray();
+        var gamma = TestData.Random(cin, 2);
+        var beta = TestData.Random(cin, 3);
+        var wt = TestData.Random(cout * cin * k * k, 4, 0.3f);
+        var bias = TestData.Random(cout, 5);
+        var channelAdd = add ? TestData.Random(n * cout, 6) : [];
+        var res = residual ? TestData.Random(n * cout * ho * wo, 7) : [];
+        using var tx = Tensor.FromHost(dev, x, n, cin, h, w);
+        using var tg = Tensor.FromHost(dev, gamma, cin);
+        using var tb = Tensor.FromHost(dev, beta, cin);
+        using var tw = Tensor.FromHost(dev, wt, cout, cin, k, k);
+        using var tbias = Tensor.FromHost(dev, bias, cout);
+        using var tadd = add ? Tensor.FromHost(dev, channelAdd, n, cout) : null;
+        using var tres = residual ? Tensor.FromHost(dev, res, n, cout, ho, wo) : null;
+        Assert.That(Conv2dNormalized.Serves(tx, variant), Is.True);
+        using var fused = Tensor.Empty(dev, n, cout, ho, wo);
+        Conv2dNormalized.Run(tx, groups, tg, tb, 1e-6f, silu, tw, tbias, fused, p, tadd, tres, scale, variant);
+
+        var expected = new float[fused.Length];
+        Conv2dNormalized.Reference(x, n, cin, h, w, groups, gamma, beta, 1e-6f, silu, wt, cout, k, k, bias, expected, p, channelAdd, res, scale);
+        TestData.AssertClose(fused.ToHost(), expected, 1e-4, $"group norm + conv tiled={tiled}");
+
+        using var normalized = Tensor.Empty(dev, n, cin, h, w);
+        GroupNormSlab.Run(tx, n * groups, GroupNorm.GroupThreads(dev), groups, cin / groups, h * w, tg, tb, 1e-6f, normalized, silu);
+        using var pair = Tensor.Empty(dev, n, cout, ho, wo);
+        Conv2d.Run(normalized, tw, tbias, pair, p, tadd, tres, scale, variant);
+        Assert.That(fused.ToHost(), Is.EqualTo(pair.ToHost()), "bitwise GroupNormSlab + conv");
+    }
+
+    [Test]
+    public void Refuses_WhatItDoesNotServe()
+    {
+        var dev = TestDevices.CpuWide;
+        using var x9 = Tensor.Zeros(dev, 1, 4, 3, 3);   // 9 positions: not whole 16-byte vectors
+        using var g = Tensor.Zeros(dev, 4);
+        using var w = Tensor.Zeros(dev, 2, 4, 3, 3);
+        using var y = Tensor.Zeros(dev, 1, 2, 3, 3);
+        Assert.That(Conv2dNormalized.Serves(x9, GemmVariant.Tile64), Is.False);
+        Assert.Throws<ArgumentException>(() => Conv2dNormalized.Run(x9, 2, g, g, 1e-6f, true, w, null, y, Conv2dParams.Same(1, 1), null, null, 1f, GemmVariant.Tile64));
+        using var x = Tensor.Zeros(dev, 1, 4, 2, 2);
+        using var y2 = Tensor.Zeros(dev, 1, 2, 2, 2);
+        Assert.That(Conv2dNormalized.Serves(x), Is.False, "the CPU accelerator's Auto runs register tiles, not the core");
+        Assert.Throws<ArgumentException>(() => Conv2dNormalized.Run(x, 3, g, g, 1e-6f, true, w, null, y2, Conv2dParams.Same(1, 1), null, null, 1f, GemmVariant.Tile64));
+    }
+}
