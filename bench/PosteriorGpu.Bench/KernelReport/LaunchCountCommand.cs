@@ -18,6 +18,9 @@ namespace PosteriorGpu.Bench.KernelReport;
 /// </summary>
 public static class LaunchCountCommand
 {
+    /// <summary>The multiprocessors <c>--gpu-paths</c> plans for: an H100 SXM's 132.</summary>
+    private const int H100Multiprocessors = 132;
+
     /// <summary>Steps per sampler run counted (the per-step figure is the difference of a long and a 1-step run).</summary>
     private const int Steps = 32;
 
@@ -25,25 +28,33 @@ public static class LaunchCountCommand
     public static int Run(IReadOnlyList<string> args)
     {
         var models = new List<string> { "S32", "cifar10" };
+        bool gpuPaths = false;
         for (int i = 0; i < args.Count; i++)
         {
             if (args[i] == "--models" && i + 1 < args.Count) models = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList();
+            else if (args[i] == "--gpu-paths") gpuPaths = true;
             else
             {
-                Console.Error.WriteLine($"launch-count: error: unknown argument '{args[i]}' (known: --models S32,cifar10)");
+                Console.Error.WriteLine($"launch-count: error: unknown argument '{args[i]}' (known: --models S32,cifar10, --gpu-paths)");
                 return 2;
             }
         }
-        Console.Write(Table(models));
+        Console.Write(Table(models, gpuPaths));
         return 0;
     }
 
-    /// <summary>The markdown table for <paramref name="models"/> (U-Net names of <see cref="Models.UNetArchitectures"/>).</summary>
-    public static string Table(IReadOnlyList<string> models)
+    /// <summary>The markdown table for <paramref name="models"/> (U-Net names of <see cref="Models.UNetArchitectures"/>). With
+    /// <paramref name="gpuPaths"/> the count runs on a CPU accelerator that takes the GPU's kernel choices
+    /// (<see cref="GpuDevice.UsesGpuKernels"/>): the GPU's launches without a GPU (slowly: each launch runs a GPU kernel
+    /// on the CPU).</summary>
+    public static string Table(IReadOnlyList<string> models, bool gpuPaths = false)
     {
-        using var device = GpuDevice.Open();
+        using var device = gpuPaths ? GpuDevice.OpenLaunchCounter(H100Multiprocessors) : GpuDevice.Open();
         var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Launches per call at batch 1 on {device.Description}:");
+        string heading = gpuPaths
+            ? $"Launches per call at batch 1 that a GPU with {H100Multiprocessors} multiprocessors (an H100 SXM) makes, counted without running them:"
+            : $"Launches per call at batch 1 on {device.Description}:";
+        text.AppendLine(heading);
         text.AppendLine();
         text.AppendLine("| call | launches | host syncs | host-to-device | device-to-host | largest launch counts |");
         text.AppendLine("|---|---:|---:|---:|---:|---|");
@@ -53,6 +64,16 @@ public static class LaunchCountCommand
             using var owned = (IDisposable)model;
             var (used, perKernel) = ForwardPass(device, model);
             text.AppendLine(Row($"{name} forward pass", used, perKernel));
+        }
+        if (gpuPaths)
+        {
+            // The samplers read their divergence ring back, which a count without execution cannot feed.
+            text.AppendLine();
+            text.AppendLine("Counted with `dotnet bench/PosteriorGpu.Bench/bin/Release/net10.0/PosteriorGpu.Bench.dll --mode launch-count --gpu-paths`: " +
+                            "the launchers' GPU choices (GEMM core and its split-K reductions, GroupNorm slab, the fused convolutions) planned for " +
+                            $"{H100Multiprocessors} multiprocessors, every launch counted and none run; the attention kernel is counted as the CPU's " +
+                            "choice (flash attention is also one launch).");
+            return text.ToString();
         }
         // A sampler's own launches do not depend on the network: counted with the cheap Gaussian prior, whose forward
         // pass (its launches, and the copy of its timestep) is taken off, they add to a U-Net's forward pass to give a step.

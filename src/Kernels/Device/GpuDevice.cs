@@ -183,7 +183,37 @@ public sealed class GpuDevice : IDisposable
     {
         Interlocked.Increment(ref kernelLookups);
         launchesByKernel.AddOrUpdate(key, 1, static (_, v) => v + 1);
+        if (countOnly) return (T)kernels.GetOrAdd(key, static _ => NoLaunch(typeof(T)));
         return (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+    }
+
+    /// <summary>A launcher delegate of the given type that does nothing (ILGPU's launchers are Actions).</summary>
+    private static object NoLaunch(Type delegateType)
+    {
+        var parameters = delegateType.GetMethod("Invoke")!.GetParameters()
+            .Select(p => System.Linq.Expressions.Expression.Parameter(p.ParameterType)).ToArray();
+        return System.Linq.Expressions.Expression.Lambda(delegateType, System.Linq.Expressions.Expression.Empty(), parameters).Compile();
+    }
+
+    private bool countOnly;
+    private int? plannedMultiprocessors;
+
+    /// <summary>Multiprocessors the launchers plan for (grid and split-K choices): the accelerator's, or those of the GPU a
+    /// <see cref="OpenLaunchCounter"/> stands in for.</summary>
+    internal int Multiprocessors => plannedMultiprocessors ?? Accelerator.NumMultiprocessors;
+
+    /// <summary>
+    /// A device that counts the launches a GPU with <paramref name="multiprocessors"/> multiprocessors would make, without
+    /// running them: launchers take their GPU choices (<see cref="UsesGpuKernels"/>) and plan for that many
+    /// multiprocessors, and every launch is counted (<see cref="Counters"/>, <see cref="LaunchesByKernel"/>) but does
+    /// nothing, so tensors hold no results. For work whose launches do not depend on the data read back (a forward pass).
+    /// </summary>
+    internal static GpuDevice OpenLaunchCounter(int multiprocessors, int threadsPerGroup = 256)
+    {
+        var device = OpenCpuOnGpuPaths(threadsPerGroup);
+        device.countOnly = true;
+        device.plannedMultiprocessors = multiprocessors;
+        return device;
     }
 
     private long kernelLookups;

@@ -377,7 +377,7 @@ internal static class GemmCore
             GemmVariant.Tile32 => new Plan(32, 32, 1),
             GemmVariant.Tile32SplitK => new Plan(32, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
             GemmVariant.Tile64x32SplitK => new Plan(64, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
-            _ => Choose(m, n, k, batch, device.Accelerator.NumMultiprocessors, device.Accelerator.MaxNumThreadsPerGroup, ops.Im2Col),
+            _ => Choose(m, n, k, batch, device.Multiprocessors, device.Accelerator.MaxNumThreadsPerGroup, ops.Im2Col),
         };
         if (!Serves(plan.TileM, ops.Im2Col))
             throw new ArgumentException($"gemm core: {plan.TileM}x{plan.TileN} tiles do not serve convolutions (their small tile is 64x32)");
