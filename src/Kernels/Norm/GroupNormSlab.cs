@@ -46,6 +46,22 @@ internal static class GroupNormSlab
         return total;
     }
 
+    /// <summary>1 / sqrt(variance + eps) of a group's <paramref name="quads"/> float4s from their mean: the centred sum
+    /// of squares (the two-pass variance), each thread over quads t, t + threads, ..., then <see cref="GroupSum"/>. Shared
+    /// by this kernel (from its shared-memory copy) and <see cref="GroupNormTable"/> (from global memory), so the two
+    /// give the same rstd bit for bit.</summary>
+    internal static float Rstd(ArrayView<Float4> values, int quads, float mean, float eps, ArrayView<float> partials)
+    {
+        float sq = 0;
+        for (int q = Group.IdxX; q < quads; q += Group.DimX)
+        {
+            var v = values[q];
+            float a = v.X - mean, b = v.Y - mean, c = v.Z - mean, d = v.W - mean;
+            sq += (a * a + b * b) + (c * c + d * d);
+        }
+        return 1f / MathF.Sqrt(GroupSum(partials, sq) / (quads * 4f) + eps);
+    }
+
     internal static void Kernel(int groups, int perGroup, int spatial, float eps, int silu,
         ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y)
     {
@@ -68,14 +84,7 @@ internal static class GroupNormSlab
         float count = quads * 4f;
         float mean = GroupSum(partials, sum) / count;   // its barrier also publishes the slab
 
-        float sq = 0;
-        for (int q = t; q < quads; q += threads)
-        {
-            var v = slab[q];
-            float a = v.X - mean, b = v.Y - mean, c = v.Z - mean, d = v.W - mean;
-            sq += (a * a + b * b) + (c * c + d * d);
-        }
-        float rstd = 1f / MathF.Sqrt(GroupSum(partials, sq) / count + eps);
+        float rstd = Rstd(slab, quads, mean, eps, partials);
 
         int c0 = (item % groups) * perGroup;
         for (int q = t; q < quads; q += threads)

@@ -59,14 +59,7 @@ internal static class GroupNormTable
         float count = quads * 4f;
         float mean = GroupNormSlab.GroupSum(partials, sum) / count;
 
-        float sq = 0;
-        for (int q = t; q < quads; q += threads)
-        {
-            var v = x4[first + q];
-            float a = v.X - mean, b = v.Y - mean, c = v.Z - mean, d = v.W - mean;
-            sq += (a * a + b * b) + (c * c + d * d);
-        }
-        float rstd = 1f / MathF.Sqrt(GroupNormSlab.GroupSum(partials, sq) / count + eps);
+        float rstd = GroupNormSlab.Rstd(x4.SubView(first, quads), quads, mean, eps, partials);
 
         // item = n groups + g, so channel c0 + j of image n is row item perGroup + j of the [N C, 2] table.
         int c0 = (item % groups) * perGroup;
