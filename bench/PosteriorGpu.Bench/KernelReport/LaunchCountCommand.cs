@@ -70,7 +70,7 @@ public static class LaunchCountCommand
             // The samplers read their divergence ring back, which a count without execution cannot feed.
             text.AppendLine();
             text.AppendLine("Counted with `dotnet bench/PosteriorGpu.Bench/bin/Release/net10.0/PosteriorGpu.Bench.dll --mode launch-count --gpu-paths`: " +
-                            "the launchers' GPU choices (GEMM core and its split-K reductions, GroupNorm slab, the fused convolutions) planned for " +
+                            "the launchers' GPU choices (GEMM core with split-K planned for that GPU, GroupNorm slab, the fused convolutions) planned for " +
                             $"{H100Multiprocessors} multiprocessors, every launch counted and none run; the attention kernel is counted as the CPU's " +
                             "choice (flash attention is also one launch).");
             return text.ToString();

@@ -347,6 +347,25 @@ public sealed class GpuDevice : IDisposable
         return splitK.View.SubView(0, length);
     }
 
+    private MemoryBuffer1D<float, Stride1D.Dense>? splitKCounters;
+
+    /// <summary>
+    /// The GEMM core's split-K tile counters: <paramref name="length"/> ints that are zero between launches (each
+    /// split-K launch leaves them as it found them). Grow-only; a new table is zeroed once, with one counted memset.
+    /// </summary>
+    internal ArrayView<int> SplitKTileCounters(int length)
+    {
+        if (splitKCounters is null || splitKCounters.Length < length)
+        {
+            if (splitKCounters is not null) Free(splitKCounters);
+            splitKCounters = null;
+            splitKCounters = Allocate(Math.Max(length, 1024));
+            splitKCounters.MemSetToZero();
+            CountDeviceOp();
+        }
+        return ((ArrayView<float>)splitKCounters.View).Cast<int>().SubView(0, length);
+    }
+
     /// <summary>
     /// A CPU accelerator that simulates groups of <paramref name="threadsPerGroup"/> threads (the default
     /// one allows 16), so that the GPU tile configurations of the GEMM core can be tested without a GPU.
@@ -410,6 +429,8 @@ public sealed class GpuDevice : IDisposable
         scratch = null;
         if (splitK is not null) Free(splitK);
         splitK = null;
+        if (splitKCounters is not null) Free(splitKCounters);
+        splitKCounters = null;
         Accelerator.Dispose();
         Context.Dispose();
     }

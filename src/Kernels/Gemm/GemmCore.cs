@@ -39,9 +39,11 @@ internal static class GemmCore
 
     /// <summary>
     /// Block (x, y, z) computes tile (y, x) of C for batch item z / Splits over its k range; with more than
-    /// one split the raw sums go to <paramref name="partial"/> [batch, split, M, N], else through the epilogue.
+    /// one split the raw sums go to <paramref name="partial"/> [batch, split, M, N] and the last of a tile's
+    /// blocks to finish adds them (<see cref="FinishSplits{TOps}"/>); with one, they go through the epilogue.
+    /// <paramref name="tileCounters"/> holds one zero per output tile (batch, y, x) between launches.
     /// </summary>
-    internal static void Kernel<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial)
+    internal static void Kernel<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters)
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
     {
         var t = default(TTile);
@@ -206,6 +208,39 @@ internal static class GemmCore
             StoreRow(ops, d, partial, z, b, s, rmHi + 2, rn, rnHi, tn, c6l, c6h);
             StoreRow(ops, d, partial, z, b, s, rmHi + 3, rn, rnHi, tn, c7l, c7h);
         }
+        if (s > 1) FinishSplits(ops, d, partial, tileCounters, b, m0, n0, bm, bn, tid, threads);
+    }
+
+    /// <summary>
+    /// Split-K without a second launch: each block of a tile, once its partial sums are stored, takes a ticket
+    /// from the tile's counter; the block that draws the last one adds the tile's partial sums, split by split
+    /// in order (the same sum whichever block arrives last, so results do not depend on timing), stores them
+    /// through the epilogue and puts the counter back to zero for the next launch. The CUDA programming guide's
+    /// "last block" pattern: a device fence before the ticket makes every thread's stores visible to the
+    /// block that reads them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishSplits<TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters,
+        int b, int m0, int n0, int bm, int bn, int tid, int threads) where TOps : struct, IGemmOperands
+    {
+        MemoryFence.DeviceLevel();
+        Group.Barrier();
+        int tile = (b * Grid.DimY + Grid.IdxY) * Grid.DimX + Grid.IdxX;
+        bool last = Group.BarrierOr(tid == 0 && Atomic.Add(ref tileCounters[tile], 1) == d.Splits - 1);
+        if (!last) return;
+        MemoryFence.DeviceLevel();
+        int mn = d.M * d.N, first = b * d.Splits * mn;
+        // Consecutive threads take consecutive columns: the partial sums are read along memory.
+        for (int e = tid; e < bm * bn; e += threads)
+        {
+            int m = m0 + e / bn, n = n0 + e % bn;
+            if (m >= d.M || n >= d.N) continue;
+            int o = first + m * d.N + n;
+            float acc = 0;
+            for (int split = 0; split < d.Splits; split++) acc += partial[o + split * mn];
+            ops.Store(b, m, n, acc);
+        }
+        if (tid == 0) tileCounters[tile] = 0;
     }
 
     /// <summary>Stores a thread's staged elements (4, or 8 when <paramref name="count"/> is 8), stride apart, from
@@ -285,19 +320,6 @@ internal static class GemmCore
         if (n + 3 < d.N) ops.Store(b, m, n + 3, v.W);
     }
 
-    /// <summary>C(b, m, n) = epilogue(sum over splits s, in order, of partial[b, s, m, n]): deterministic split-K.</summary>
-    internal static void ReduceKernel<TOps>(Index1D i, TOps ops, Dims d, int total, ArrayView<float> partial)
-        where TOps : struct, IGemmOperands
-    {
-        if (i >= total) return;
-        int mn = d.M * d.N;
-        int b = i / mn, r = i - b * mn, m = r / d.N, n = r - m * d.N;
-        int o = b * d.Splits * mn + r;
-        float acc = 0;
-        for (int s = 0; s < d.Splits; s++) acc += partial[o + s * mn];
-        ops.Store(b, m, n, acc);
-    }
-
     /// <summary>A launch plan: the block tile (128x128, 64x64, 64x32 or 32x32) and how many ways k is split.</summary>
     internal readonly record struct Plan(int TileM, int TileN, int Splits);
 
@@ -331,8 +353,8 @@ internal static class GemmCore
     /// stages 8 cheap weights (or dY values) and 4 im2col elements per thread for twice the FFMA (63-65 %).
     /// When no tile fills the GPU,
     /// the small tile, and k, when long (at least 256), is split into up to 8 ranges of at least 64 so that
-    /// about one block per SM runs; a second kernel adds the partial sums in a fixed order (results do not
-    /// depend on timing).
+    /// about one block per SM runs; the last block of each tile adds the partial sums in a fixed order (results
+    /// do not depend on timing; no second launch).
     /// </summary>
     internal static Plan Choose(int m, int n, int k, int batch, int multiprocessors, int maxThreadsPerGroup, bool im2col)
     {
@@ -405,18 +427,14 @@ internal static class GemmCore
         if (partialLength > int.MaxValue)
             throw new ArgumentException($"gemm core: {batch}x{splits}x{m}x{n} partial sums do not fit one buffer");
         var partial = device.SplitKScratch((int)partialLength);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>>(Kernel<TTile, TOps>,
-            new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
-        var config = new KernelConfig(
-            new Index3D((n + t.BN - 1) / t.BN, (m + t.BM - 1) / t.BM, batch * dims.Splits),
-            new Index3D(t.Threads, 1, 1));
-        kernel(config, ops, dims, partial);
-        if (dims.Splits > 1)
-        {
-            var reduce = device.Kernel($"{key}-split-k-sum", acc =>
-                acc.LoadAutoGroupedStreamKernel<Index1D, TOps, Dims, int, ArrayView<float>>(ReduceKernel<TOps>));
-            int total = batch * m * n;
-            reduce(total, ops, dims, total, partial);
-        }
+        int tilesN = (n + t.BN - 1) / t.BN, tilesM = (m + t.BM - 1) / t.BM;
+        long tiles = (long)batch * tilesM * tilesN;
+        if (splits > 1 && tiles > int.MaxValue)
+            throw new ArgumentException($"gemm core: {batch}x{tilesM}x{tilesN} split-K tiles do not fit one counter table");
+        var counters = device.SplitKTileCounters(dims.Splits > 1 ? (int)tiles : 1);
+        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
+            Kernel<TTile, TOps>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        var config = new KernelConfig(new Index3D(tilesN, tilesM, batch * dims.Splits), new Index3D(t.Threads, 1, 1));
+        kernel(config, ops, dims, partial, counters);
     }
 }

@@ -75,6 +75,49 @@ public class GemmTests
         TestData.AssertClose(tc.ToHost(), expected, 1e-5, "gemm rank 2");
     }
 
+    /// <summary>
+    /// Split-K adds its partial sums inside the GEMM kernel (the last block of a tile to finish does it): the result
+    /// is bitwise the splits' sums added in split order, whichever block finishes last, launch after launch (the
+    /// tile counters are left at zero). 100 = 40 + 40 + 20 along k: three splits; each split's sum runs along k in
+    /// float without fused multiply-adds on the CPU accelerator, as the host reference does.
+    /// </summary>
+    [TestCase("Tile32SplitK")]
+    [TestCase("Tile64x32SplitK")]
+    public void SplitK_IsTheSplitSumsAddedInOrder_Bitwise(string tiled)
+    {
+        var dev = DeviceFor(tiled);
+        const int batch = 2, m = 70, n = 37, k = 100, kPer = 40;
+        var a = TestData.Random(batch * m * k, 11);
+        var b = TestData.Random(batch * k * n, 12);
+        var expected = new float[batch * m * n];
+        for (int bi = 0; bi < batch; bi++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    float total = 0;
+                    for (int k0 = 0; k0 < k; k0 += kPer)
+                    {
+                        float split = 0;
+                        for (int kk = k0; kk < Math.Min(k, k0 + kPer); kk++)
+                            split += a[(bi * m + i) * k + kk] * b[(bi * k + kk) * n + j];
+                        total += split;
+                    }
+                    expected[(bi * m + i) * n + j] = total;
+                }
+        using var ta = Tensor.FromHost(dev, a, batch, m, k);
+        using var tb = Tensor.FromHost(dev, b, batch, k, n);
+        using var tc = Tensor.Empty(dev, batch, m, n);
+        for (int run = 0; run < 3; run++)
+        {
+            tc.CopyFrom(Enumerable.Repeat(float.NaN, batch * m * n).ToArray());
+            Gemm.Run(ta, false, tb, false, tc, 1f, 0f, null, Variant(tiled));
+            var got = tc.ToHost();
+            for (int i = 0; i < got.Length; i++)
+                if (BitConverter.SingleToInt32Bits(got[i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                    Assert.Fail($"run {run}, element {i}: {got[i]:R} but the in-order split sum is {expected[i]:R}");
+        }
+    }
+
     [Test]
     public void Rejects_MismatchedInnerDimension()
     {
