@@ -152,6 +152,21 @@ public sealed class Tensor : IDisposable
         return new Tensor(Device, null, View.SubView((long)start * ItemLength, (long)count * ItemLength), s, null);
     }
 
+    /// <summary>A view of channels [start, start + count) of a one-item tensor [1, C, ...] (shares memory: at batch 1 a
+    /// channel range is contiguous), so that a layer can write its output straight into its part of a concatenation.</summary>
+    public Tensor SliceChannels(int start, int count)
+    {
+        ThrowIfDisposed();
+        if (shape.Length < 2 || shape[0] != 1)
+            throw new ArgumentException($"SliceChannels: needs a one-item tensor [1, C, ...] but got {Tensors.Shape.Format(shape)}");
+        if (start < 0 || count < 0 || start + count > shape[1])
+            throw new ArgumentOutOfRangeException(nameof(start), $"SliceChannels({start}, {count}) outside {shape[1]} channels (shape {Tensors.Shape.Format(shape)})");
+        var s = (int[])shape.Clone();
+        s[1] = count;
+        long plane = shape[1] == 0 ? 0 : Length / shape[1];
+        return new Tensor(Device, null, View.SubView(start * plane, count * plane), s, null);
+    }
+
     /// <summary>Sets every element to zero.</summary>
     public void Clear()
     {

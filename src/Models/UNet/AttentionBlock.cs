@@ -43,10 +43,10 @@ internal sealed class AttentionBlock
     }
 
     /// <summary>x [N, C, H, W] (the caller owns it); returns a rented tensor of the same shape (kept on the
-    /// tape when recording).</summary>
-    public Tensor Forward(Tensor input, TensorPool pool, Tape tape)
+    /// tape when recording), or writes <paramref name="into"/> (a view the caller owns) and returns it.</summary>
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into = null)
     {
-        if (!tape.Recording && QkvEvenlySpaced) return ForwardImageLayout(input, pool);
+        if (!tape.Recording && QkvEvenlySpaced) return ForwardImageLayout(input, pool, into);
         x = input;
         int n = x.N, c = x.C, p = x.H * x.W;
         tokens = tape.Keep(pool.Rent(n, p, c));
@@ -70,7 +70,7 @@ internal sealed class AttentionBlock
         tape.Release(tv);
         using var projected = o.Forward(attended, pool);
         tape.Release(attended);
-        var y = pool.Rent(x.Shape);
+        var y = into ?? pool.Rent(x.Shape);
         Tokens.ToImage(projected, x, outputScale, y);
         return tape.Keep(y);
     }
@@ -82,7 +82,7 @@ internal sealed class AttentionBlock
         k.Bias.Offset - q.Bias.Offset == v.Bias.Offset - k.Bias.Offset && k.Bias.Offset > q.Bias.Offset;
 
     /// <summary>The forward pass in four launches (no tape): see the remarks.</summary>
-    private Tensor ForwardImageLayout(Tensor input, TensorPool pool)
+    private Tensor ForwardImageLayout(Tensor input, TensorPool pool, Tensor? into)
     {
         int n = input.N, c = input.C, p = input.H * input.W;
         using var normed = norm?.Forward(input, pool, silu: false);
@@ -95,7 +95,7 @@ internal sealed class AttentionBlock
             flat.SubView(q.Bias.Offset, 2 * biasStride + c), biasStride, query, key, value);
         using var attention = pool.Rent(n, p, c);
         SpatialAttention.Run(query, key, value, heads, attention);
-        var y = pool.Rent(input.Shape);
+        var y = into ?? pool.Rent(input.Shape);
         AttentionProjections.OutputToImage(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y);
         return y;
     }

@@ -20,15 +20,28 @@ internal sealed class Conv2dLayer
         bias = s.Add(prefix + ".bias", [cout], ParameterInit.Uniform(fanIn));
         this.p = p;
         this.kernel = kernel;
+        InChannels = cin;
         OutChannels = cout;
     }
 
     public int OutChannels { get; }
 
-    public Tensor Forward(Tensor x, TensorPool pool, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f)
+    /// <summary>Input channels (Cin of the weights).</summary>
+    public int InChannels { get; }
+
+    /// <summary>The output shape for an input [n, Cin, h, w].</summary>
+    public int[] OutputShape(int n, int h, int w)
     {
-        var (ho, wo) = p.OutputSize(x.H, x.W, kernel, kernel);
-        var y = pool.Rent(x.N, OutChannels, ho, wo);
+        var (ho, wo) = p.OutputSize(h, w, kernel, kernel);
+        return [n, OutChannels, ho, wo];
+    }
+
+    /// <summary>conv(x) + b with the fused epilogue, into <paramref name="into"/> (a view the caller owns, e.g. its part of
+    /// a concatenation) or a rented tensor.</summary>
+    public Tensor Forward(Tensor x, TensorPool pool, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f,
+        Tensor? into = null)
+    {
+        var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
         Conv2d.Run(x, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale);
         return y;
     }
@@ -37,20 +50,18 @@ internal sealed class Conv2dLayer
     /// (<see cref="Conv2dNormalized"/>; the caller has checked <see cref="Conv2dNormalized.Serves"/>); bitwise the
     /// result of the GPU's GroupNorm followed by <see cref="Forward"/>.</summary>
     public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, Tensor? channelAdd = null,
-        Tensor? residual = null, float outputScale = 1f)
+        Tensor? residual = null, float outputScale = 1f, Tensor? into = null)
     {
-        var (ho, wo) = p.OutputSize(x.H, x.W, kernel, kernel);
-        var y = pool.Rent(x.N, OutChannels, ho, wo);
+        var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
         Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale);
         return y;
     }
 
     /// <summary>The layer applied to the nearest 2x upsampling of x without writing it (<see cref="Conv2dUpsampled"/>: one
     /// launch where the GEMM core runs); the result is bitwise that of upsampling first.</summary>
-    public Tensor ForwardUpsampled(Tensor x, TensorPool pool)
+    public Tensor ForwardUpsampled(Tensor x, TensorPool pool, Tensor? into = null)
     {
-        var (ho, wo) = p.OutputSize(2 * x.H, 2 * x.W, kernel, kernel);
-        var y = pool.Rent(x.N, OutChannels, ho, wo);
+        var y = into ?? pool.Rent(OutputShape(x.N, 2 * x.H, 2 * x.W));
         Conv2dUpsampled.Run(x, weight.Value, bias.Value, y, p);
         return y;
     }

@@ -35,6 +35,12 @@ internal sealed class ResnetBlock2D
         outputScale = (float)(1.0 / outputScaleFactor);
     }
 
+    /// <summary>Input and output channels.</summary>
+    public int InChannels => conv1.InChannels;
+
+    /// <inheritdoc cref="InChannels"/>
+    public int OutChannels => conv2.OutChannels;
+
     /// <summary>time_emb_proj, whose product the model computes for every resnet in one launch.</summary>
     public LinearLayer TimeProjection => timeProj;
 
@@ -43,18 +49,19 @@ internal sealed class ResnetBlock2D
     public Tensor? ProjectedTime { get; set; }
 
     /// <summary>x [N, Cin, H, W] (the caller owns it); tembSilu = silu(time embedding) [N, temb];
-    /// returns a rented [N, Cout, H, W] (kept on the tape when recording).</summary>
-    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape)
+    /// returns a rented [N, Cout, H, W] (kept on the tape when recording), or writes <paramref name="into"/> (a view the
+    /// caller owns) and returns it.</summary>
+    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape, Tensor? into = null)
     {
-        if (ProjectedTime is { } projected) return Run(input, projected, pool, tape);
+        if (ProjectedTime is { } projected) return Run(input, projected, pool, tape, into);
         using var t = timeProj.Forward(tembSilu, pool);
-        return Run(input, t, pool, tape);
+        return Run(input, t, pool, tape, into);
     }
 
-    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape)
+    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape, Tensor? into)
     {
         x = input;
-        if (!tape.Recording && !scaleShift && Conv2dNormalized.Serves(input)) return RunNormalizedOnLoad(t, pool, tape);
+        if (!tape.Recording && !scaleShift && Conv2dNormalized.Serves(input)) return RunNormalizedOnLoad(t, pool, tape, into);
         h0 = tape.Keep(norm1.Forward(x, pool, silu: true));
         h1 = tape.Keep(scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t));
         tape.Release(h0);
@@ -71,12 +78,12 @@ internal sealed class ResnetBlock2D
         Tensor y;
         if (shortcut is null)
         {
-            y = conv2.Forward(h2, pool, residual: x, outputScale: outputScale);
+            y = conv2.Forward(h2, pool, residual: x, outputScale: outputScale, into: into);
         }
         else
         {
             using var skip = shortcut.Forward(x, pool);
-            y = conv2.Forward(h2, pool, residual: skip, outputScale: outputScale);
+            y = conv2.Forward(h2, pool, residual: skip, outputScale: outputScale, into: into);
         }
         tape.Release(h2);
         return tape.Keep(y);
@@ -84,17 +91,17 @@ internal sealed class ResnetBlock2D
 
     /// <summary>Outside training, on the GEMM core: each GroupNorm (+SiLU) is normalised while its convolution loads its input
     /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; bitwise the unfused GPU path.</summary>
-    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape)
+    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into)
     {
         var h = tape.Keep(conv1.ForwardNormalized(x, norm1, silu: true, pool, channelAdd: t));
         Tensor? skip = shortcut?.Forward(x, pool);
         var residual = skip ?? x;
         Tensor y;
-        if (Conv2dNormalized.Serves(h)) y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale);
+        if (Conv2dNormalized.Serves(h)) y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale, into: into);
         else
         {
             using var normalized = norm2.Forward(h, pool, silu: true);
-            y = conv2.Forward(normalized, pool, residual: residual, outputScale: outputScale);
+            y = conv2.Forward(normalized, pool, residual: residual, outputScale: outputScale, into: into);
         }
         skip?.Dispose();
         tape.Release(h);

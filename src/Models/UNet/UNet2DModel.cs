@@ -64,6 +64,10 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                 r.TimeProjection.Weight.Offset, r.TimeProjection.Bias.Offset, r.TimeProjection.Out)).ToArray());
     }
 
+    /// <summary>Whether a batch-1 pass outside training writes the up path's concatenations in place (default); off, each
+    /// is a concat launch, as at larger batches: the tests compare the two bitwise.</summary>
+    internal bool ElidesConcatenations { get; set; } = true;
+
     // Every resnet's time_emb_proj in one launch: the plan (made once) and, per batch size, the output and each block's view.
     private readonly ResnetBlock2D[] resnets;
     private readonly GroupedLinearPlan? timeProjections;
@@ -238,19 +242,35 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                 h = centred;
                 owned = true;
             }
+            // At batch 1 outside training a concatenation's two parts are contiguous channel ranges: the layers that
+            // produce them write there (the skip when it is made, the running tensor just before the up step), and the
+            // up step consumes the buffer without a concat launch or copy.
+            bool elide = n == 1 && !record && ElidesConcatenations;
+            var concatenations = new Tensor?[layers.Up.Count];
             for (int i = 0; i < layers.Down.Count; i++)
             {
-                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape);
+                Tensor? into = null;
+                // Up step 0's running tensor is the mid block's output; without a mid block it is this skip itself.
+                int j = layers.Up.FindIndex(s => s.Skip == i);
+                if (elide && j >= 0 && (j > 0 || layers.Mid.Count > 0))
+                {
+                    var shape = layers.Down[i].OutputShape(1, h.H, h.W);
+                    var cat = concatenations[j] = pool.Rent(1, layers.Up[j].ConsumedChannels, shape[2], shape[3]);
+                    into = cat.SliceChannels(cat.C - shape[1], shape[1]);
+                }
+                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape, into);
                 owned = false;   // every down output is a skip, released by the up step that consumes it
             }
-            foreach (var step in layers.Mid)
+            Tensor? Head(int next) => next < layers.Up.Count && concatenations[next] is { } cat
+                ? cat.SliceChannels(0, cat.C - skips[layers.Up[next].Skip].C) : null;
+            for (int i = 0; i < layers.Mid.Count; i++)
             {
-                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                h = layers.Mid[i].Forward(h, owned, skips, tembSilu, pool, tape, i == layers.Mid.Count - 1 ? Head(0) : null);
                 owned = true;
             }
-            foreach (var step in layers.Up)
+            for (int j = 0; j < layers.Up.Count; j++)
             {
-                h = step.Forward(h, owned, skips, tembSilu, pool, tape);
+                h = layers.Up[j].Forward(h, owned, skips, tembSilu, pool, tape, Head(j + 1), concatenations[j]);
                 owned = true;
             }
             lastHidden = h;

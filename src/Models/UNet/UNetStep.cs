@@ -26,12 +26,33 @@ internal sealed class UNetStep
     public Tensor Input { get; private set; } = null!;
     private Tensor convInput = null!, resnetOutput = null!;
 
+    /// <summary>Channels of the tensor the stage consumes (after concatenating its skip).</summary>
+    public int ConsumedChannels => Conv?.InChannels ?? Resnet!.InChannels;
+
+    /// <summary>The output shape for an input [n, C, h, w].</summary>
+    public int[] OutputShape(int n, int h, int w)
+    {
+        if (Conv is not null) return Upsample ? Conv.OutputShape(n, 2 * h, 2 * w) : Conv.OutputShape(n, h, w);
+        return [n, Resnet!.OutChannels, h, w];
+    }
+
     /// <summary>Runs the stage on h; <paramref name="ownsInput"/> says h is this pass's to release (not a skip,
-    /// not the caller's input). A consumed skip is released too. Returns the output (kept when recording).</summary>
-    public Tensor Forward(Tensor h, bool ownsInput, Tensor[] skips, Tensor tembSilu, TensorPool pool, Tape tape)
+    /// not the caller's input). A consumed skip is released too. Returns the output (kept when recording), or
+    /// writes <paramref name="into"/> (a view the caller owns: its part of a later concatenation) and returns it.
+    /// <paramref name="concatenated"/>: h and the skip were written into their parts of this tensor (batch 1, no
+    /// tape), which the stage consumes and releases instead of concatenating.</summary>
+    public Tensor Forward(Tensor h, bool ownsInput, Tensor[] skips, Tensor tembSilu, TensorPool pool, Tape tape,
+        Tensor? into = null, Tensor? concatenated = null)
     {
         Input = h;
-        if (Skip >= 0)
+        if (concatenated is not null)
+        {
+            if (Skip < 0 || concatenated.C != h.C + skips[Skip].C)
+                throw new InvalidOperationException("unet: a stage was handed a concatenation it does not consume");
+            h = concatenated;
+            ownsInput = true;
+        }
+        else if (Skip >= 0)
         {
             var skip = skips[Skip];
             var cat = tape.Keep(pool.Rent(h.N, h.C + skip.C, h.H, h.W));
@@ -46,7 +67,7 @@ internal sealed class UNetStep
             if (Upsample && !tape.Recording && Conv2dUpsampled.IsFused(h.Device))
             {
                 // Outside training the upsampled tensor is never needed again: fold the upsampling into the conv's loads.
-                var folded = tape.Keep(Conv.ForwardUpsampled(h, pool));
+                var folded = tape.Keep(Conv.ForwardUpsampled(h, pool, into));
                 if (ownsInput) tape.Release(h);
                 return folded;
             }
@@ -59,15 +80,15 @@ internal sealed class UNetStep
                 ownsInput = true;
             }
             convInput = h;
-            var y = tape.Keep(Conv.Forward(h, pool));
+            var y = tape.Keep(Conv.Forward(h, pool, into: into));
             if (ownsInput) tape.Release(h);
             return y;
         }
         convInput = h;
-        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape);
+        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, Attention is null ? into : null);
         if (ownsInput) tape.Release(h);
         if (Attention is null) return resnetOutput;
-        var attended = Attention.Forward(resnetOutput, pool, tape);
+        var attended = Attention.Forward(resnetOutput, pool, tape, into);
         tape.Release(resnetOutput);
         return attended;
     }
