@@ -107,8 +107,9 @@ public static class ClippedDiffusionStep
             }
             else if (kind.TwoItems)
             {
-                // Item length >= 4: the quad's lanes below b lie in e's item, the others in the next one. A quad inside
-                // one item (b >= 4) loads its own item twice, so the last item never reads past the end.
+                // Item length >= 3: four consecutive elements touch at most two items. The quad's lanes below b lie in
+                // e's item, the others in the next one. A quad inside one item (b >= 4) loads its own item twice, so the
+                // last item never reads past the end.
                 int item = items.Of(e), b = (item + 1) * items.Length - e;
                 float first = thresholds[item], next = thresholds[b < 4 ? item + 1 : item];
                 s.X = first;
@@ -118,10 +119,12 @@ public static class ClippedDiffusionStep
             }
             else if (kind.Thresholded)
             {
-                s.X = thresholds[items.Of(e)];
-                s.Y = thresholds[items.Of(e + 1)];
-                s.Z = thresholds[items.Of(e + 2)];
-                s.W = thresholds[items.Of(e + 3)];
+                // Items of 1 or 2 elements: a lane's item is its index shifted right by 0 or 1 (no division).
+                int shift = items.Length - 1;
+                s.X = thresholds[e >> shift];
+                s.Y = thresholds[(e + 1) >> shift];
+                s.Z = thresholds[(e + 2) >> shift];
+                s.W = thresholds[(e + 3) >> shift];
             }
             io.Store(x, e, Update<TNoise>(io.Load(x, e), io.Load(eps, e), s, c, clipRange, kind.Thresholded ? 1 : 0, split.FirstQuad + q, draw));
         }
@@ -175,7 +178,7 @@ public static class ClippedDiffusionStep
         bool Thresholded { get; }
         /// <summary>Thresholded, and every whole quad lies in one item: one lookup per quad.</summary>
         bool PerQuad { get; }
-        /// <summary>Thresholded, items of at least 4 elements: a quad spans at most two items, two lookups per quad.</summary>
+        /// <summary>Thresholded, items of at least 3 elements: a quad spans at most two items, two lookups per quad.</summary>
         bool TwoItems { get; }
     }
 
@@ -187,15 +190,15 @@ public static class ClippedDiffusionStep
         public bool TwoItems => false;
     }
 
-    /// <summary>Dynamic thresholding, one item lookup per lane (items shorter than 4 elements).</summary>
-    internal readonly struct ThresholdPerLane : IClipKind
+    /// <summary>Dynamic thresholding, one item lookup per lane (items of 1 or 2 elements: the item is the index shifted).</summary>
+    internal readonly struct ThresholdShortItems : IClipKind
     {
         public bool Thresholded => true;
         public bool PerQuad => false;
         public bool TwoItems => false;
     }
 
-    /// <summary>Dynamic thresholding, two item lookups per quad (items of at least 4 elements at any length and offset).</summary>
+    /// <summary>Dynamic thresholding, two item lookups per quad (items of at least 3 elements at any length and offset).</summary>
     internal readonly struct ThresholdTwoItems : IClipKind
     {
         public bool Thresholded => true;
@@ -226,8 +229,8 @@ public static class ClippedDiffusionStep
         bool aligned = split.Aligned(x.View, eps.View);
         var k = thresholds is null ? Load<ClipToRange>(x.Device, "", aligned)
             : itemLength % 4 == 0 && split.Lead == 0 ? Load<ThresholdPerQuad>(x.Device, "-per-quad", aligned)
-            : itemLength >= 4 ? Load<ThresholdTwoItems>(x.Device, "-two-items", aligned)
-            : Load<ThresholdPerLane>(x.Device, "-per-lane", aligned);
+            : itemLength >= 3 ? Load<ThresholdTwoItems>(x.Device, "-two-items", aligned)
+            : Load<ThresholdShortItems>(x.Device, "-short-items", aligned);
         k(plan.Threads, plan, split, x.View, eps.View, c, clipRange, new ItemDivisor(itemLength), (thresholds ?? x).View, new QuadDraw(draw));
     }
 

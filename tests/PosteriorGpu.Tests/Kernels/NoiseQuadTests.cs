@@ -140,8 +140,8 @@ public class NoiseQuadTests
     }
 
     /// <summary>The clipped step in its four compiled forms (clip to a range; thresholds looked up per quad when items are
-    /// whole quads, two per quad for other items of at least 4 elements, per lane for shorter items), on item lengths that
-    /// are and are not multiples of 4, aligned and shifted views.</summary>
+    /// whole quads, two per quad for other items of at least 3 elements, per lane by a shift for items of 1 or 2), on item
+    /// lengths that are and are not multiples of 4, aligned and shifted views.</summary>
     [TestCase(3, 4, 0L, 0)]
     [TestCase(3, 4, 2L, 0)]
     [TestCase(5, 12, 0L, 1)]
@@ -149,6 +149,12 @@ public class NoiseQuadTests
     [TestCase(6, 5, 3L, 1)]
     [TestCase(2, 1001, 4L * 1001 + 1, 0)]
     [TestCase(1, 3, 0L, 0)]
+    [TestCase(11, 3, 0L, 0)]
+    [TestCase(7, 3, 2L, 1)]
+    [TestCase(9, 2, 1L, 1)]
+    [TestCase(10, 2, 0L, 0)]
+    [TestCase(17, 1, 3L, 1)]
+    [TestCase(16, 1, 0L, 0)]
     public void ClippedDiffusionStep_IsBitwiseItsReference(int items, int itemLength, long offset, int shiftItems)
     {
         var dev = TestDevices.Cpu;
