@@ -63,6 +63,8 @@ public static class Conv2d
         public readonly ArrayView<float> Input, Weight, Bias, ChannelAdd, Residual, Output;
         public readonly int Cin, H, W, Kh, Kw, Cout, Ho, Wo, Stride, PadTop, PadLeft;
         public readonly int HasBias, HasChannelAdd, HasResidual;
+        // ChannelAdd's stride between images: Cout ([N, Cout], a per-image add), or 0 (one [Cout] vector, a second bias).
+        public readonly int ChannelAddStride;
         public readonly float Scale;
         // One k step of GemmCore.BK as (kernel rows, kernel columns) digits and as an input offset
         // (input channels, rows and columns together), before the carries.
@@ -71,8 +73,9 @@ public static class Conv2d
         public Operands(ArrayView<float> input, int cin, int h, int w, ArrayView<float> weight, int cout, int kh, int kw,
             ArrayView<float> output, int ho, int wo, Conv2dParams p,
             ArrayView<float> bias, bool hasBias, ArrayView<float> channelAdd, bool hasChannelAdd,
-            ArrayView<float> residual, bool hasResidual, float scale)
+            ArrayView<float> residual, bool hasResidual, float scale, bool channelAddShared = false)
         {
+            ChannelAddStride = channelAddShared ? 0 : cout;
             Input = input; Weight = weight; Output = output; Bias = bias; ChannelAdd = channelAdd; Residual = residual;
             Cin = cin; H = h; W = w; Kh = kh; Kw = kw; Cout = cout; Ho = ho; Wo = wo;
             Stride = p.Stride; PadTop = p.PadTop; PadLeft = p.PadLeft;
@@ -145,7 +148,7 @@ public static class Conv2d
             int hw = Ho * Wo, img = n / hw;
             int c = img * Cout + m, o = c * hw + (n - img * hw);
             if (HasBias != 0) acc += Bias[m];
-            if (HasChannelAdd != 0) acc += ChannelAdd[c];
+            if (HasChannelAdd != 0) acc += ChannelAdd[img * ChannelAddStride + m];
             if (HasResidual != 0) acc += Residual[o];
             Output[o] = Scale * acc;
         }
@@ -256,7 +259,7 @@ public static class Conv2d
     /// <paramref name="upscale"/> (1, or 2 for a nearest 2x upsampling folded into the loads) and builds its operands.</summary>
     /// <exception cref="ArgumentException">A shape does not fit (the message names the shapes).</exception>
     internal static Operands Prepare(string op, Tensor input, int upscale, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
-        Tensor? channelAdd, Tensor? residual, float outputScale)
+        Tensor? channelAdd, Tensor? residual, float outputScale, bool channelAddShared = false)
     {
         Shape.RequireRank(op, input, "input", 4);
         Shape.RequireRank(op, weight, "weight", 4);
@@ -273,7 +276,11 @@ public static class Conv2d
                 $"{op}: a {kh}x{kw} kernel with {p} does not fit input {Shape.Format(input.Shape)}{(upscale > 1 ? $" scaled up {upscale}x" : "")}");
         Shape.Require(op, output, "output", batch, cout, ho, wo);
         if (bias is not null) Shape.Require(op, bias, "bias", cout);
-        if (channelAdd is not null) Shape.Require(op, channelAdd, "channelAdd", batch, cout);
+        if (channelAdd is not null)
+        {
+            if (channelAddShared) Shape.Require(op, channelAdd, "channelAdd", cout);
+            else Shape.Require(op, channelAdd, "channelAdd", batch, cout);
+        }
         if (residual is not null) Shape.Require(op, residual, "residual", batch, cout, ho, wo);
         foreach (var t in new[] { input, weight, bias, channelAdd, residual })
             if (t is not null) Shape.RequireSameDevice(op, t, output);
@@ -281,6 +288,6 @@ public static class Conv2d
             throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 columns of one GEMM");
         return new Operands(input.View, cin, h, w, weight.View, cout, kh, kw, output.View, ho, wo, p,
             (bias ?? output).View, bias is not null, (channelAdd ?? output).View, channelAdd is not null,
-            (residual ?? output).View, residual is not null, outputScale);
+            (residual ?? output).View, residual is not null, outputScale, channelAddShared);
     }
 }

@@ -131,19 +131,57 @@ public static class Conv2dNormalized
     internal static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
         Tensor output, Conv2dParams p, Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant)
     {
-        const string op = "group norm + conv2d";
-        var conv = Conv2d.Prepare(op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
+        var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
+        var table = NormalizedTable(x, groups, gamma, beta, eps, conv, variant);
+        if (x.N == 0 || conv.Cout == 0) return;
+        GemmCore.Launch(output.Device, "conv2d-normalized-core", new Operands(conv, table, silu), conv.Cout, x.N * conv.Ho * conv.Wo,
+            conv.Cin * conv.Kh * conv.Kw, 1, variant);
+    }
+
+    /// <summary>
+    /// A resnet's second convolution with its 1x1 shortcut in one GEMM-core launch:
+    /// output = outputScale (conv(GroupNorm(x) (+SiLU), weight) + bias + conv1x1(shortcutInput, shortcutWeight) + shortcutBias).
+    /// The two products run along one k (<see cref="GemmCore.KernelSum{TTile, TOps, TOps2}"/>: the normalised im2col of x,
+    /// then shortcutInput's channels), so the shortcut's output, which the unfused block writes and reads back as the
+    /// residual, never goes through memory and needs no launch. Its bias is added in the epilogue as a per-channel add
+    /// (one [Cout] vector for every image). Equal to the unfused pair within rounding (the sum is ordered differently).
+    /// Launches: the table and the convolution.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape does not fit, or <see cref="Serves(Tensor)"/> is false.</exception>
+    public static void RunWithShortcut(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
+        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale = 1f) =>
+        RunWithShortcut(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p, outputScale,
+            GemmVariant.Auto);
+
+    internal static void RunWithShortcut(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
+        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale, GemmVariant variant)
+    {
+        var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, shortcutBias, null, outputScale, channelAddShared: true);
+        if (shortcutWeight.Rank != 4 || shortcutWeight.Shape[2] != 1 || shortcutWeight.Shape[3] != 1)
+            throw new ArgumentException($"{Op}: the shortcut is a 1x1 convolution but its weight has shape {Shape.Format(shortcutWeight.Shape)}");
+        var shortcut = Conv2d.Prepare(Op + " shortcut", shortcutInput, 1, shortcutWeight, null, output, Conv2dParams.Same(1, 0), null, null, 1f);
+        var table = NormalizedTable(x, groups, gamma, beta, eps, conv, variant);
+        if (x.N == 0 || conv.Cout == 0) return;
+        GemmCore.LaunchSum(output.Device, "conv2d-normalized-shortcut-core", new Operands(conv, table, silu), shortcut, conv.Cout,
+            x.N * conv.Ho * conv.Wo, conv.Cin * conv.Kh * conv.Kw, shortcut.Cin, 1, variant);
+    }
+
+    private const string Op = "group norm + conv2d";
+
+    /// <summary>Checks the norm's shapes and fills the per-channel scale/shift table of x (one launch, in the scratch area).</summary>
+    private static ArrayView<float> NormalizedTable(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, Conv2d.Operands conv,
+        GemmVariant variant)
+    {
+        const string op = Op;
         if (groups < 1 || conv.Cin % groups != 0)
             throw new ArgumentException($"{op}: {conv.Cin} channels of x {Shape.Format(x.Shape)} do not split into {groups} groups");
         Shape.Require(op, gamma, "gamma", conv.Cin);
         Shape.Require(op, beta, "beta", conv.Cin);
         if (!Serves(x, variant))
             throw new ArgumentException($"{op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
-        if (x.N == 0 || conv.Cout == 0) return;
-        var device = output.Device;
-        var table = device.Scratch(2 * x.N * conv.Cin);
-        GroupNormTable.Run(x, groups, gamma, beta, eps, table, GroupNorm.GroupThreads(device));
-        GemmCore.Launch(device, "conv2d-normalized-core", new Operands(conv, table, silu), conv.Cout, x.N * conv.Ho * conv.Wo,
-            conv.Cin * conv.Kh * conv.Kw, 1, variant);
+        var device = x.Device;
+        var table = device.Scratch(Math.Max(2 * x.N * conv.Cin, 1));
+        if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, groups, gamma, beta, eps, table, GroupNorm.GroupThreads(device));
+        return table;
     }
 }

@@ -47,13 +47,10 @@ internal static class GemmCore
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
     {
         var t = default(TTile);
-        int bm = t.BM, bn = t.BN, tm = t.TM, tn = t.TN, threads = t.Threads;
+        int bm = t.BM, bn = t.BN, tn = t.TN, threads = t.Threads;
         // Rows padded by 4 floats: 16-byte alignment stays, staging stores along k spread over the banks.
-        int lda = bm + 4, ldb = bn + 4;
         var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
         var sb4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BN + 4) / 4);
-        var sa = sa4.Cast<float>();
-        var sb = sb4.Cast<float>();
 
         int tid = Group.IdxX;
         int threadsN = bn / tn;
@@ -61,12 +58,63 @@ internal static class GemmCore
         int z = Grid.IdxZ, b = z / d.Splits, split = z - b * d.Splits;
         int m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
         int kBegin = split * d.KPerSplit, kEnd = Math.Min(d.K, kBegin + d.KPerSplit);
-        bool aAlongK = ops.AContiguousInK, bAlongN = ops.BContiguousInN;
+        Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
+        Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
+        Accumulate<TTile, TOps>(ops, b, m0, n0, d.M - 1, d.N - 1, kBegin, kEnd, sa4, sb4, tid, tmIdx, tnIdx,
+            ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+        Finish<TTile, TOps>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx,
+            c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h);
+    }
 
+    /// <summary>
+    /// C = A B + A2 B2 in one launch: k runs over [0, <paramref name="k1"/>) of the first product, then over the second's
+    /// k (Dims.K = k1 + its depth), into the same accumulators; the epilogue is the first operands'. Split-K ranges may
+    /// straddle the boundary. A resnet's conv2 with its 1x1 shortcut is one such sum (its input concatenated along k).
+    /// </summary>
+    internal static void KernelSum<TTile, TOps, TOps2>(TOps ops, TOps2 second, int k1, Dims d, ArrayView<float> partial,
+        ArrayView<int> tileCounters) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands where TOps2 : struct, IGemmOperands
+    {
+        var t = default(TTile);
+        int bm = t.BM, bn = t.BN, tn = t.TN, threads = t.Threads;
+        // Rows padded by 4 floats: 16-byte alignment stays, staging stores along k spread over the banks.
+        var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
+        var sb4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BN + 4) / 4);
+
+        int tid = Group.IdxX;
+        int threadsN = bn / tn;
+        int tnIdx = tid % threadsN, tmIdx = tid / threadsN;
+        int z = Grid.IdxZ, b = z / d.Splits, split = z - b * d.Splits;
+        int m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
+        int kBegin = split * d.KPerSplit, kEnd = Math.Min(d.K, kBegin + d.KPerSplit);
+        Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
+        Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
+        Accumulate<TTile, TOps>(ops, b, m0, n0, d.M - 1, d.N - 1, kBegin, Math.Min(kEnd, k1), sa4, sb4, tid, tmIdx, tnIdx,
+            ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+        Accumulate<TTile, TOps2>(second, b, m0, n0, d.M - 1, d.N - 1, Math.Max(kBegin - k1, 0), kEnd - k1, sa4, sb4, tid, tmIdx, tnIdx,
+            ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
+        Finish<TTile, TOps>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx,
+            c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h);
+    }
+
+    /// <summary>The block's k range [kBegin, kEnd) of one product into its accumulators (nothing when empty); ends on a
+    /// barrier, so the shared stages may be refilled at once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Accumulate<TTile, TOps>(TOps ops, int b, int m0, int n0, int mLast, int nLast, int kBegin, int kEnd,
+        ArrayView<Float4> sa4, ArrayView<Float4> sb4, int tid, int tmIdx, int tnIdx,
+        ref Float4 c0l, ref Float4 c0h, ref Float4 c1l, ref Float4 c1h, ref Float4 c2l, ref Float4 c2h, ref Float4 c3l, ref Float4 c3h,
+        ref Float4 c4l, ref Float4 c4h, ref Float4 c5l, ref Float4 c5h, ref Float4 c6l, ref Float4 c6h, ref Float4 c7l, ref Float4 c7h) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
+    {
+        if (kBegin >= kEnd) return;
+        var t = default(TTile);
+        int bm = t.BM, bn = t.BN, tm = t.TM, tn = t.TN, threads = t.Threads;
+        int lda = bm + 4, ldb = bn + 4;
+        var sa = sa4.Cast<float>();
+        var sb = sb4.Cast<float>();
         // A thread stages ea (eb) elements of A (B) per k step, 4 or 8 (the long side of a 64x32 tile), all on
         // one k (so it keeps one depth part per operand): k offset, first row (column) and the stride between
         // its rows (columns). Along k, consecutive threads take consecutive k; otherwise consecutive rows
         // (columns), so a warp's loads follow memory either way.
+        bool aAlongK = ops.AContiguousInK, bAlongN = ops.BContiguousInN;
         int ea = bm * BK / threads, eb = bn * BK / threads;
         int aK, aM, aStride, bK, bN, bStride;
         if (aAlongK) { aK = tid % BK; aM = tid / BK; aStride = threads / BK; }
@@ -74,7 +122,6 @@ internal static class GemmCore
         if (bAlongN) { bStride = bn / eb; bN = tid % bStride; bK = tid / bStride; }
         else { bK = tid % BK; bN = tid / BK; bStride = threads / BK; }
 
-        int mLast = d.M - 1, nLast = d.N - 1;
         var ra0c = ops.RowA(b, Math.Min(m0 + aM, mLast));
         var ra1c = ops.RowA(b, Math.Min(m0 + aM + aStride, mLast));
         var ra2c = ops.RowA(b, Math.Min(m0 + aM + 2 * aStride, mLast));
@@ -109,8 +156,6 @@ internal static class GemmCore
             b8 ? ops.LoadB(db, cb4c) : 0f, b8 ? ops.LoadB(db, cb5c) : 0f, b8 ? ops.LoadB(db, cb6c) : 0f, b8 ? ops.LoadB(db, cb7c) : 0f);
         Group.Barrier();
 
-        Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
-        Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
         // Next k step into registers while this one is multiplied from shared memory.
         int stage = 0;
         int lda4 = lda / 4, ldb4 = ldb / 4, aHi = bm / 8, bHi = bn / 8;
@@ -195,6 +240,18 @@ internal static class GemmCore
             stage = 1 - stage;
         }
 
+    }
+
+    /// <summary>Stores the block's accumulators: through the epilogue, or as partial sums that the tile's last block adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters, int z, int b,
+        int m0, int n0, int tid, int tmIdx, int tnIdx,
+        Float4 c0l, Float4 c0h, Float4 c1l, Float4 c1h, Float4 c2l, Float4 c2h, Float4 c3l, Float4 c3h,
+        Float4 c4l, Float4 c4h, Float4 c5l, Float4 c5h, Float4 c6l, Float4 c6h, Float4 c7l, Float4 c7h)
+        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
+    {
+        var t = default(TTile);
+        int bm = t.BM, bn = t.BN, tm = t.TM, tn = t.TN, threads = t.Threads;
         int rm = m0 + tmIdx * 4, rn = n0 + tnIdx * 4, rmHi = rm + bm / 2, rnHi = rn + bn / 2;
         int s = d.Splits;
         StoreRow(ops, d, partial, z, b, s, rm, rn, rnHi, tn, c0l, c0h);
@@ -339,9 +396,16 @@ internal static class GemmCore
 
     /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> closed over these type arguments
     /// is a kernel the library launches.</summary>
-    internal static bool ServesTypeArguments(Type[] typeArguments) =>
-        typeArguments.Length != 2 || Serves(((IGemmTile)Activator.CreateInstance(typeArguments[0])!).BM,
-            ((IGemmOperands)Activator.CreateInstance(typeArguments[1])!).Im2Col);
+    internal static bool ServesTypeArguments(Type[] typeArguments)
+    {
+        if (typeArguments.Length < 2) return true;
+        if (typeArguments.Length == 3 && !Sums.Contains((typeArguments[1], typeArguments[2]))) return false;
+        bool im2col = typeArguments.Skip(1).Any(a => ((IGemmOperands)Activator.CreateInstance(a)!).Im2Col);
+        return Serves(((IGemmTile)Activator.CreateInstance(typeArguments[0])!).BM, im2col);
+    }
+
+    /// <summary>The (first, second) operand pairs the library launches as sums (<see cref="LaunchSum{TOps, TOps2}"/>).</summary>
+    private static readonly HashSet<(Type, Type)> Sums = [(typeof(Conv.Conv2dNormalized.Operands), typeof(Conv.Conv2d.Operands))];
 
     /// <summary>
     /// The heuristic. Among the tiles whose grid gives at least one block per SM (a grid that leaves SMs
@@ -391,18 +455,7 @@ internal static class GemmCore
         where TOps : struct, IGemmOperands
     {
         if (m == 0 || n == 0 || batch == 0) return;
-        var plan = variant switch
-        {
-            GemmVariant.Tile128 => new Plan(128, 128, 1),
-            GemmVariant.Tile64 => new Plan(64, 64, 1),
-            GemmVariant.Tile64x32 => new Plan(64, 32, 1),
-            GemmVariant.Tile32 => new Plan(32, 32, 1),
-            GemmVariant.Tile32SplitK => new Plan(32, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
-            GemmVariant.Tile64x32SplitK => new Plan(64, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
-            _ => Choose(m, n, k, batch, device.Multiprocessors, device.Accelerator.MaxNumThreadsPerGroup, ops.Im2Col),
-        };
-        if (!Serves(plan.TileM, ops.Im2Col))
-            throw new ArgumentException($"gemm core: {plan.TileM}x{plan.TileN} tiles do not serve convolutions (their small tile is 64x32)");
+        var plan = PlanFor(device, variant, m, n, k, batch, ops.Im2Col);
         switch (plan.TileM, plan.TileN)
         {
             case (128, 128): Run<Tile128x128, TOps>(device, key, ops, m, n, k, batch, plan.Splits); break;
@@ -412,8 +465,65 @@ internal static class GemmCore
         }
     }
 
+    /// <summary>
+    /// Runs C = A B + A2 B2 (<see cref="KernelSum{TTile, TOps, TOps2}"/>): <paramref name="k1"/> and <paramref name="k2"/>
+    /// the two products' depths, planned as one GEMM of depth k1 + k2; the epilogue is <typeparamref name="TOps"/>'.
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Launch{TOps}"/>.</exception>
+    public static void LaunchSum<TOps, TOps2>(GpuDevice device, string key, TOps ops, TOps2 second, int m, int n, int k1, int k2, int batch,
+        GemmVariant variant) where TOps : struct, IGemmOperands where TOps2 : struct, IGemmOperands
+    {
+        if (m == 0 || n == 0 || batch == 0) return;
+        var plan = PlanFor(device, variant, m, n, k1 + k2, batch, ops.Im2Col || second.Im2Col);
+        switch (plan.TileM, plan.TileN)
+        {
+            case (128, 128): RunSum<Tile128x128, TOps, TOps2>(device, key, ops, second, m, n, k1, k2, batch, plan.Splits); break;
+            case (64, 64): RunSum<Tile64x64, TOps, TOps2>(device, key, ops, second, m, n, k1, k2, batch, plan.Splits); break;
+            case (64, 32): RunSum<Tile64x32, TOps, TOps2>(device, key, ops, second, m, n, k1, k2, batch, plan.Splits); break;
+            default: RunSum<Tile32x32, TOps, TOps2>(device, key, ops, second, m, n, k1, k2, batch, plan.Splits); break;
+        }
+    }
+
+    private static Plan PlanFor(GpuDevice device, GemmVariant variant, int m, int n, int k, int batch, bool im2col)
+    {
+        var plan = variant switch
+        {
+            GemmVariant.Tile128 => new Plan(128, 128, 1),
+            GemmVariant.Tile64 => new Plan(64, 64, 1),
+            GemmVariant.Tile64x32 => new Plan(64, 32, 1),
+            GemmVariant.Tile32 => new Plan(32, 32, 1),
+            GemmVariant.Tile32SplitK => new Plan(32, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
+            GemmVariant.Tile64x32SplitK => new Plan(64, 32, Math.Max(1, Math.Min(3, (k + BK - 1) / BK))),
+            _ => Choose(m, n, k, batch, device.Multiprocessors, device.Accelerator.MaxNumThreadsPerGroup, im2col),
+        };
+        if (!Serves(plan.TileM, im2col))
+            throw new ArgumentException($"gemm core: {plan.TileM}x{plan.TileN} tiles do not serve convolutions (their small tile is 64x32)");
+        return plan;
+    }
+
     private static void Run<TTile, TOps>(GpuDevice device, string key, TOps ops, int m, int n, int k, int batch, int splits)
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
+    {
+        var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, batch, splits);
+        var t = default(TTile);
+        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
+            Kernel<TTile, TOps>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        kernel(config, ops, dims, partial, counters);
+    }
+
+    private static void RunSum<TTile, TOps, TOps2>(GpuDevice device, string key, TOps ops, TOps2 second, int m, int n, int k1, int k2,
+        int batch, int splits) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands where TOps2 : struct, IGemmOperands
+    {
+        var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k1 + k2, batch, splits);
+        var t = default(TTile);
+        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims, ArrayView<float>, ArrayView<int>>(
+            KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        kernel(config, ops, second, k1, dims, partial, counters);
+    }
+
+    /// <summary>The launch's dimensions and grid, and the split-K scratch (partial sums, tile counters) it needs.</summary>
+    private static (Dims Dims, KernelConfig Config, ArrayView<float> Partial, ArrayView<int> Counters) Prepare<TTile>(GpuDevice device,
+        int m, int n, int k, int batch, int splits) where TTile : struct, IGemmTile
     {
         var t = default(TTile);
         if (t.Threads > device.Accelerator.MaxNumThreadsPerGroup)
@@ -432,9 +542,7 @@ internal static class GemmCore
         if (splits > 1 && tiles > int.MaxValue)
             throw new ArgumentException($"gemm core: {batch}x{tilesM}x{tilesN} split-K tiles do not fit one counter table");
         var counters = device.SplitKTileCounters(dims.Splits > 1 ? (int)tiles : 1);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
-            Kernel<TTile, TOps>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
         var config = new KernelConfig(new Index3D(tilesN, tilesM, batch * dims.Splits), new Index3D(t.Threads, 1, 1));
-        kernel(config, ops, dims, partial, counters);
+        return (dims, config, partial, counters);
     }
 }

@@ -57,6 +57,18 @@ internal sealed class Conv2dLayer
         return y;
     }
 
+    /// <summary>The layer applied to norm(x) (then SiLU) plus <paramref name="shortcut"/> applied to
+    /// <paramref name="shortcutInput"/>, in one launch after the norm's table (<see cref="Conv2dNormalized.RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float)"/>):
+    /// a resnet's conv2 and conv_shortcut, the shortcut's output never written.</summary>
+    public Tensor ForwardNormalizedWithShortcut(Tensor x, GroupNormLayer norm, bool silu, Conv2dLayer shortcut, Tensor shortcutInput,
+        TensorPool pool, float outputScale = 1f, Tensor? into = null)
+    {
+        var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
+        Conv2dNormalized.RunWithShortcut(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value,
+            shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale);
+        return y;
+    }
+
     /// <summary>The layer applied to the nearest 2x upsampling of x without writing it (<see cref="Conv2dUpsampled"/>: one
     /// launch where the GEMM core runs); the result is bitwise that of upsampling first.</summary>
     public Tensor ForwardUpsampled(Tensor x, TensorPool pool, Tensor? into = null)

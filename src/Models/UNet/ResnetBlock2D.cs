@@ -94,6 +94,13 @@ internal sealed class ResnetBlock2D
     private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into)
     {
         var h = tape.Keep(conv1.ForwardNormalized(x, norm1, silu: true, pool, channelAdd: t));
+        if (shortcut is not null && Conv2dNormalized.Serves(h))
+        {
+            // conv2 and the 1x1 shortcut as one GEMM along a longer k: no shortcut tensor, no launch for it.
+            var fused = conv2.ForwardNormalizedWithShortcut(h, norm2, silu: true, shortcut, x, pool, outputScale, into);
+            tape.Release(h);
+            return tape.Keep(fused);
+        }
         Tensor? skip = shortcut?.Forward(x, pool);
         var residual = skip ?? x;
         Tensor y;

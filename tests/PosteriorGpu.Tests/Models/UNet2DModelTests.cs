@@ -32,7 +32,7 @@ public class UNet2DModelTests
     }
 
     /// <summary>The whole forward pass on the GPU's code paths (GEMM core, GroupNorm slab, GroupNorm normalised inside the
-    /// resnets' convolutions, the upsampler's conv reading the un-upsampled input, the attention block's grouped
+    /// resnets' convolutions, conv2 with the 1x1 shortcut as one sum, the upsampler's conv reading the un-upsampled input, the attention block's grouped
     /// projections), executed by the CPU accelerator: diffusers' output all the same, and launches and host traffic as a
     /// GPU pass makes them.</summary>
     [Test]
@@ -46,7 +46,7 @@ public class UNet2DModelTests
         Assert.That(err, Is.LessThan(1e-4));
         var launched = dev.LaunchesByKernel.Where(p => p.Value > before.GetValueOrDefault(p.Key)).Select(p => p.Key).ToList();
         TestContext.Out.WriteLine("kernels: " + string.Join(", ", launched.Order()));
-        foreach (string key in new[] { "conv2d-normalized-core", "group-norm-table", "conv2d-upsampled-core", "group-norm-slab" })
+        foreach (string key in new[] { "conv2d-normalized-core", "conv2d-normalized-shortcut-core", "group-norm-table", "conv2d-upsampled-core", "group-norm-slab" })
             Assert.That(launched, Has.Some.StartsWith(key), $"the GPU path launches {key}");
         Assert.That(launched, Has.None.StartsWith("conv2d-register-tile").And.None.EqualTo("upsample2x"));
     }
