@@ -319,16 +319,7 @@ public sealed class GpuDevice : IDisposable
     /// grows, never shrinks). Only leaf launchers (that call no other launcher while they use it)
     /// may take it; its contents are undefined on entry.
     /// </summary>
-    public ArrayView<float> Scratch(int length)
-    {
-        if (scratch is null || scratch.Length < length)
-        {
-            if (scratch is not null) Free(scratch);
-            scratch = null;
-            scratch = Allocate(Math.Max(length, 1024));
-        }
-        return scratch.View.SubView(0, length);
-    }
+    public ArrayView<float> Scratch(int length) => Grow(ref scratch, length, zeroed: false).SubView(0, length);
 
     private MemoryBuffer1D<float, Stride1D.Dense>? splitK;
 
@@ -336,16 +327,7 @@ public sealed class GpuDevice : IDisposable
     /// A second grow-only scratch area, for the split-K partial products of the GEMM core only: a GEMM
     /// may run inside a launcher that holds <see cref="Scratch"/> (the convolution's input gradient).
     /// </summary>
-    internal ArrayView<float> SplitKScratch(int length)
-    {
-        if (splitK is null || splitK.Length < length)
-        {
-            if (splitK is not null) Free(splitK);
-            splitK = null;
-            splitK = Allocate(Math.Max(length, 1024));
-        }
-        return splitK.View.SubView(0, length);
-    }
+    internal ArrayView<float> SplitKScratch(int length) => Grow(ref splitK, length, zeroed: false).SubView(0, length);
 
     private MemoryBuffer1D<float, Stride1D.Dense>? splitKCounters;
 
@@ -353,17 +335,24 @@ public sealed class GpuDevice : IDisposable
     /// The GEMM core's split-K tile counters: <paramref name="length"/> ints that are zero between launches (each
     /// split-K launch leaves them as it found them). Grow-only; a new table is zeroed once, with one counted memset.
     /// </summary>
-    internal ArrayView<int> SplitKTileCounters(int length)
+    internal ArrayView<int> SplitKTileCounters(int length) => Grow(ref splitKCounters, length, zeroed: true).Cast<int>().SubView(0, length);
+
+    /// <summary>A grow-only buffer of at least <paramref name="length"/> floats (1,024 at least); a new one zeroed on request
+    /// (a counted memset).</summary>
+    private ArrayView<float> Grow(ref MemoryBuffer1D<float, Stride1D.Dense>? buffer, int length, bool zeroed)
     {
-        if (splitKCounters is null || splitKCounters.Length < length)
+        if (buffer is null || buffer.Length < length)
         {
-            if (splitKCounters is not null) Free(splitKCounters);
-            splitKCounters = null;
-            splitKCounters = Allocate(Math.Max(length, 1024));
-            splitKCounters.MemSetToZero();
-            CountDeviceOp();
+            if (buffer is not null) Free(buffer);
+            buffer = null;
+            buffer = Allocate(Math.Max(length, 1024));
+            if (zeroed)
+            {
+                buffer.MemSetToZero();
+                CountDeviceOp();
+            }
         }
-        return ((ArrayView<float>)splitKCounters.View).Cast<int>().SubView(0, length);
+        return buffer.View;
     }
 
     /// <summary>

@@ -47,17 +47,11 @@ internal static class GemmCore
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
     {
         var t = default(TTile);
-        int bm = t.BM, bn = t.BN, tn = t.TN, threads = t.Threads;
         // Rows padded by 4 floats: 16-byte alignment stays, staging stores along k spread over the banks.
         var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
         var sb4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BN + 4) / 4);
-
-        int tid = Group.IdxX;
-        int threadsN = bn / tn;
-        int tnIdx = tid % threadsN, tmIdx = tid / threadsN;
-        int z = Grid.IdxZ, b = z / d.Splits, split = z - b * d.Splits;
-        int m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
-        int kBegin = split * d.KPerSplit, kEnd = Math.Min(d.K, kBegin + d.KPerSplit);
+        var at = Place<TTile>(d);
+        int tid = at.Tid, tmIdx = at.TmIdx, tnIdx = at.TnIdx, z = at.Z, b = at.B, m0 = at.M0, n0 = at.N0, kBegin = at.KBegin, kEnd = at.KEnd;
         Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
         Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
         Accumulate<TTile, TOps>(ops, b, m0, n0, d.M - 1, d.N - 1, kBegin, kEnd, sa4, sb4, tid, tmIdx, tnIdx,
@@ -75,17 +69,11 @@ internal static class GemmCore
         ArrayView<int> tileCounters) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands where TOps2 : struct, IGemmOperands
     {
         var t = default(TTile);
-        int bm = t.BM, bn = t.BN, tn = t.TN, threads = t.Threads;
         // Rows padded by 4 floats: 16-byte alignment stays, staging stores along k spread over the banks.
         var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
         var sb4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BN + 4) / 4);
-
-        int tid = Group.IdxX;
-        int threadsN = bn / tn;
-        int tnIdx = tid % threadsN, tmIdx = tid / threadsN;
-        int z = Grid.IdxZ, b = z / d.Splits, split = z - b * d.Splits;
-        int m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
-        int kBegin = split * d.KPerSplit, kEnd = Math.Min(d.K, kBegin + d.KPerSplit);
+        var at = Place<TTile>(d);
+        int tid = at.Tid, tmIdx = at.TmIdx, tnIdx = at.TnIdx, z = at.Z, b = at.B, m0 = at.M0, n0 = at.N0, kBegin = at.KBegin, kEnd = at.KEnd;
         Float4 c0l = default, c0h = default, c1l = default, c1h = default, c2l = default, c2h = default, c3l = default, c3h = default;
         Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
         Accumulate<TTile, TOps>(ops, b, m0, n0, d.M - 1, d.N - 1, kBegin, Math.Min(kEnd, k1), sa4, sb4, tid, tmIdx, tnIdx,
@@ -94,6 +82,28 @@ internal static class GemmCore
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
         Finish<TTile, TOps>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx,
             c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h);
+    }
+
+    /// <summary>This thread's place: its index and fragment (row, column) within the block, the grid's z, the batch item,
+    /// the tile's first row and column, and the block's k range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static BlockPlace Place<TTile>(Dims d) where TTile : struct, IGemmTile
+    {
+        var t = default(TTile);
+        int tid = Group.IdxX, threadsN = t.BN / t.TN;
+        int z = Grid.IdxZ, b = z / d.Splits, split = z - b * d.Splits;
+        int kBegin = split * d.KPerSplit;
+        return new BlockPlace
+        {
+            Tid = tid, TmIdx = tid / threadsN, TnIdx = tid % threadsN, Z = z, B = b, M0 = Grid.IdxY * t.BM, N0 = Grid.IdxX * t.BN,
+            KBegin = kBegin, KEnd = Math.Min(d.K, kBegin + d.KPerSplit),
+        };
+    }
+
+    /// <summary>What <see cref="Place{TTile}"/> returns (a plain struct: ILGPU does not compile a 9-tuple).</summary>
+    private struct BlockPlace
+    {
+        public int Tid, TmIdx, TnIdx, Z, B, M0, N0, KBegin, KEnd;
     }
 
     /// <summary>The block's k range [kBegin, kEnd) of one product into its accumulators (nothing when empty); ends on a
