@@ -78,10 +78,18 @@ public class Conv2dNormalizedTests
     /// <summary>conv2 and a 1x1 shortcut as one sum along k (every tile, split-K straddling the boundary): the unfused
     /// reference (the normalised conv with the shortcut's output as its residual) within rounding.</summary>
     [TestCaseSource(nameof(ShortcutCases))]
-    public void WithShortcut_MatchesTheNormalizedConvPlusTheShortcut(string tiled, int index)
+    public void WithShortcut_MatchesTheNormalizedConvPlusTheShortcut(string tiled, int index) =>
+        CheckWithShortcut(TestDevices.CpuWide, tiled, index);
+
+    [Test, Category("Gpu")]
+    public void Gpu_WithShortcut_MatchesTheNormalizedConvPlusTheShortcut()
+    {
+        for (int i = 0; i < ShortcutProblems.Length; i++) CheckWithShortcut(TestDevices.Gpu, "Tiled", i);
+    }
+
+    private static void CheckWithShortcut(PosteriorGpu.Kernels.Device.GpuDevice dev, string tiled, int index)
     {
         var (n, cin, groups, h, w, cout, scin, scale) = ShortcutProblems[index];
-        var dev = TestDevices.CpuWide;
         var variant = GemmTests.Variant(tiled);
         var x = TestData.Random(n * cin * h * w, 11, 3f).Select(v => 5f + v).ToArray();
         var gamma = TestData.Random(cin, 12);

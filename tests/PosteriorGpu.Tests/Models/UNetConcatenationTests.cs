@@ -35,6 +35,7 @@ public class UNetConcatenationTests
             if (name == "cpu")
                 yield return new TestCaseData(name, device, Small with { MidBlockType = null }).SetArgDisplayNames(name, "no-mid-block");
         }
+        yield return new TestCaseData("gpu", (Func<GpuDevice>)(() => TestDevices.Gpu), Small).SetArgDisplayNames("gpu", "mid-block").SetCategory("Gpu");
     }
 
     [TestCaseSource(nameof(Cases))]
