@@ -172,13 +172,12 @@ public static class Conv2dNormalized
     private static ArrayView<float> NormalizedTable(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, Conv2d.Operands conv,
         GemmVariant variant)
     {
-        const string op = Op;
         if (groups < 1 || conv.Cin % groups != 0)
-            throw new ArgumentException($"{op}: {conv.Cin} channels of x {Shape.Format(x.Shape)} do not split into {groups} groups");
-        Shape.Require(op, gamma, "gamma", conv.Cin);
-        Shape.Require(op, beta, "beta", conv.Cin);
+            throw new ArgumentException($"{Op}: {conv.Cin} channels of x {Shape.Format(x.Shape)} do not split into {groups} groups");
+        Shape.Require(Op, gamma, "gamma", conv.Cin);
+        Shape.Require(Op, beta, "beta", conv.Cin);
         if (!Serves(x, variant))
-            throw new ArgumentException($"{op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
+            throw new ArgumentException($"{Op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
         var device = x.Device;
         var table = device.Scratch(Math.Max(2 * x.N * conv.Cin, 1));
         if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, groups, gamma, beta, eps, table, GroupNorm.GroupThreads(device));

@@ -249,7 +249,6 @@ internal static class GemmCore
             Group.Barrier();
             stage = 1 - stage;
         }
-
     }
 
     /// <summary>Stores the block's accumulators: through the epilogue, or as partial sums that the tile's last block adds.</summary>

@@ -38,6 +38,10 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     private readonly Tape tape = new();
     private readonly UNetLayers layers;
     private readonly Tensor[] skips;
+    // consumerOfSkip[i]: the up step that concatenates skip i (-1: none); concatenations[j]: up step j's buffer this pass
+    // when it is written in place (batch 1, outside training), else null.
+    private readonly int[] consumerOfSkip;
+    private readonly Tensor?[] concatenations;
     private bool gradientsEnabled;
 
     // Activations of the last forward pass that the backward pass reads (kept only when recording).
@@ -54,6 +58,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         Parameters = new ParameterStore(source);
         layers = new UNetLayers(config, Parameters);
         skips = new Tensor[layers.Down.Count];
+        consumerOfSkip = Enumerable.Range(0, skips.Length).Select(i => layers.Up.FindIndex(s => s.Skip == i)).ToArray();
+        concatenations = new Tensor?[layers.Up.Count];
         // Reports unused checkpoint tensors before anything reaches the device.
         Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
@@ -246,12 +252,12 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             // produce them write there (the skip when it is made, the running tensor just before the up step), and the
             // up step consumes the buffer without a concat launch or copy.
             bool elide = n == 1 && !record && ElidesConcatenations;
-            var concatenations = new Tensor?[layers.Up.Count];
+            Array.Clear(concatenations);
             for (int i = 0; i < layers.Down.Count; i++)
             {
                 Tensor? into = null;
                 // Up step 0's running tensor is the mid block's output; without a mid block it is this skip itself.
-                int j = layers.Up.FindIndex(s => s.Skip == i);
+                int j = consumerOfSkip[i];
                 if (elide && j >= 0 && (j > 0 || layers.Mid.Count > 0))
                 {
                     var shape = layers.Down[i].OutputShape(1, h.H, h.W);
