@@ -143,14 +143,25 @@ public static class Conv2d
 
         /// <summary>Column n is pixel n mod Ho Wo of image n / (Ho Wo); b is unused (images are folded into N).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store(int b, int m, int n, float acc)
+        public void Store(int b, int m, int n, float acc) => Output[OutputOffset(m, n)] = Final(b, m, n, acc);
+
+        /// <summary>The value <see cref="Store"/> writes for the dot product <paramref name="acc"/> of row m and column n.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Final(int b, int m, int n, float acc)
         {
-            int hw = Ho * Wo, img = n / hw;
-            int c = img * Cout + m, o = c * hw + (n - img * hw);
+            int img = n / (Ho * Wo);
             if (HasBias != 0) acc += Bias[m];
             if (HasChannelAdd != 0) acc += ChannelAdd[img * ChannelAddStride + m];
-            if (HasResidual != 0) acc += Residual[o];
-            Output[o] = Scale * acc;
+            if (HasResidual != 0) acc += Residual[OutputOffset(m, n)];
+            return Scale * acc;
+        }
+
+        /// <summary>Output channel m, output pixel n (images folded into n): its offset in Output.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private int OutputOffset(int m, int n)
+        {
+            int hw = Ho * Wo, img = n / hw;
+            return (img * Cout + m) * hw + (n - img * hw);
         }
     }
 

@@ -124,18 +124,65 @@ public static class Conv2dNormalized
     /// Two launches (the table, the convolution). The table lives in the device's scratch area.
     /// </summary>
     /// <exception cref="ArgumentException">A shape does not fit, or <see cref="Serves(Tensor)"/> is false.</exception>
+    /// <remarks>With <paramref name="prepared"/> (made by the launch that produced x, <c>RunPreparingNext</c>) the table
+    /// is not computed again: one launch.</remarks>
     public static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
-        Tensor output, Conv2dParams p, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f) =>
-        Run(x, groups, gamma, beta, eps, silu, weight, bias, output, p, channelAdd, residual, outputScale, GemmVariant.Auto);
+        Tensor output, Conv2dParams p, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f,
+        PreparedGroupNorm? prepared = null) =>
+        Run(x, groups, gamma, beta, eps, silu, weight, bias, output, p, channelAdd, residual, outputScale, GemmVariant.Auto, prepared);
 
     internal static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
-        Tensor output, Conv2dParams p, Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant)
+        Tensor output, Conv2dParams p, Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant,
+        PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
-        var table = NormalizedTable(x, groups, gamma, beta, eps, conv, variant);
+        var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
         if (x.N == 0 || conv.Cout == 0) return;
         GemmCore.Launch(output.Device, "conv2d-normalized-core", new Operands(conv, table, silu), conv.Cout, x.N * conv.Ho * conv.Wo,
             conv.Cin * conv.Kh * conv.Kw, 1, variant);
+    }
+
+    /// <summary>
+    /// <see cref="Run(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>
+    /// that also prepares <paramref name="next"/>, the GroupNorm of its output that the next layer applies (a resnet's norm2
+    /// after conv1), in the same launch (<see cref="GemmCore.LaunchNormStats"/>): each block reduces the tile it stores,
+    /// the last one merges the tiles into the table. Returns it for that layer's normalised convolution, or null where the
+    /// shapes do not allow it (tiles straddling images, more than a few images; the output is the same either way and the
+    /// consumer then computes its table itself). The output is bitwise the plain launch's; the table equals the one the
+    /// consumer would compute within rounding.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape does not fit (this launch's or <paramref name="next"/>'s).</exception>
+    public static PreparedGroupNorm? RunPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight,
+        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters next, Tensor? channelAdd = null, Tensor? residual = null,
+        float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
+        RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, next, channelAdd, residual, outputScale, GemmVariant.Auto, prepared);
+
+    internal static PreparedGroupNorm? RunPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight,
+        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters next, Tensor? channelAdd, Tensor? residual, float outputScale,
+        GemmVariant variant, PreparedGroupNorm? prepared = null)
+    {
+        var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
+        CheckNorm(Op + " (next norm)", output, conv.Cout, next);
+        var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
+        if (x.N == 0 || conv.Cout == 0) return null;
+        var device = output.Device;
+        int positions = conv.Ho * conv.Wo, n = x.N * positions, k = conv.Cin * conv.Kh * conv.Kw;
+        var ops = new Operands(conv, table, silu);
+        if (x.N <= GemmCore.MaxImages && positions % 32 == 0)
+        {
+            // The smallest tile is 32 pixels wide: at most positions / 32 tiles per image.
+            var (nextTable, generation) = device.NextPreparedNormTable(2 * x.N * conv.Cout);
+            var norm = new GemmCore.OutputGroupNorm
+            {
+                Partials = device.NormStatsPartials(2 * x.N * (positions / 32) * conv.Cout),
+                Gamma = next.Gamma.View, Beta = next.Beta.View, Table = nextTable,
+                Groups = next.Groups, Images = x.N, Positions = positions, Eps = next.Eps,
+            };
+            if (GemmCore.LaunchNormStats(device, "conv2d-normalized-core-norm-stats", ops, conv.Cout, n, k, norm, variant))
+                return new PreparedGroupNorm(output, next, nextTable, generation);
+        }
+        GemmCore.Launch(device, "conv2d-normalized-core", ops, conv.Cout, n, k, 1, variant);
+        return null;
     }
 
     /// <summary>
@@ -149,18 +196,20 @@ public static class Conv2dNormalized
     /// </summary>
     /// <exception cref="ArgumentException">A shape does not fit, or <see cref="Serves(Tensor)"/> is false.</exception>
     public static void RunWithShortcut(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
-        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale = 1f) =>
+        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale = 1f,
+        PreparedGroupNorm? prepared = null) =>
         RunWithShortcut(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p, outputScale,
-            GemmVariant.Auto);
+            GemmVariant.Auto, prepared);
 
     internal static void RunWithShortcut(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
-        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale, GemmVariant variant)
+        Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale, GemmVariant variant,
+        PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, shortcutBias, null, outputScale, channelAddShared: true);
         if (shortcutWeight.Rank != 4 || shortcutWeight.Shape[2] != 1 || shortcutWeight.Shape[3] != 1)
             throw new ArgumentException($"{Op}: the shortcut is a 1x1 convolution but its weight has shape {Shape.Format(shortcutWeight.Shape)}");
         var shortcut = Conv2d.Prepare(Op + " shortcut", shortcutInput, 1, shortcutWeight, null, output, Conv2dParams.Same(1, 0), null, null, 1f);
-        var table = NormalizedTable(x, groups, gamma, beta, eps, conv, variant);
+        var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
         if (x.N == 0 || conv.Cout == 0) return;
         GemmCore.LaunchSum(output.Device, "conv2d-normalized-shortcut-core", new Operands(conv, table, silu), shortcut, conv.Cout,
             x.N * conv.Ho * conv.Wo, conv.Cin * conv.Kh * conv.Kw, shortcut.Cin, 1, variant);
@@ -168,19 +217,26 @@ public static class Conv2dNormalized
 
     private const string Op = "group norm + conv2d";
 
-    /// <summary>Checks the norm's shapes and fills the per-channel scale/shift table of x (one launch, in the scratch area).</summary>
-    private static ArrayView<float> NormalizedTable(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, Conv2d.Operands conv,
-        GemmVariant variant)
+    /// <summary>Checks the norm's shapes; the per-channel scale/shift table of x: <paramref name="prepared"/>'s (checked to be
+    /// x's under this norm), or filled now (one launch, in the scratch area).</summary>
+    private static ArrayView<float> NormalizedTable(Tensor x, GroupNormParameters norm, Conv2d.Operands conv, GemmVariant variant,
+        PreparedGroupNorm? prepared)
     {
-        if (groups < 1 || conv.Cin % groups != 0)
-            throw new ArgumentException($"{Op}: {conv.Cin} channels of x {Shape.Format(x.Shape)} do not split into {groups} groups");
-        Shape.Require(Op, gamma, "gamma", conv.Cin);
-        Shape.Require(Op, beta, "beta", conv.Cin);
+        CheckNorm(Op, x, conv.Cin, norm);
         if (!Serves(x, variant))
             throw new ArgumentException($"{Op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
+        if (prepared is not null) return prepared.TableFor(Op, x, norm);
         var device = x.Device;
         var table = device.Scratch(Math.Max(2 * x.N * conv.Cin, 1));
-        if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, groups, gamma, beta, eps, table, GroupNorm.GroupThreads(device));
+        if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, table, GroupNorm.GroupThreads(device));
         return table;
+    }
+
+    private static void CheckNorm(string op, Tensor x, int channels, GroupNormParameters norm)
+    {
+        if (norm.Groups < 1 || channels % norm.Groups != 0)
+            throw new ArgumentException($"{op}: {channels} channels of {Shape.Format(x.Shape)} do not split into {norm.Groups} groups");
+        Shape.Require(op, norm.Gamma, "gamma", channels);
+        Shape.Require(op, norm.Beta, "beta", channels);
     }
 }

@@ -337,6 +337,20 @@ public sealed class GpuDevice : IDisposable
     /// </summary>
     internal ArrayView<int> SplitKTileCounters(int length) => Grow(ref splitKCounters, length, zeroed: true).Cast<int>().SubView(0, length);
 
+    private MemoryBuffer1D<float, Stride1D.Dense>? normPartials, preparedNorm;
+
+    /// <summary>The per-tile statistics a preparing launch (<see cref="Gemm.GemmCore.LaunchNormStats"/>) writes and merges
+    /// within itself. Grow-only.</summary>
+    internal ArrayView<float> NormStatsPartials(int length) => Grow(ref normPartials, length, zeroed: false).SubView(0, length);
+
+    /// <summary>A new prepared GroupNorm table of <paramref name="length"/> floats (grow-only, one at a time): every call
+    /// advances <see cref="PreparedNormGeneration"/>, so a table handed out before is known to be stale.</summary>
+    internal (ArrayView<float> Table, long Generation) NextPreparedNormTable(int length) =>
+        (Grow(ref preparedNorm, length, zeroed: false).SubView(0, length), ++PreparedNormGeneration);
+
+    /// <summary>How many prepared GroupNorm tables have been handed out (the current one's number).</summary>
+    internal long PreparedNormGeneration { get; private set; }
+
     /// <summary>A grow-only buffer of at least <paramref name="length"/> floats (1,024 at least); a new one zeroed on request
     /// (a counted memset).</summary>
     private ArrayView<float> Grow(ref MemoryBuffer1D<float, Stride1D.Dense>? buffer, int length, bool zeroed)
@@ -420,6 +434,10 @@ public sealed class GpuDevice : IDisposable
         splitK = null;
         if (splitKCounters is not null) Free(splitKCounters);
         splitKCounters = null;
+        if (normPartials is not null) Free(normPartials);
+        normPartials = null;
+        if (preparedNorm is not null) Free(preparedNorm);
+        preparedNorm = null;
         Accelerator.Dispose();
         Context.Dispose();
     }

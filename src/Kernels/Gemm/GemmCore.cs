@@ -25,7 +25,7 @@ namespace PosteriorGpu.Kernels.Gemm;
 /// one base: 78-85 % FFMA per k step with 128x128 tiles, 63-76 % with the others (kernel-report).</item>
 /// </list>
 /// </summary>
-internal static class GemmCore
+internal static partial class GemmCore
 {
     /// <summary>Depth of one k step (every tile).</summary>
     public const int BK = 8;
@@ -40,7 +40,7 @@ internal static class GemmCore
     /// <summary>
     /// Block (x, y, z) computes tile (y, x) of C for batch item z / Splits over its k range; with more than
     /// one split the raw sums go to <paramref name="partial"/> [batch, split, M, N] and the last of a tile's
-    /// blocks to finish adds them (<see cref="FinishSplits{TOps}"/>); with one, they go through the epilogue.
+    /// blocks to finish adds them (<see cref="FinishSplits{TOps, TSink}"/>); with one, they go through the epilogue.
     /// <paramref name="tileCounters"/> holds one zero per output tile (batch, y, x) between launches.
     /// </summary>
     internal static void Kernel<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters)
@@ -56,7 +56,7 @@ internal static class GemmCore
         Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
         Accumulate<TTile, TOps>(ops, b, m0, n0, d.M - 1, d.N - 1, kBegin, kEnd, sa4, sb4, tid, tmIdx, tnIdx,
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-        Finish<TTile, TOps>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx,
+        Finish<TTile, TOps, NoTileSink>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx, default,
             c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h);
     }
 
@@ -80,14 +80,14 @@ internal static class GemmCore
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
         Accumulate<TTile, TOps2>(second, b, m0, n0, d.M - 1, d.N - 1, Math.Max(kBegin - k1, 0), kEnd - k1, sa4, sb4, tid, tmIdx, tnIdx,
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-        Finish<TTile, TOps>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx,
+        Finish<TTile, TOps, NoTileSink>(ops, d, partial, tileCounters, z, b, m0, n0, tid, tmIdx, tnIdx, default,
             c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h);
     }
 
     /// <summary>This thread's place: its index and fragment (row, column) within the block, the grid's z, the batch item,
     /// the tile's first row and column, and the block's k range.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static BlockPlace Place<TTile>(Dims d) where TTile : struct, IGemmTile
+    internal static BlockPlace Place<TTile>(Dims d) where TTile : struct, IGemmTile
     {
         var t = default(TTile);
         int tid = Group.IdxX, threadsN = t.BN / t.TN;
@@ -101,7 +101,7 @@ internal static class GemmCore
     }
 
     /// <summary>What <see cref="Place{TTile}"/> returns (a plain struct: ILGPU does not compile a 9-tuple).</summary>
-    private struct BlockPlace
+    internal struct BlockPlace
     {
         public int Tid, TmIdx, TnIdx, Z, B, M0, N0, KBegin, KEnd;
     }
@@ -109,7 +109,7 @@ internal static class GemmCore
     /// <summary>The block's k range [kBegin, kEnd) of one product into its accumulators (nothing when empty); ends on a
     /// barrier, so the shared stages may be refilled at once.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Accumulate<TTile, TOps>(TOps ops, int b, int m0, int n0, int mLast, int nLast, int kBegin, int kEnd,
+    internal static void Accumulate<TTile, TOps>(TOps ops, int b, int m0, int n0, int mLast, int nLast, int kBegin, int kEnd,
         ArrayView<Float4> sa4, ArrayView<Float4> sb4, int tid, int tmIdx, int tnIdx,
         ref Float4 c0l, ref Float4 c0h, ref Float4 c1l, ref Float4 c1h, ref Float4 c2l, ref Float4 c2h, ref Float4 c3l, ref Float4 c3h,
         ref Float4 c4l, ref Float4 c4h, ref Float4 c5l, ref Float4 c5h, ref Float4 c6l, ref Float4 c6h, ref Float4 c7l, ref Float4 c7h) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
@@ -251,30 +251,32 @@ internal static class GemmCore
         }
     }
 
-    /// <summary>Stores the block's accumulators: through the epilogue, or as partial sums that the tile's last block adds.</summary>
+    /// <summary>Stores the block's accumulators: through the epilogue, or as partial sums that the tile's last block adds.
+    /// Returns whether this block stored the finished tile (always without split-K; the last of the tile's blocks with it);
+    /// every value it stores also goes to <paramref name="sink"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters, int z, int b,
-        int m0, int n0, int tid, int tmIdx, int tnIdx,
+    internal static bool Finish<TTile, TOps, TSink>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters, int z, int b,
+        int m0, int n0, int tid, int tmIdx, int tnIdx, TSink sink,
         Float4 c0l, Float4 c0h, Float4 c1l, Float4 c1h, Float4 c2l, Float4 c2h, Float4 c3l, Float4 c3h,
         Float4 c4l, Float4 c4h, Float4 c5l, Float4 c5h, Float4 c6l, Float4 c6h, Float4 c7l, Float4 c7h)
-        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
+        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands where TSink : struct, ITileSink
     {
         var t = default(TTile);
         int bm = t.BM, bn = t.BN, tm = t.TM, tn = t.TN, threads = t.Threads;
         int rm = m0 + tmIdx * 4, rn = n0 + tnIdx * 4, rmHi = rm + bm / 2, rnHi = rn + bn / 2;
         int s = d.Splits;
-        StoreRow(ops, d, partial, z, b, s, rm, rn, rnHi, tn, c0l, c0h);
-        StoreRow(ops, d, partial, z, b, s, rm + 1, rn, rnHi, tn, c1l, c1h);
-        StoreRow(ops, d, partial, z, b, s, rm + 2, rn, rnHi, tn, c2l, c2h);
-        StoreRow(ops, d, partial, z, b, s, rm + 3, rn, rnHi, tn, c3l, c3h);
+        StoreRow(ops, d, partial, z, b, s, rm, rn, rnHi, tn, sink, c0l, c0h);
+        StoreRow(ops, d, partial, z, b, s, rm + 1, rn, rnHi, tn, sink, c1l, c1h);
+        StoreRow(ops, d, partial, z, b, s, rm + 2, rn, rnHi, tn, sink, c2l, c2h);
+        StoreRow(ops, d, partial, z, b, s, rm + 3, rn, rnHi, tn, sink, c3l, c3h);
         if (tm == 8)
         {
-            StoreRow(ops, d, partial, z, b, s, rmHi, rn, rnHi, tn, c4l, c4h);
-            StoreRow(ops, d, partial, z, b, s, rmHi + 1, rn, rnHi, tn, c5l, c5h);
-            StoreRow(ops, d, partial, z, b, s, rmHi + 2, rn, rnHi, tn, c6l, c6h);
-            StoreRow(ops, d, partial, z, b, s, rmHi + 3, rn, rnHi, tn, c7l, c7h);
+            StoreRow(ops, d, partial, z, b, s, rmHi, rn, rnHi, tn, sink, c4l, c4h);
+            StoreRow(ops, d, partial, z, b, s, rmHi + 1, rn, rnHi, tn, sink, c5l, c5h);
+            StoreRow(ops, d, partial, z, b, s, rmHi + 2, rn, rnHi, tn, sink, c6l, c6h);
+            StoreRow(ops, d, partial, z, b, s, rmHi + 3, rn, rnHi, tn, sink, c7l, c7h);
         }
-        if (s > 1) FinishSplits(ops, d, partial, tileCounters, b, m0, n0, bm, bn, tid, threads);
+        return s <= 1 || FinishSplits(ops, d, partial, tileCounters, b, m0, n0, bm, bn, tid, threads, sink);
     }
 
     /// <summary>
@@ -286,14 +288,14 @@ internal static class GemmCore
     /// block that reads them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishSplits<TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters,
-        int b, int m0, int n0, int bm, int bn, int tid, int threads) where TOps : struct, IGemmOperands
+    private static bool FinishSplits<TOps, TSink>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters,
+        int b, int m0, int n0, int bm, int bn, int tid, int threads, TSink sink) where TOps : struct, IGemmOperands where TSink : struct, ITileSink
     {
         MemoryFence.DeviceLevel();
         Group.Barrier();
         int tile = (b * Grid.DimY + Grid.IdxY) * Grid.DimX + Grid.IdxX;
         bool last = Group.BarrierOr(tid == 0 && Atomic.Add(ref tileCounters[tile], 1) == d.Splits - 1);
-        if (!last) return;
+        if (!last) return false;
         MemoryFence.DeviceLevel();
         int mn = d.M * d.N, first = b * d.Splits * mn;
         // Consecutive threads take consecutive columns: the partial sums are read along memory.
@@ -305,8 +307,29 @@ internal static class GemmCore
             float acc = 0;
             for (int split = 0; split < d.Splits; split++) acc += partial[o + split * mn];
             ops.Store(b, m, n, acc);
+            if (sink.Wanted) sink.Put(b, m, n, acc);
         }
         if (tid == 0) tileCounters[tile] = 0;
+        return true;
+    }
+
+    /// <summary>Where the finished tile's values go besides the epilogue (the statistics of a following GroupNorm);
+    /// a type argument, so that <see cref="NoTileSink"/> compiles to nothing.</summary>
+    internal interface ITileSink
+    {
+        /// <summary>False: <see cref="Put"/> is never called.</summary>
+        bool Wanted { get; }
+
+        /// <summary>Takes the finished dot product of row m and column n (before the epilogue).</summary>
+        void Put(int b, int m, int n, float acc);
+    }
+
+    /// <summary>The sink of every plain launch: nothing.</summary>
+    internal readonly struct NoTileSink : ITileSink
+    {
+        public bool Wanted => false;
+
+        public void Put(int b, int m, int n, float acc) { }
     }
 
     /// <summary>Stores a thread's staged elements (4, or 8 when <paramref name="count"/> is 8), stride apart, from
@@ -359,17 +382,17 @@ internal static class GemmCore
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow<TOps>(TOps ops, Dims d, ArrayView<float> partial, int z, int b, int splits, int m, int n, int nHi, int tn,
-        Float4 lo, Float4 hi) where TOps : struct, IGemmOperands
+    private static void StoreRow<TOps, TSink>(TOps ops, Dims d, ArrayView<float> partial, int z, int b, int splits, int m, int n, int nHi, int tn,
+        TSink sink, Float4 lo, Float4 hi) where TOps : struct, IGemmOperands where TSink : struct, ITileSink
     {
         if (m >= d.M) return;
-        Store4(ops, d, partial, z, b, splits, m, n, lo);
-        if (tn == 8) Store4(ops, d, partial, z, b, splits, m, nHi, hi);
+        Store4(ops, d, partial, z, b, splits, m, n, sink, lo);
+        if (tn == 8) Store4(ops, d, partial, z, b, splits, m, nHi, sink, hi);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Store4<TOps>(TOps ops, Dims d, ArrayView<float> partial, int z, int b, int splits, int m, int n, Float4 v)
-        where TOps : struct, IGemmOperands
+    private static void Store4<TOps, TSink>(TOps ops, Dims d, ArrayView<float> partial, int z, int b, int splits, int m, int n, TSink sink, Float4 v)
+        where TOps : struct, IGemmOperands where TSink : struct, ITileSink
     {
         if (splits > 1)
         {
@@ -384,6 +407,11 @@ internal static class GemmCore
         if (n + 1 < d.N) ops.Store(b, m, n + 1, v.Y);
         if (n + 2 < d.N) ops.Store(b, m, n + 2, v.Z);
         if (n + 3 < d.N) ops.Store(b, m, n + 3, v.W);
+        if (!sink.Wanted) return;
+        if (n < d.N) sink.Put(b, m, n, v.X);
+        if (n + 1 < d.N) sink.Put(b, m, n + 1, v.Y);
+        if (n + 2 < d.N) sink.Put(b, m, n + 2, v.Z);
+        if (n + 3 < d.N) sink.Put(b, m, n + 3, v.W);
     }
 
     /// <summary>A launch plan: the block tile (128x128, 64x64, 64x32 or 32x32) and how many ways k is split.</summary>
@@ -403,11 +431,12 @@ internal static class GemmCore
     /// an im2col operand, whose k step is nearly half addressing (52-54 % FFMA); the others reach 63 % or more.</summary>
     internal static bool Serves(int tileM, bool im2col) => !(im2col && tileM == 32);
 
-    /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> closed over these type arguments
-    /// is a kernel the library launches.</summary>
+    /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> (or KernelSum, or KernelNormStats, whose only type
+    /// argument is the tile) closed over these type arguments is a kernel the library launches.</summary>
     internal static bool ServesTypeArguments(Type[] typeArguments)
     {
-        if (typeArguments.Length < 2) return true;
+        if (typeArguments.Length == 0) return true;
+        if (typeArguments.Length == 1) return typeArguments[0] == typeof(Tile64x64) || typeArguments[0] == typeof(Tile64x32);
         if (typeArguments.Length == 3 && !Sums.Contains((typeArguments[1], typeArguments[2]))) return false;
         bool im2col = typeArguments.Skip(1).Any(a => ((IGemmOperands)Activator.CreateInstance(a)!).Im2Col);
         return Serves(((IGemmTile)Activator.CreateInstance(typeArguments[0])!).BM, im2col);
@@ -493,7 +522,7 @@ internal static class GemmCore
         }
     }
 
-    private static Plan PlanFor(GpuDevice device, GemmVariant variant, int m, int n, int k, int batch, bool im2col)
+    internal static Plan PlanFor(GpuDevice device, GemmVariant variant, int m, int n, int k, int batch, bool im2col)
     {
         var plan = variant switch
         {
@@ -531,8 +560,8 @@ internal static class GemmCore
     }
 
     /// <summary>The launch's dimensions and grid, and the split-K scratch (partial sums, tile counters) it needs.</summary>
-    private static (Dims Dims, KernelConfig Config, ArrayView<float> Partial, ArrayView<int> Counters) Prepare<TTile>(GpuDevice device,
-        int m, int n, int k, int batch, int splits) where TTile : struct, IGemmTile
+    internal static (Dims Dims, KernelConfig Config, ArrayView<float> Partial, ArrayView<int> Counters) Prepare<TTile>(GpuDevice device,
+        int m, int n, int k, int batch, int splits, bool launchTicket = false) where TTile : struct, IGemmTile
     {
         var t = default(TTile);
         if (t.Threads > device.Accelerator.MaxNumThreadsPerGroup)
@@ -548,9 +577,10 @@ internal static class GemmCore
         var partial = device.SplitKScratch((int)partialLength);
         int tilesN = (n + t.BN - 1) / t.BN, tilesM = (m + t.BM - 1) / t.BM;
         long tiles = (long)batch * tilesM * tilesN;
-        if (splits > 1 && tiles > int.MaxValue)
+        if ((splits > 1 || launchTicket) && tiles >= int.MaxValue)
             throw new ArgumentException($"gemm core: {batch}x{tilesM}x{tilesN} split-K tiles do not fit one counter table");
-        var counters = device.SplitKTileCounters(dims.Splits > 1 ? (int)tiles : 1);
+        // With launchTicket, one more counter after the tiles': a ticket for the whole launch (see GemmCoreNormStats).
+        var counters = device.SplitKTileCounters(launchTicket ? (int)tiles + 1 : dims.Splits > 1 ? (int)tiles : 1);
         var config = new KernelConfig(new Index3D(tilesN, tilesM, batch * dims.Splits), new Index3D(t.Threads, 1, 1));
         return (dims, config, partial, counters);
     }

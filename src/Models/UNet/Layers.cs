@@ -50,22 +50,35 @@ internal sealed class Conv2dLayer
     /// (<see cref="Conv2dNormalized"/>; the caller has checked <see cref="Conv2dNormalized.Serves"/>); bitwise the
     /// result of the GPU's GroupNorm followed by <see cref="Forward"/>.</summary>
     public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, Tensor? channelAdd = null,
-        Tensor? residual = null, float outputScale = 1f, Tensor? into = null)
+        Tensor? residual = null, float outputScale = 1f, Tensor? into = null, PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
-        Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale);
+        Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale,
+            prepared);
+        return y;
+    }
+
+    /// <summary><see cref="ForwardNormalized"/> that also prepares <paramref name="next"/>, the GroupNorm the following layer
+    /// applies to the result, in the same launch (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>;
+    /// null where the shapes do not allow it).</summary>
+    public Tensor ForwardNormalizedPreparing(Tensor x, GroupNormLayer norm, bool silu, GroupNormLayer next, TensorPool pool,
+        out PreparedGroupNorm? preparedNext, Tensor? channelAdd = null)
+    {
+        var y = pool.Rent(OutputShape(x.N, x.H, x.W));
+        preparedNext = Conv2dNormalized.RunPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p,
+            next.Parameters, channelAdd);
         return y;
     }
 
     /// <summary>The layer applied to norm(x) (then SiLU) plus <paramref name="shortcut"/> applied to
-    /// <paramref name="shortcutInput"/>, in one launch after the norm's table (<see cref="Conv2dNormalized.RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float)"/>):
+    /// <paramref name="shortcutInput"/>, in one launch after the norm's table (<see cref="Conv2dNormalized.RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float, PreparedGroupNorm?)"/>):
     /// a resnet's conv2 and conv_shortcut, the shortcut's output never written.</summary>
     public Tensor ForwardNormalizedWithShortcut(Tensor x, GroupNormLayer norm, bool silu, Conv2dLayer shortcut, Tensor shortcutInput,
-        TensorPool pool, float outputScale = 1f, Tensor? into = null)
+        TensorPool pool, float outputScale = 1f, Tensor? into = null, PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
         Conv2dNormalized.RunWithShortcut(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value,
-            shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale);
+            shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale, prepared);
         return y;
     }
 
@@ -154,6 +167,9 @@ internal sealed class GroupNormLayer
 
     /// <summary>The variance's epsilon.</summary>
     public float Eps => eps;
+
+    /// <summary>Groups, gamma, beta and eps as the kernels take them.</summary>
+    public GroupNormParameters Parameters => new(groups, gamma.Value, beta.Value, eps);
 
     public Tensor Forward(Tensor x, TensorPool pool, bool silu)
     {

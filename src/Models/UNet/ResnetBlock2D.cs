@@ -90,21 +90,25 @@ internal sealed class ResnetBlock2D
     }
 
     /// <summary>Outside training, on the GEMM core: each GroupNorm (+SiLU) is normalised while its convolution loads its input
-    /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; bitwise the unfused GPU path.</summary>
+    /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; conv1 also prepares norm2's table
+    /// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, Kernels.Norm.GroupNormParameters, Tensor?, Tensor?, float, Kernels.Norm.PreparedGroupNorm?)"/>).
+    /// Equal to the unfused GPU path within rounding (the prepared table sums in another order; bitwise where it is not prepared).</summary>
     private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into)
     {
-        var h = tape.Keep(conv1.ForwardNormalized(x, norm1, silu: true, pool, channelAdd: t));
+        // conv1 also prepares norm2's table of its output (no table launch for conv2) where the shapes allow.
+        var h = tape.Keep(conv1.ForwardNormalizedPreparing(x, norm1, silu: true, norm2, pool, out var prepared, channelAdd: t));
         if (shortcut is not null && Conv2dNormalized.Serves(h))
         {
             // conv2 and the 1x1 shortcut as one GEMM along a longer k: no shortcut tensor, no launch for it.
-            var fused = conv2.ForwardNormalizedWithShortcut(h, norm2, silu: true, shortcut, x, pool, outputScale, into);
+            var fused = conv2.ForwardNormalizedWithShortcut(h, norm2, silu: true, shortcut, x, pool, outputScale, into, prepared);
             tape.Release(h);
             return tape.Keep(fused);
         }
         Tensor? skip = shortcut?.Forward(x, pool);
         var residual = skip ?? x;
         Tensor y;
-        if (Conv2dNormalized.Serves(h)) y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale, into: into);
+        if (Conv2dNormalized.Serves(h))
+            y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale, into: into, prepared: prepared);
         else
         {
             using var normalized = norm2.Forward(h, pool, silu: true);
