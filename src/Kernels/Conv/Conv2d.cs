@@ -3,6 +3,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Kernels.Conv;
@@ -58,7 +59,7 @@ public static class Conv2d
 
     /// <summary>The convolution as one implicit GEMM: A = weight [Cout, Cin kh kw], B = im2col(input)
     /// [Cin kh kw, N Ho Wo] (never materialised), and the fused epilogue.</summary>
-    internal readonly struct Operands : IGemmOperands
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IConvEpilogue
     {
         public readonly ArrayView<float> Input, Weight, Bias, ChannelAdd, Residual, Output;
         public readonly int Cin, H, W, Kh, Kw, Cout, Ho, Wo, Stride, PadTop, PadLeft;
@@ -86,6 +87,8 @@ public static class Conv2d
             stepKx = rem % Math.Max(1, kw);
             stepOffset = GemmCore.BK / khw * h * w + stepKy * w + stepKx;
         }
+
+        public Operands Epilogue => this;
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;
@@ -264,6 +267,29 @@ public static class Conv2d
         var kernel = device.Kernel("conv2d-register-tile", acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int>(RegisterTileKernel));
         kernel(threads, ops, batch, chunk);
+    }
+
+    /// <summary>
+    /// <see cref="Run(Tensor, Tensor, Tensor?, Tensor, Conv2dParams, Tensor?, Tensor?, float)"/> that also prepares
+    /// <paramref name="next"/>, the GroupNorm the following layer applies to the output, in the same launch (conv_in or a
+    /// downsampler followed by a resnet; see <see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
+    /// Returns the table, or null where it is not prepared (not a GEMM-core device, or shapes the preparing launch does not
+    /// serve); the output is the same either way.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape does not fit (this convolution's or <paramref name="next"/>'s).</exception>
+    public static PreparedGroupNorm? RunPreparingNext(Tensor input, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
+        GroupNormParameters next) => RunPreparingNext(input, weight, bias, output, p, next, GemmVariant.Auto);
+
+    internal static PreparedGroupNorm? RunPreparingNext(Tensor input, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
+        GroupNormParameters next, GemmVariant variant)
+    {
+        var ops = Prepare("conv2d", input, 1, weight, bias, output, p, null, null, 1f);
+        Conv2dNormalized.CheckNorm("conv2d (next norm)", output, ops.Cout, next);
+        if (input.N > 0 && ops.Cout > 0 && Gemm.Gemm.UsesCore(output.Device, variant) &&
+            GemmNormStats.TryLaunch("conv2d-core-norm-stats", ops, ops.Cin * ops.Kh * ops.Kw, output, next, variant) is { } prepared)
+            return prepared;
+        Run(input, weight, bias, output, p, null, null, 1f, variant);
+        return null;
     }
 
     /// <summary>Checks the shapes of a convolution whose input is <paramref name="input"/> scaled up by

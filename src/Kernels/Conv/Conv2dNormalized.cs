@@ -41,7 +41,7 @@ public static class Conv2dNormalized
     /// <summary>The im2col operand of the normalised input; A (the weights) and the epilogue are <see cref="Conv2d.Operands"/>'.
     /// Cursor parts as the convolution's (column P/Q/R, depth P/S/T) plus column S = 2 image Cin and depth Q = 2 channel:
     /// their sum indexes the table.</summary>
-    internal readonly struct Operands : IGemmOperands
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IConvEpilogue
     {
         public readonly Conv2d.Operands Conv;
         public readonly ArrayView<float> Table;
@@ -60,6 +60,8 @@ public static class Conv2dNormalized
             stepKx = rem % Math.Max(1, conv.Kw);
             stepOffset = stepCi * conv.H * conv.W + stepKy * conv.W + stepKx;
         }
+
+        public Conv2d.Operands Epilogue => Conv;
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;
@@ -133,19 +135,13 @@ public static class Conv2dNormalized
 
     internal static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
         Tensor output, Conv2dParams p, Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant,
-        PreparedGroupNorm? prepared = null)
-    {
-        var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
-        var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
-        if (x.N == 0 || conv.Cout == 0) return;
-        GemmCore.Launch(output.Device, "conv2d-normalized-core", new Operands(conv, table, silu), conv.Cout, x.N * conv.Ho * conv.Wo,
-            conv.Cin * conv.Kh * conv.Kw, 1, variant);
-    }
+        PreparedGroupNorm? prepared = null) =>
+        RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, null, channelAdd, residual, outputScale, variant, prepared);
 
     /// <summary>
     /// <see cref="Run(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>
     /// that also prepares <paramref name="next"/>, the GroupNorm of its output that the next layer applies (a resnet's norm2
-    /// after conv1), in the same launch (<see cref="GemmCore.LaunchNormStats"/>): each block reduces the tile it stores,
+    /// after conv1), in the same launch (<see cref="GemmNormStats"/>): each block reduces the tile it stores,
     /// the last one merges the tiles into the table. Returns it for that layer's normalised convolution, or null where the
     /// shapes do not allow it (tiles straddling images, more than a few images; the output is the same either way and the
     /// consumer then computes its table itself). The output is bitwise the plain launch's; the table equals the one the
@@ -157,31 +153,21 @@ public static class Conv2dNormalized
         float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
         RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, next, channelAdd, residual, outputScale, GemmVariant.Auto, prepared);
 
+    /// <summary>The normalised convolution; with <paramref name="next"/>, preparing its table over the output where the
+    /// preparing launch serves the shapes (returned), else the plain launch (null).</summary>
     internal static PreparedGroupNorm? RunPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight,
-        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters next, Tensor? channelAdd, Tensor? residual, float outputScale,
+        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters? next, Tensor? channelAdd, Tensor? residual, float outputScale,
         GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
-        CheckNorm(Op + " (next norm)", output, conv.Cout, next);
+        if (next is { } n) CheckNorm(Op + " (next norm)", output, conv.Cout, n);
         var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
         if (x.N == 0 || conv.Cout == 0) return null;
-        var device = output.Device;
-        int positions = conv.Ho * conv.Wo, n = x.N * positions, k = conv.Cin * conv.Kh * conv.Kw;
         var ops = new Operands(conv, table, silu);
-        if (x.N <= GemmCore.MaxImages && positions % 32 == 0)
-        {
-            // The smallest tile is 32 pixels wide: at most positions / 32 tiles per image.
-            var (nextTable, generation) = device.NextPreparedNormTable(2 * x.N * conv.Cout);
-            var norm = new GemmCore.OutputGroupNorm
-            {
-                Partials = device.NormStatsPartials(2 * x.N * (positions / 32) * conv.Cout),
-                Gamma = next.Gamma.View, Beta = next.Beta.View, Table = nextTable,
-                Groups = next.Groups, Images = x.N, Positions = positions, Eps = next.Eps,
-            };
-            if (GemmCore.LaunchNormStats(device, "conv2d-normalized-core-norm-stats", ops, conv.Cout, n, k, norm, variant))
-                return new PreparedGroupNorm(output, next, nextTable, generation);
-        }
-        GemmCore.Launch(device, "conv2d-normalized-core", ops, conv.Cout, n, k, 1, variant);
+        int k = conv.Cin * conv.Kh * conv.Kw;
+        if (next is { } target && GemmNormStats.TryLaunch("conv2d-normalized-core-norm-stats", ops, k, output, target, variant) is { } made)
+            return made;
+        GemmCore.Launch(output.Device, "conv2d-normalized-core", ops, conv.Cout, x.N * conv.Ho * conv.Wo, k, 1, variant);
         return null;
     }
 
@@ -203,16 +189,39 @@ public static class Conv2dNormalized
 
     internal static void RunWithShortcut(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
         Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale, GemmVariant variant,
-        PreparedGroupNorm? prepared = null)
+        PreparedGroupNorm? prepared = null) =>
+        RunWithShortcutPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p,
+            null, outputScale, variant, prepared);
+
+    /// <summary><see cref="RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float, PreparedGroupNorm?)"/>
+    /// that also prepares <paramref name="next"/> over the output in the same launch (as <c>RunPreparingNext</c>); null
+    /// where it is not prepared.</summary>
+    /// <exception cref="ArgumentException">A shape does not fit.</exception>
+    public static PreparedGroupNorm? RunWithShortcutPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu,
+        Tensor weight, Tensor? bias, Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p,
+        GroupNormParameters next, float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
+        RunWithShortcutPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p,
+            next, outputScale, GemmVariant.Auto, prepared);
+
+    internal static PreparedGroupNorm? RunWithShortcutPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu,
+        Tensor weight, Tensor? bias, Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p,
+        GroupNormParameters? next, float outputScale, GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, shortcutBias, null, outputScale, channelAddShared: true);
+        if (next is { } n) CheckNorm(Op + " (next norm)", output, conv.Cout, n);
         if (shortcutWeight.Rank != 4 || shortcutWeight.Shape[2] != 1 || shortcutWeight.Shape[3] != 1)
             throw new ArgumentException($"{Op}: the shortcut is a 1x1 convolution but its weight has shape {Shape.Format(shortcutWeight.Shape)}");
         var shortcut = Conv2d.Prepare(Op + " shortcut", shortcutInput, 1, shortcutWeight, null, output, Conv2dParams.Same(1, 0), null, null, 1f);
         var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
-        if (x.N == 0 || conv.Cout == 0) return;
-        GemmCore.LaunchSum(output.Device, "conv2d-normalized-shortcut-core", new Operands(conv, table, silu), shortcut, conv.Cout,
-            x.N * conv.Ho * conv.Wo, conv.Cin * conv.Kh * conv.Kw, shortcut.Cin, 1, variant);
+        if (x.N == 0 || conv.Cout == 0) return null;
+        var ops = new Operands(conv, table, silu);
+        int k1 = conv.Cin * conv.Kh * conv.Kw;
+        if (next is { } target &&
+            GemmNormStats.TryLaunchSum("conv2d-normalized-shortcut-core-norm-stats", ops, shortcut, k1, shortcut.Cin, output, target, variant) is { } made)
+            return made;
+        GemmCore.LaunchSum(output.Device, "conv2d-normalized-shortcut-core", ops, shortcut, conv.Cout, x.N * conv.Ho * conv.Wo, k1, shortcut.Cin, 1,
+            variant);
+        return null;
     }
 
     private const string Op = "group norm + conv2d";
@@ -232,7 +241,7 @@ public static class Conv2dNormalized
         return table;
     }
 
-    private static void CheckNorm(string op, Tensor x, int channels, GroupNormParameters norm)
+    internal static void CheckNorm(string op, Tensor x, int channels, GroupNormParameters norm)
     {
         if (norm.Groups < 1 || channels % norm.Groups != 0)
             throw new ArgumentException($"{op}: {channels} channels of {Shape.Format(x.Shape)} do not split into {norm.Groups} groups");

@@ -337,16 +337,21 @@ public sealed class GpuDevice : IDisposable
     /// </summary>
     internal ArrayView<int> SplitKTileCounters(int length) => Grow(ref splitKCounters, length, zeroed: true).Cast<int>().SubView(0, length);
 
-    private MemoryBuffer1D<float, Stride1D.Dense>? normPartials, preparedNorm;
+    private MemoryBuffer1D<float, Stride1D.Dense>? normPartials, preparedNormEven, preparedNormOdd;
 
-    /// <summary>The per-tile statistics a preparing launch (<see cref="Gemm.GemmCore.LaunchNormStats"/>) writes and merges
+    /// <summary>The per-tile statistics a preparing launch (<see cref="Gemm.GemmNormStats"/>) writes and merges
     /// within itself. Grow-only.</summary>
     internal ArrayView<float> NormStatsPartials(int length) => Grow(ref normPartials, length, zeroed: false).SubView(0, length);
 
-    /// <summary>A new prepared GroupNorm table of <paramref name="length"/> floats (grow-only, one at a time): every call
-    /// advances <see cref="PreparedNormGeneration"/>, so a table handed out before is known to be stale.</summary>
-    internal (ArrayView<float> Table, long Generation) NextPreparedNormTable(int length) =>
-        (Grow(ref preparedNorm, length, zeroed: false).SubView(0, length), ++PreparedNormGeneration);
+    /// <summary>A new prepared GroupNorm table of <paramref name="length"/> floats: every call advances
+    /// <see cref="PreparedNormGeneration"/>, so a table handed out before is known to be stale. Two grow-only buffers taken in
+    /// turn: a preparing launch that consumes the current table (its own input's norm) writes the next one into the other.</summary>
+    internal (ArrayView<float> Table, long Generation) NextPreparedNormTable(int length)
+    {
+        long generation = ++PreparedNormGeneration;
+        var table = generation % 2 == 0 ? Grow(ref preparedNormEven, length, zeroed: false) : Grow(ref preparedNormOdd, length, zeroed: false);
+        return (table.SubView(0, length), generation);
+    }
 
     /// <summary>How many prepared GroupNorm tables have been handed out (the current one's number).</summary>
     internal long PreparedNormGeneration { get; private set; }
@@ -436,8 +441,10 @@ public sealed class GpuDevice : IDisposable
         splitKCounters = null;
         if (normPartials is not null) Free(normPartials);
         normPartials = null;
-        if (preparedNorm is not null) Free(preparedNorm);
-        preparedNorm = null;
+        if (preparedNormEven is not null) Free(preparedNormEven);
+        preparedNormEven = null;
+        if (preparedNormOdd is not null) Free(preparedNormOdd);
+        preparedNormOdd = null;
         Accelerator.Dispose();
         Context.Dispose();
     }

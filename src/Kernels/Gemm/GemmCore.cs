@@ -431,12 +431,11 @@ internal static partial class GemmCore
     /// an im2col operand, whose k step is nearly half addressing (52-54 % FFMA); the others reach 63 % or more.</summary>
     internal static bool Serves(int tileM, bool im2col) => !(im2col && tileM == 32);
 
-    /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> (or KernelSum, or KernelNormStats, whose only type
-    /// argument is the tile) closed over these type arguments is a kernel the library launches.</summary>
+    /// <summary>For kernel-report: whether <see cref="Kernel{TTile, TOps}"/> (or KernelSum) closed over these type arguments
+    /// is a kernel the library launches.</summary>
     internal static bool ServesTypeArguments(Type[] typeArguments)
     {
-        if (typeArguments.Length == 0) return true;
-        if (typeArguments.Length == 1) return typeArguments[0] == typeof(Tile64x64) || typeArguments[0] == typeof(Tile64x32);
+        if (typeArguments.Length < 2) return true;
         if (typeArguments.Length == 3 && !Sums.Contains((typeArguments[1], typeArguments[2]))) return false;
         bool im2col = typeArguments.Skip(1).Any(a => ((IGemmOperands)Activator.CreateInstance(a)!).Im2Col);
         return Serves(((IGemmTile)Activator.CreateInstance(typeArguments[0])!).BM, im2col);

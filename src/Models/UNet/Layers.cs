@@ -47,38 +47,50 @@ internal sealed class Conv2dLayer
     }
 
     /// <summary>The layer applied to norm(x) (then SiLU when <paramref name="silu"/>) without writing the normalised tensor
-    /// (<see cref="Conv2dNormalized"/>; the caller has checked <see cref="Conv2dNormalized.Serves"/>); bitwise the
-    /// result of the GPU's GroupNorm followed by <see cref="Forward"/>.</summary>
-    public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, Tensor? channelAdd = null,
-        Tensor? residual = null, float outputScale = 1f, Tensor? into = null, PreparedGroupNorm? prepared = null)
+    /// (<see cref="Conv2dNormalized"/>; the caller has checked <see cref="Conv2dNormalized.Serves"/>), with norm's table
+    /// <paramref name="prepared"/> when the layer before made it. With <paramref name="next"/>, the same launch prepares the
+    /// table of that norm over the result (<paramref name="preparedNext"/>; null where the shapes do not allow it).</summary>
+    public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, out PreparedGroupNorm? preparedNext,
+        GroupNormLayer? next = null, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f, Tensor? into = null,
+        PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
-        Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual, outputScale,
-            prepared);
-        return y;
-    }
-
-    /// <summary><see cref="ForwardNormalized"/> that also prepares <paramref name="next"/>, the GroupNorm the following layer
-    /// applies to the result, in the same launch (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>;
-    /// null where the shapes do not allow it).</summary>
-    public Tensor ForwardNormalizedPreparing(Tensor x, GroupNormLayer norm, bool silu, GroupNormLayer next, TensorPool pool,
-        out PreparedGroupNorm? preparedNext, Tensor? channelAdd = null)
-    {
-        var y = pool.Rent(OutputShape(x.N, x.H, x.W));
-        preparedNext = Conv2dNormalized.RunPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p,
-            next.Parameters, channelAdd);
+        preparedNext = null;
+        if (next is null)
+            Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual,
+                outputScale, prepared);
+        else
+            preparedNext = Conv2dNormalized.RunPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p,
+                next.Parameters, channelAdd, residual, outputScale, prepared);
         return y;
     }
 
     /// <summary>The layer applied to norm(x) (then SiLU) plus <paramref name="shortcut"/> applied to
-    /// <paramref name="shortcutInput"/>, in one launch after the norm's table (<see cref="Conv2dNormalized.RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float, PreparedGroupNorm?)"/>):
-    /// a resnet's conv2 and conv_shortcut, the shortcut's output never written.</summary>
+    /// <paramref name="shortcutInput"/>, in one launch (<see cref="Conv2dNormalized.RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float, PreparedGroupNorm?)"/>):
+    /// a resnet's conv2 and conv_shortcut, the shortcut's output never written; <paramref name="prepared"/> and
+    /// <paramref name="next"/> as in <see cref="ForwardNormalized"/>.</summary>
     public Tensor ForwardNormalizedWithShortcut(Tensor x, GroupNormLayer norm, bool silu, Conv2dLayer shortcut, Tensor shortcutInput,
-        TensorPool pool, float outputScale = 1f, Tensor? into = null, PreparedGroupNorm? prepared = null)
+        TensorPool pool, out PreparedGroupNorm? preparedNext, GroupNormLayer? next = null, float outputScale = 1f, Tensor? into = null,
+        PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
-        Conv2dNormalized.RunWithShortcut(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value,
-            shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale, prepared);
+        preparedNext = null;
+        if (next is null)
+            Conv2dNormalized.RunWithShortcut(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value,
+                shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale, prepared);
+        else
+            preparedNext = Conv2dNormalized.RunWithShortcutPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value,
+                bias.Value, shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, next.Parameters, outputScale, prepared);
+        return y;
+    }
+
+    /// <summary><see cref="Forward"/> (no channel add or residual) that also prepares <paramref name="next"/>'s table over the
+    /// result in the same launch where it can (<see cref="Conv2d.RunPreparingNext(Tensor, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters)"/>;
+    /// conv_in or a downsampler before a resnet); null where it does not.</summary>
+    public Tensor ForwardPreparing(Tensor x, TensorPool pool, GroupNormLayer next, out PreparedGroupNorm? preparedNext, Tensor? into = null)
+    {
+        var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
+        preparedNext = Conv2d.RunPreparingNext(x, weight.Value, bias.Value, y, p, next.Parameters);
         return y;
     }
 

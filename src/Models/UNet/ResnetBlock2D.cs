@@ -1,5 +1,6 @@
 using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Reductions;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -48,20 +49,34 @@ internal sealed class ResnetBlock2D
     /// at once (a view into its buffer); null: the block computes it itself.</summary>
     public Tensor? ProjectedTime { get; set; }
 
+    /// <summary>norm1, which the block applies to its input first (a layer before may prepare its table).</summary>
+    public GroupNormLayer Norm1 => norm1;
+
     /// <summary>x [N, Cin, H, W] (the caller owns it); tembSilu = silu(time embedding) [N, temb];
     /// returns a rented [N, Cout, H, W] (kept on the tape when recording), or writes <paramref name="into"/> (a view the
     /// caller owns) and returns it.</summary>
-    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape, Tensor? into = null)
+    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape, Tensor? into = null) =>
+        Forward(input, tembSilu, pool, tape, out _, into);
+
+    /// <summary><see cref="Forward(Tensor, Tensor, TensorPool, Tape, Tensor?)"/> with norm1's table <paramref name="prepared"/>
+    /// when the layer before made it, and, with <paramref name="next"/>, that norm's table of the output prepared by conv2's
+    /// launch (<paramref name="preparedNext"/>; null where it is not: training, other devices, shapes it does not serve).</summary>
+    public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape, out PreparedGroupNorm? preparedNext, Tensor? into = null,
+        PreparedGroupNorm? prepared = null, GroupNormLayer? next = null)
     {
-        if (ProjectedTime is { } projected) return Run(input, projected, pool, tape, into);
+        preparedNext = null;
+        if (ProjectedTime is { } projected) return Run(input, projected, pool, tape, into, prepared, next, out preparedNext);
         using var t = timeProj.Forward(tembSilu, pool);
-        return Run(input, t, pool, tape, into);
+        return Run(input, t, pool, tape, into, prepared, next, out preparedNext);
     }
 
-    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape, Tensor? into)
+    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+        out PreparedGroupNorm? preparedNext)
     {
         x = input;
-        if (!tape.Recording && !scaleShift && Conv2dNormalized.Serves(input)) return RunNormalizedOnLoad(t, pool, tape, into);
+        preparedNext = null;
+        if (!tape.Recording && !scaleShift && Conv2dNormalized.Serves(input))
+            return RunNormalizedOnLoad(t, pool, tape, into, prepared, next, out preparedNext);
         h0 = tape.Keep(norm1.Forward(x, pool, silu: true));
         h1 = tape.Keep(scaleShift ? conv1.Forward(h0, pool) : conv1.Forward(h0, pool, channelAdd: t));
         tape.Release(h0);
@@ -90,17 +105,21 @@ internal sealed class ResnetBlock2D
     }
 
     /// <summary>Outside training, on the GEMM core: each GroupNorm (+SiLU) is normalised while its convolution loads its input
-    /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; conv1 also prepares norm2's table
-    /// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, Kernels.Norm.GroupNormParameters, Tensor?, Tensor?, float, Kernels.Norm.PreparedGroupNorm?)"/>).
+    /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; conv1 also prepares norm2's table (and conv2 the next layer's norm1, when asked)
+    /// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
     /// Equal to the unfused GPU path within rounding (the prepared table sums in another order; bitwise where it is not prepared).</summary>
-    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into)
+    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+        out PreparedGroupNorm? preparedNext)
     {
-        // conv1 also prepares norm2's table of its output (no table launch for conv2) where the shapes allow.
-        var h = tape.Keep(conv1.ForwardNormalizedPreparing(x, norm1, silu: true, norm2, pool, out var prepared, channelAdd: t));
+        // conv1 also prepares norm2's table of its output (no table launch for conv2) where the shapes allow; conv2 likewise
+        // the next layer's norm1.
+        var h = tape.Keep(conv1.ForwardNormalized(x, norm1, silu: true, pool, out var prepared2, next: norm2, channelAdd: t, prepared: prepared));
+        preparedNext = null;
         if (shortcut is not null && Conv2dNormalized.Serves(h))
         {
             // conv2 and the 1x1 shortcut as one GEMM along a longer k: no shortcut tensor, no launch for it.
-            var fused = conv2.ForwardNormalizedWithShortcut(h, norm2, silu: true, shortcut, x, pool, outputScale, into, prepared);
+            var fused = conv2.ForwardNormalizedWithShortcut(h, norm2, silu: true, shortcut, x, pool, out preparedNext, next, outputScale, into,
+                prepared2);
             tape.Release(h);
             return tape.Keep(fused);
         }
@@ -108,7 +127,8 @@ internal sealed class ResnetBlock2D
         var residual = skip ?? x;
         Tensor y;
         if (Conv2dNormalized.Serves(h))
-            y = conv2.ForwardNormalized(h, norm2, silu: true, pool, residual: residual, outputScale: outputScale, into: into, prepared: prepared);
+            y = conv2.ForwardNormalized(h, norm2, silu: true, pool, out preparedNext, next, residual: residual, outputScale: outputScale,
+                into: into, prepared: prepared2);
         else
         {
             using var normalized = norm2.Forward(h, pool, silu: true);

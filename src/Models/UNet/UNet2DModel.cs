@@ -6,6 +6,7 @@ using PosteriorGpu.Kernels.Embedding;
 using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
 using PosteriorGpu.Kernels.Resample;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.IO;
 
@@ -253,6 +254,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             // up step consumes the buffer without a concat launch or copy.
             bool elide = n == 1 && !record && ElidesConcatenations;
             Array.Clear(concatenations);
+            PreparedGroupNorm? prepared = null;   // the running tensor's next norm, prepared by the stage that made it
             for (int i = 0; i < layers.Down.Count; i++)
             {
                 Tensor? into = null;
@@ -264,14 +266,20 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                     var cat = concatenations[j] = pool.Rent(1, layers.Up[j].ConsumedChannels, shape[2], shape[3]);
                     into = cat.SliceChannels(cat.C - shape[1], shape[1]);
                 }
-                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape, into);
+                // Each stage may prepare the next one's norm1 table over its output (no table launch there).
+                var next = i + 1 < layers.Down.Count ? layers.Down[i + 1].InputNorm : layers.Mid.Count > 0 ? layers.Mid[0].InputNorm : null;
+                skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape, into, prepared: prepared, next: next);
+                prepared = layers.Down[i].PreparedOutputNorm;
                 owned = false;   // every down output is a skip, released by the up step that consumes it
             }
             Tensor? Head(int next) => next < layers.Up.Count && concatenations[next] is { } cat
                 ? cat.SliceChannels(0, cat.C - skips[layers.Up[next].Skip].C) : null;
             for (int i = 0; i < layers.Mid.Count; i++)
             {
-                h = layers.Mid[i].Forward(h, owned, skips, tembSilu, pool, tape, i == layers.Mid.Count - 1 ? Head(0) : null);
+                var next = i + 1 < layers.Mid.Count ? layers.Mid[i + 1].InputNorm : null;
+                h = layers.Mid[i].Forward(h, owned, skips, tembSilu, pool, tape, i == layers.Mid.Count - 1 ? Head(0) : null,
+                    prepared: prepared, next: next);
+                prepared = layers.Mid[i].PreparedOutputNorm;
                 owned = true;
             }
             for (int j = 0; j < layers.Up.Count; j++)

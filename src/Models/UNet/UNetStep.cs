@@ -1,5 +1,6 @@
 using PosteriorGpu.Kernels.Conv;
 using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -26,6 +27,14 @@ internal sealed class UNetStep
     public Tensor Input { get; private set; } = null!;
     private Tensor convInput = null!, resnetOutput = null!;
 
+    /// <summary>The GroupNorm the stage applies to its input first, which the stage before may prepare: a resnet's norm1
+    /// (not after a concatenation, whose two parts come from two layers); null for a convolution.</summary>
+    public GroupNormLayer? InputNorm => Conv is null && Skip < 0 ? Resnet!.Norm1 : null;
+
+    /// <summary>The table of the next stage's <see cref="InputNorm"/> over this stage's output that the last
+    /// <see cref="Forward"/> prepared (asked for with its next argument), or null.</summary>
+    public PreparedGroupNorm? PreparedOutputNorm { get; private set; }
+
     /// <summary>Channels of the tensor the stage consumes (after concatenating its skip).</summary>
     public int ConsumedChannels => Conv?.InChannels ?? Resnet!.InChannels;
 
@@ -40,11 +49,15 @@ internal sealed class UNetStep
     /// not the caller's input). A consumed skip is released too. Returns the output (kept when recording), or
     /// writes <paramref name="into"/> (a view the caller owns: its part of a later concatenation) and returns it.
     /// <paramref name="concatenated"/>: h and the skip were written into their parts of this tensor (batch 1, no
-    /// tape), which the stage consumes and releases instead of concatenating.</summary>
+    /// tape), which the stage consumes and releases instead of concatenating. <paramref name="prepared"/>: the table of
+    /// <see cref="InputNorm"/> over h, made by the stage before; <paramref name="next"/>: the next stage's
+    /// <see cref="InputNorm"/>, whose table over the output this stage's last launch prepares where it can
+    /// (<see cref="PreparedOutputNorm"/>).</summary>
     public Tensor Forward(Tensor h, bool ownsInput, Tensor[] skips, Tensor tembSilu, TensorPool pool, Tape tape,
-        Tensor? into = null, Tensor? concatenated = null)
+        Tensor? into = null, Tensor? concatenated = null, PreparedGroupNorm? prepared = null, GroupNormLayer? next = null)
     {
         Input = h;
+        PreparedOutputNorm = null;
         if (concatenated is not null)
         {
             if (Skip < 0 || concatenated.C != h.C + skips[Skip].C)
@@ -80,12 +93,17 @@ internal sealed class UNetStep
                 ownsInput = true;
             }
             convInput = h;
-            var y = tape.Keep(Conv.Forward(h, pool, into: into));
+            PreparedGroupNorm? made = null;
+            var y = tape.Keep(next is not null && !tape.Recording ? Conv.ForwardPreparing(h, pool, next, out made, into) : Conv.Forward(h, pool, into: into));
+            PreparedOutputNorm = made;
             if (ownsInput) tape.Release(h);
             return y;
         }
         convInput = h;
-        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, Attention is null ? into : null);
+        // After attention the output is attention's: only a resnet step alone prepares the next norm.
+        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, out var preparedNext, Attention is null ? into : null, prepared,
+            Attention is null && !tape.Recording ? next : null);
+        PreparedOutputNorm = preparedNext;
         if (ownsInput) tape.Release(h);
         if (Attention is null) return resnetOutput;
         var attended = Attention.Forward(resnetOutput, pool, tape, into);
