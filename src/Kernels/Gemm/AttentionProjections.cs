@@ -1,4 +1,7 @@
+using System.Runtime.CompilerServices;
 using ILGPU;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Kernels.Gemm;
@@ -26,7 +29,15 @@ public static class AttentionProjections
     internal static void QueryKeyValue(Tensor image, ArrayView<float> weights, int weightStride, ArrayView<float> biases, int biasStride,
         Tensor q, Tensor k, Tensor v, GemmVariant variant)
     {
-        const string op = "attention q/k/v projection";
+        var ops = QueryKeyValueOperands("attention q/k/v projection", image, weights, weightStride, biases, biasStride, q, k, v);
+        Gemm.Launch(q.Device, ops, image.C, 3 * image.N, variant);
+    }
+
+    /// <summary>Checks the shapes and builds the q/k/v GEMM: item b = g N + i, A(b, m = position, k = channel) =
+    /// image[i C P + k P + m]; B(b, k, n) = W_g[n C + k].</summary>
+    private static Gemm.Operands QueryKeyValueOperands(string op, Tensor image, ArrayView<float> weights, int weightStride,
+        ArrayView<float> biases, int biasStride, Tensor q, Tensor k, Tensor v)
+    {
         if (image.Rank != 4) throw new ArgumentException($"{op}: expected an image [N, C, H, W] but got shape {Shape.Format(image.Shape)}");
         int n = image.N, c = image.C, p = image.H * image.W;
         Shape.Require(op, q, "q", n, p, c);
@@ -39,10 +50,104 @@ public static class AttentionProjections
             throw new ArgumentException($"{op}: three {c}x{c} weights {weightStride} apart do not fit a view of {weights.Length} floats");
         if (biasStride < c || biases.Length < 2L * biasStride + c)
             throw new ArgumentException($"{op}: three biases of {c} {biasStride} apart do not fit a view of {biases.Length} floats");
-        // Item b = g N + i: A(b, m = position, k = channel) = image[i C P + k P + m]; B(b, k, n) = W_g[n C + k].
-        var ops = new Gemm.Operands(image.View, c * p, 1, p, weights, 0, 1, c, q.View, p, c, 1f, 0f, biases, true)
+        return new Gemm.Operands(image.View, c * p, 1, p, weights, 0, 1, c, q.View, p, c, 1f, 0f, biases, true)
             .Grouped(n, 0, weightStride, biasStride, k.View, v.View);
-        Gemm.Launch(q.Device, ops, c, 3 * n, variant);
+    }
+
+    /// <summary>
+    /// <see cref="QueryKeyValue(Tensor, ArrayView{float}, int, ArrayView{float}, int, Tensor, Tensor, Tensor)"/> of
+    /// GroupNorm(image) without writing the normalised image: the GEMM normalises each element of the image as it stages it,
+    /// with the table <paramref name="prepared"/> that the launch which produced the image made for <paramref name="norm"/>
+    /// (a resnet's conv2 before the attention block: no GroupNorm launch at all). GEMM-core devices only
+    /// (<see cref="ServesNormalized"/>). Equal to GroupNorm then the projections within rounding.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes or strides do not fit, the table is another tensor's or norm's, or the
+    /// device does not run the GEMM core.</exception>
+    /// <exception cref="InvalidOperationException">The table was overwritten by a later preparing launch.</exception>
+    public static void QueryKeyValueNormalized(Tensor image, PreparedGroupNorm prepared, GroupNormParameters norm, ArrayView<float> weights,
+        int weightStride, ArrayView<float> biases, int biasStride, Tensor q, Tensor k, Tensor v) =>
+        QueryKeyValueNormalized(image, prepared, norm, weights, weightStride, biases, biasStride, q, k, v, GemmVariant.Auto);
+
+    /// <summary>Whether <c>QueryKeyValueNormalized</c> runs on this device (the GEMM core runs there).</summary>
+    public static bool ServesNormalized(GpuDevice device) => Gemm.UsesCore(device, GemmVariant.Auto);
+
+    internal static void QueryKeyValueNormalized(Tensor image, PreparedGroupNorm prepared, GroupNormParameters norm, ArrayView<float> weights,
+        int weightStride, ArrayView<float> biases, int biasStride, Tensor q, Tensor k, Tensor v, GemmVariant variant)
+    {
+        const string op = "attention q/k/v projection of GroupNorm(image)";
+        var ops = QueryKeyValueOperands(op, image, weights, weightStride, biases, biasStride, q, k, v);
+        if (!Gemm.UsesCore(image.Device, variant))
+            throw new ArgumentException($"{op}: runs on the GEMM core, not on {image.Device.Description}");
+        var table = prepared.TableFor(op, image, norm);
+        if (ops.M == 0 || ops.N == 0 || image.N == 0) return;
+        GemmCore.Launch(image.Device, "attention-qkv-normalized-core", new NormalizedImageOperands(ops, table, image.C), ops.M, ops.N, image.C,
+            3 * image.N, variant);
+    }
+
+    /// <summary>The q/k/v GEMM with A (the image, m = position, k = channel) normalised on load: A x scale[i, k] + shift[i, k]
+    /// from a [N C, 2] table (item i = b mod N). Row part S = 2 C i, depth part Q = 2 k: their sum indexes the table.</summary>
+    internal readonly struct NormalizedImageOperands : IGemmOperands
+    {
+        public readonly Gemm.Operands Plain;
+        public readonly ArrayView<float> Table;
+        public readonly int Channels;
+
+        public NormalizedImageOperands(Gemm.Operands plain, ArrayView<float> table, int channels)
+        {
+            Plain = plain;
+            Table = table;
+            Channels = channels;
+        }
+
+        public bool AContiguousInK => Plain.AContiguousInK;
+        public bool BContiguousInN => Plain.BContiguousInN;
+        public bool Im2Col => false;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor RowA(int b, int m)
+        {
+            var r = Plain.RowA(b, m);
+            r.S = 2 * Channels * (b % Plain.Items);
+            return r;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor DepthA(int b, int k)
+        {
+            var d = Plain.DepthA(b, k);
+            d.Q = 2 * k;
+            return d;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepA(GemmCursor depth)
+        {
+            var d = Plain.StepA(depth);
+            d.Q = depth.Q + 2 * GemmCore.BK;
+            return d;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadA(GemmCursor row, GemmCursor depth)
+        {
+            int t = row.S + depth.Q;
+            return Plain.LoadA(row, depth) * Table[t] + Table[t + 1];
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor ColumnB(int b, int n) => Plain.ColumnB(b, n);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor DepthB(int b, int k) => Plain.DepthB(b, k);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public GemmCursor StepB(GemmCursor depth) => Plain.StepB(depth);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float LoadB(GemmCursor depth, GemmCursor column) => Plain.LoadB(depth, column);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store(int b, int m, int n, float acc) => Plain.Store(b, m, n, acc);
     }
 
     /// <summary>

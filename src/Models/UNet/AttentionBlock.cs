@@ -1,7 +1,9 @@
 using PosteriorGpu.Kernels.Attention;
+using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Models.UNet;
@@ -44,9 +46,19 @@ internal sealed class AttentionBlock
 
     /// <summary>x [N, C, H, W] (the caller owns it); returns a rented tensor of the same shape (kept on the
     /// tape when recording), or writes <paramref name="into"/> (a view the caller owns) and returns it.</summary>
-    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into = null)
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into = null) => Forward(input, pool, tape, into, null);
+
+    /// <summary>The GroupNorm the block applies first when the layer before may prepare its table (the image-layout path
+    /// on a GEMM-core device, outside training), else null.</summary>
+    public GroupNormLayer? PreparableNorm(Tape tape, GpuDevice device) =>
+        !tape.Recording && QkvEvenlySpaced && AttentionProjections.ServesNormalized(device) ? norm : null;
+
+    /// <summary><see cref="Forward(Tensor, TensorPool, Tape, Tensor?)"/> with group_norm's table <paramref name="prepared"/>
+    /// (made by the launch that produced the input; see <see cref="PreparableNorm"/>): the q/k/v GEMM then normalises on load
+    /// and no GroupNorm runs.</summary>
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared)
     {
-        if (!tape.Recording && QkvEvenlySpaced) return ForwardImageLayout(input, pool, into);
+        if (!tape.Recording && QkvEvenlySpaced) return ForwardImageLayout(input, pool, into, prepared);
         x = input;
         int n = x.N, c = x.C, p = x.H * x.W;
         tokens = tape.Keep(pool.Rent(n, p, c));
@@ -82,17 +94,22 @@ internal sealed class AttentionBlock
         k.Bias.Offset - q.Bias.Offset == v.Bias.Offset - k.Bias.Offset && k.Bias.Offset > q.Bias.Offset;
 
     /// <summary>The forward pass in four launches (no tape): see the remarks.</summary>
-    private Tensor ForwardImageLayout(Tensor input, TensorPool pool, Tensor? into)
+    private Tensor ForwardImageLayout(Tensor input, TensorPool pool, Tensor? into, PreparedGroupNorm? prepared)
     {
         int n = input.N, c = input.C, p = input.H * input.W;
-        using var normed = norm?.Forward(input, pool, silu: false);
+        bool onLoad = norm is not null && prepared is not null;
+        using var normed = onLoad ? null : norm?.Forward(input, pool, silu: false);
         using var query = pool.Rent(n, p, c);
         using var key = pool.Rent(n, p, c);
         using var value = pool.Rent(n, p, c);
         int weightStride = k.Weight.Offset - q.Weight.Offset, biasStride = k.Bias.Offset - q.Bias.Offset;
         var flat = store.Values.View;
-        AttentionProjections.QueryKeyValue(normed ?? input, flat.SubView(q.Weight.Offset, 2 * weightStride + c * c), weightStride,
-            flat.SubView(q.Bias.Offset, 2 * biasStride + c), biasStride, query, key, value);
+        var weights = flat.SubView(q.Weight.Offset, 2 * weightStride + c * c);
+        var biases = flat.SubView(q.Bias.Offset, 2 * biasStride + c);
+        if (onLoad)
+            AttentionProjections.QueryKeyValueNormalized(input, prepared!, norm!.Parameters, weights, weightStride, biases, biasStride, query, key, value);
+        else
+            AttentionProjections.QueryKeyValue(normed ?? input, weights, weightStride, biases, biasStride, query, key, value);
         using var attention = pool.Rent(n, p, c);
         SpatialAttention.Run(query, key, value, heads, attention);
         var y = into ?? pool.Rent(input.Shape);

@@ -284,14 +284,26 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             }
             for (int j = 0; j < layers.Up.Count; j++)
             {
-                h = layers.Up[j].Forward(h, owned, skips, tembSilu, pool, tape, Head(j + 1), concatenations[j]);
+                // The last stage may prepare conv_norm_out's table (conv_out then normalises while it loads).
+                var next = j + 1 < layers.Up.Count ? layers.Up[j + 1].InputNorm : record ? null : layers.NormOut;
+                h = layers.Up[j].Forward(h, owned, skips, tembSilu, pool, tape, Head(j + 1), concatenations[j], prepared, next);
+                prepared = layers.Up[j].PreparedOutputNorm;
                 owned = true;
             }
             lastHidden = h;
-            normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
-            tape.Release(h);
-            layers.ConvOut.ForwardInto(normed, output);
-            tape.Release(normed);
+            if (!record && Conv2dNormalized.Serves(h))
+            {
+                // Outside training on the GEMM core: conv_norm_out (+SiLU) normalised while conv_out loads; no normalised tensor.
+                layers.ConvOut.ForwardNormalized(h, layers.NormOut, silu: true, pool, out _, into: output, prepared: prepared);
+                tape.Release(h);
+            }
+            else
+            {
+                normed = tape.Keep(layers.NormOut.Forward(h, pool, silu: true));
+                tape.Release(h);
+                layers.ConvOut.ForwardInto(normed, output);
+                tape.Release(normed);
+            }
             tape.Release(tembSilu);
         }
         catch

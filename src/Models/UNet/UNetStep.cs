@@ -100,13 +100,17 @@ internal sealed class UNetStep
             return y;
         }
         convInput = h;
-        // After attention the output is attention's: only a resnet step alone prepares the next norm.
-        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, out var preparedNext, Attention is null ? into : null, prepared,
-            Attention is null && !tape.Recording ? next : null);
-        PreparedOutputNorm = preparedNext;
+        // A resnet alone prepares the next stage's norm; followed by attention, it prepares attention's group_norm (the
+        // attention's output is not a launch that prepares).
+        var nextOfResnet = tape.Recording ? null : Attention is null ? next : Attention.PreparableNorm(tape, h.Device);
+        resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, out var preparedNext, Attention is null ? into : null, prepared, nextOfResnet);
         if (ownsInput) tape.Release(h);
-        if (Attention is null) return resnetOutput;
-        var attended = Attention.Forward(resnetOutput, pool, tape, into);
+        if (Attention is null)
+        {
+            PreparedOutputNorm = preparedNext;
+            return resnetOutput;
+        }
+        var attended = Attention.Forward(resnetOutput, pool, tape, into, preparedNext);
         tape.Release(resnetOutput);
         return attended;
     }

@@ -1,6 +1,8 @@
+using ILGPU.Runtime;
 using NUnit.Framework;
 using PosteriorGpu.Kernels.Gemm;
 using PosteriorGpu.Kernels.Layout;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Tensors;
 
 namespace PosteriorGpu.Tests.Kernels;
@@ -69,6 +71,50 @@ public class AttentionProjectionsTests
         // In place: the residual is the output.
         AttentionProjections.OutputToImage(attended, weight, bias, tres, 0.5f, tres, GemmTests.Variant(variant));
         TestData.AssertClose(tres.ToHost(), expected.ToHost(), 1e-5, "output projection in place");
+    }
+
+    private static IEnumerable<TestCaseData> NormalizedCases() =>
+        from v in GemmTests.Variants.Where(v => v != "RegisterTile")
+        from shape in new[] { (1, 8, 2, 4, 4), (3, 6, 3, 4, 4), (2, 70, 10, 3, 5) }
+        select new TestCaseData(v, shape.Item1, shape.Item2, shape.Item3, shape.Item4, shape.Item5).SetArgDisplayNames(v, $"{shape}");
+
+    /// <summary>q/k/v of GroupNorm(image) normalised on load with a prepared table (as a resnet's conv2 leaves it) against
+    /// GroupNorm's reference then the plain projections, on every core tile, with several images (each its own table rows).</summary>
+    [TestCaseSource(nameof(NormalizedCases))]
+    public void QueryKeyValueNormalized_MatchesGroupNormThenTheProjections(string variant, int n, int c, int groups, int h, int w)
+    {
+        var dev = GemmTests.DeviceFor(variant);
+        int p = h * w, stride = c * c + c + 3;
+        var image = TestData.Random(n * c * p, 11, 2f).Select((v, i) => v + 5f * (i / (c * p)) + 3f).ToArray();   // per-image means differ
+        var gamma = TestData.Random(c, 12);
+        var beta = TestData.Random(c, 13);
+        var store = TestData.Random(3 * stride + c * c, 14, 0.3f);
+        using var timage = Tensor.FromHost(dev, image, n, c, h, w);
+        using var tg = Tensor.FromHost(dev, gamma, c);
+        using var tb = Tensor.FromHost(dev, beta, c);
+        using var tstore = Tensor.FromHost(dev, store, store.Length);
+        var norm = new GroupNormParameters(groups, tg, tb, 1e-5f);
+        var (table, generation) = dev.NextPreparedNormTable(2 * n * c);
+        var hostTable = new float[2 * n * c];
+        GroupNormTable.Reference(image, n, c, groups, p, gamma, beta, 1e-5f, hostTable);
+        table.CopyFromCPU(hostTable);
+        var prepared = new PreparedGroupNorm(timage, norm, table, generation);
+        using var tq = Tensor.Empty(dev, n, p, c);
+        using var tk = Tensor.Empty(dev, n, p, c);
+        using var tv = Tensor.Empty(dev, n, p, c);
+        AttentionProjections.QueryKeyValueNormalized(timage, prepared, norm, tstore.View, stride, tstore.View.SubView(c * c), stride, tq, tk, tv,
+            GemmTests.Variant(variant));
+
+        var normalized = new float[image.Length];
+        GroupNorm.Reference(image, n, c, p, groups, gamma, beta, 1e-5f, normalized);
+        using var tnormalized = Tensor.FromHost(dev, normalized, n, c, h, w);
+        using var eq = Tensor.Empty(dev, n, p, c);
+        using var ek = Tensor.Empty(dev, n, p, c);
+        using var ev = Tensor.Empty(dev, n, p, c);
+        AttentionProjections.QueryKeyValue(tnormalized, tstore.View, stride, tstore.View.SubView(c * c), stride, eq, ek, ev, GemmTests.Variant(variant));
+        TestData.AssertClose(tq.ToHost(), eq.ToHost(), 1e-5, "q");
+        TestData.AssertClose(tk.ToHost(), ek.ToHost(), 1e-5, "k");
+        TestData.AssertClose(tv.ToHost(), ev.ToHost(), 1e-5, "v");
     }
 
     [Test]

@@ -46,7 +46,8 @@ public class UNet2DModelTests
         Assert.That(err, Is.LessThan(1e-4));
         var launched = dev.LaunchesByKernel.Where(p => p.Value > before.GetValueOrDefault(p.Key)).Select(p => p.Key).ToList();
         TestContext.Out.WriteLine("kernels: " + string.Join(", ", launched.Order()));
-        foreach (string key in new[] { "conv2d-normalized-core", "conv2d-normalized-shortcut-core", "group-norm-table", "conv2d-upsampled-core", "group-norm-slab" })
+        foreach (string key in new[] { "conv2d-normalized-core", "conv2d-normalized-shortcut-core", "group-norm-table", "conv2d-upsampled-core",
+            "conv2d-core-norm-stats", "conv2d-normalized-core-norm-stats", "conv2d-normalized-shortcut-core-norm-stats", "attention-qkv-normalized-core" })
             Assert.That(launched, Has.Some.StartsWith(key), $"the GPU path launches {key}");
         Assert.That(launched, Has.None.StartsWith("conv2d-register-tile").And.None.EqualTo("upsample2x"));
     }
