@@ -59,7 +59,7 @@ public static class Conv2d
 
     /// <summary>The convolution as one implicit GEMM: A = weight [Cout, Cin kh kw], B = im2col(input)
     /// [Cin kh kw, N Ho Wo] (never materialised), and the fused epilogue.</summary>
-    internal readonly struct Operands : IGemmOperands, GemmNormStats.IConvEpilogue
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IFinalValue
     {
         public readonly ArrayView<float> Input, Weight, Bias, ChannelAdd, Residual, Output;
         public readonly int Cin, H, W, Kh, Kw, Cout, Ho, Wo, Stride, PadTop, PadLeft;
@@ -87,8 +87,6 @@ public static class Conv2d
             stepKx = rem % Math.Max(1, kw);
             stepOffset = GemmCore.BK / khw * h * w + stepKy * w + stepKx;
         }
-
-        public Operands Epilogue => this;
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;

@@ -41,7 +41,7 @@ public static class Conv2dNormalized
     /// <summary>The im2col operand of the normalised input; A (the weights) and the epilogue are <see cref="Conv2d.Operands"/>'.
     /// Cursor parts as the convolution's (column P/Q/R, depth P/S/T) plus column S = 2 image Cin and depth Q = 2 channel:
     /// their sum indexes the table.</summary>
-    internal readonly struct Operands : IGemmOperands, GemmNormStats.IConvEpilogue
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IFinalValue
     {
         public readonly Conv2d.Operands Conv;
         public readonly ArrayView<float> Table;
@@ -61,7 +61,8 @@ public static class Conv2dNormalized
             stepOffset = stepCi * conv.H * conv.W + stepKy * conv.W + stepKx;
         }
 
-        public Conv2d.Operands Epilogue => Conv;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Final(int b, int m, int n, float acc) => Conv.Final(b, m, n, acc);
 
         public bool AContiguousInK => true;
         public bool BContiguousInN => true;

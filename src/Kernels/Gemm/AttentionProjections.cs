@@ -158,7 +158,33 @@ public static class AttentionProjections
     public static void OutputToImage(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y) =>
         OutputToImage(attended, weight, bias, residual, scale, y, GemmVariant.Auto);
 
-    internal static void OutputToImage(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y, GemmVariant variant)
+    /// <summary>
+    /// <see cref="OutputToImage(Tensor, Tensor, Tensor, Tensor?, float, Tensor)"/> that also prepares <paramref name="next"/>,
+    /// the GroupNorm the following layer applies to y (the next resnet's norm1), in the same launch (as
+    /// <c>Conv2dNormalized.RunPreparingNext</c>). Returns the table, or null where it is not prepared (more than one image,
+    /// not a GEMM-core device, shapes the preparing launch does not serve); y is the same either way.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes do not fit.</exception>
+    public static PreparedGroupNorm? OutputToImagePreparingNext(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y,
+        GroupNormParameters next) => OutputToImagePreparingNext(attended, weight, bias, residual, scale, y, next, GemmVariant.Auto);
+
+    internal static PreparedGroupNorm? OutputToImagePreparingNext(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale,
+        Tensor y, GroupNormParameters next, GemmVariant variant)
+    {
+        var ops = OutputOperands(attended, weight, bias, residual, scale, y);
+        Conv.Conv2dNormalized.CheckNorm("attention output projection (next norm)", y, y.C, next);
+        // The preparing kernel folds images into n; this GEMM has one batch item per image, so one image only.
+        if (y.N == 1 && y.C > 0 && Gemm.UsesCore(y.Device, variant) &&
+            GemmNormStats.TryLaunch("attention-out-core-norm-stats", ops, y.C, y, next, variant) is { } prepared)
+            return prepared;
+        Gemm.Launch(y.Device, ops, y.C, y.N, variant);
+        return null;
+    }
+
+    internal static void OutputToImage(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y, GemmVariant variant) =>
+        Gemm.Launch(y.Device, OutputOperands(attended, weight, bias, residual, scale, y), y.C, y.N, variant);
+
+    private static Gemm.Operands OutputOperands(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y)
     {
         const string op = "attention output projection";
         if (y.Rank != 4) throw new ArgumentException($"{op}: expected y [N, C, H, W] but got shape {Shape.Format(y.Shape)}");
@@ -169,8 +195,7 @@ public static class AttentionProjections
         if (residual is not null) Shape.RequireSame(op, y, "y", residual, "residual");
         Shape.RequireSameDevice(op, attended, y);
         // C(b, m = channel, n = position) = sum_k W[m, k] attended[b, n, k]: y's own layout, bias per row.
-        var ops = new Gemm.Operands(weight.View, 0, c, 1, attended.View, p * c, 1, c, y.View, c, p, 1f, 0f, bias.View, true)
+        return new Gemm.Operands(weight.View, 0, c, 1, attended.View, p * c, 1, c, y.View, c, p, 1f, 0f, bias.View, true)
             .WithEpilogue(biasPerRow: true, (residual ?? y).View, residual is not null, scale);
-        Gemm.Launch(y.Device, ops, c, n, variant);
     }
 }

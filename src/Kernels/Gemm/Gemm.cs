@@ -49,7 +49,7 @@ public static class Gemm
     /// group g's C (C, C1 or C2) is dense [items, M, N]. The epilogue is (alpha acc + beta C (C unread when
     /// beta = 0) + bias[g biasGroup + n] (or + m with a per-row bias) + residual[same place as C]) outScale,
     /// then SiLU when asked.</summary>
-    internal readonly struct Operands : IGemmOperands
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IFinalValue
     {
         public readonly ArrayView<float> A, B, C, Bias, Residual, C1, C2;
         public readonly int ABatch, AM, AK, BBatch, BK, BN, M, N, HasBias;
@@ -135,15 +135,25 @@ public static class Gemm
         public void Store(int b, int m, int n, float acc)
         {
             int g = b / Items, i = ((b - g * Items) * M + m) * N + n;
+            float v = Final(b, m, n, acc);
+            if (g == 0) C[i] = v;
+            else if (g == 1) C1[i] = v;
+            else C2[i] = v;
+        }
+
+        /// <summary>The value <see cref="Store"/> writes for the dot product <paramref name="acc"/> of row m and column n
+        /// (read before the store: with beta it reads C).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Final(int b, int m, int n, float acc)
+        {
+            int g = b / Items, i = ((b - g * Items) * M + m) * N + n;
             float v = Alpha * acc;
             if (Beta != 0) v += Beta * C[i];
             if (HasBias != 0) v += Bias[g * BiasGroup + (BiasPerRow != 0 ? m : n)];
             if (HasResidual != 0) v += Residual[i];
             v *= OutScale;
             if (Silu != 0) v = Activations.Silu.Apply(v);
-            if (g == 0) C[i] = v;
-            else if (g == 1) C1[i] = v;
-            else C2[i] = v;
+            return v;
         }
     }
 

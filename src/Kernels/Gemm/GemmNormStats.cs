@@ -45,23 +45,23 @@ internal static class GemmNormStats
         public float Eps;
     }
 
-    /// <summary>Puts each finished value, after the convolution's epilogue, into the block's shared copy of its tile.</summary>
-    /// <summary>Operands whose epilogue is a convolution's (<see cref="Conv2d.Operands.Final"/>).</summary>
-    internal interface IConvEpilogue
+    /// <summary>Operands whose epilogue can say the value it stores (<see cref="Conv2d.Operands.Final"/>, <see cref="Gemm.Operands.Final"/>).</summary>
+    internal interface IFinalValue
     {
-        /// <summary>The convolution that stores the result (bias, channel add, residual, scale).</summary>
-        Conv2d.Operands Epilogue { get; }
+        /// <summary>The value Store(b, m, n, acc) writes.</summary>
+        float Final(int b, int m, int n, float acc);
     }
 
-    private readonly struct ConvTileSink : ITileSink
+    /// <summary>Puts each finished value, after the operands' epilogue, into the block's shared copy of its tile.</summary>
+    private readonly struct TileSink<TOps> : ITileSink where TOps : struct, IFinalValue
     {
-        private readonly Conv2d.Operands conv;
+        private readonly TOps ops;
         private readonly ArrayView<float> tile;
         private readonly int m0, n0, pitch;
 
-        public ConvTileSink(Conv2d.Operands conv, ArrayView<float> tile, int m0, int n0, int pitch)
+        public TileSink(TOps ops, ArrayView<float> tile, int m0, int n0, int pitch)
         {
-            this.conv = conv;
+            this.ops = ops;
             this.tile = tile;
             this.m0 = m0;
             this.n0 = n0;
@@ -71,13 +71,13 @@ internal static class GemmNormStats
         public bool Wanted => true;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Put(int b, int m, int n, float acc) => tile[(m - m0) * pitch + (n - n0)] = conv.Final(b, m, n, acc);
+        public void Put(int b, int m, int n, float acc) => tile[(m - m0) * pitch + (n - n0)] = ops.Final(b, m, n, acc);
     }
 
     /// <summary><see cref="GemmCore.Kernel{TTile, TOps}"/> for a convolution, then the statistics of its output and, in the
     /// last block, the following GroupNorm's table. Grid batch 1 (a convolution folds its images into N).</summary>
     internal static void Kernel<TTile, TOps>(TOps ops, Dims d, ArrayView<float> partial, ArrayView<int> tileCounters, OutputGroupNorm norm)
-        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IConvEpilogue
+        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue
     {
         var t = default(TTile);
         var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
@@ -89,8 +89,8 @@ internal static class GemmNormStats
         Float4 c4l = default, c4h = default, c5l = default, c5h = default, c6l = default, c6h = default, c7l = default, c7h = default;
         Accumulate<TTile, TOps>(ops, at.B, at.M0, at.N0, d.M - 1, d.N - 1, at.KBegin, at.KEnd, sa4, sb4, at.Tid, at.TmIdx, at.TnIdx,
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-        var sink = new ConvTileSink(ops.Epilogue, tile, at.M0, at.N0, t.BN + 1);
-        if (Finish<TTile, TOps, ConvTileSink>(ops, d, partial, tileCounters, at.Z, at.B, at.M0, at.N0, at.Tid, at.TmIdx, at.TnIdx, sink,
+        var sink = new TileSink<TOps>(ops, tile, at.M0, at.N0, t.BN + 1);
+        if (Finish<TTile, TOps, TileSink<TOps>>(ops, d, partial, tileCounters, at.Z, at.B, at.M0, at.N0, at.Tid, at.TmIdx, at.TnIdx, sink,
             c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h))
             Statistics<TTile>(norm, tile, tileCounters, d.M, at.M0, at.N0, at.Tid);
     }
@@ -99,7 +99,7 @@ internal static class GemmNormStats
     /// <see cref="Kernel{TTile, TOps}"/>.</summary>
     internal static void KernelSum<TTile, TOps, TOps2>(TOps ops, TOps2 second, int k1, Dims d, ArrayView<float> partial,
         ArrayView<int> tileCounters, OutputGroupNorm norm)
-        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IConvEpilogue where TOps2 : struct, IGemmOperands
+        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
     {
         var t = default(TTile);
         var sa4 = SharedMemory.Allocate<Float4>(2 * BK * (t.BM + 4) / 4);
@@ -113,8 +113,8 @@ internal static class GemmNormStats
         Accumulate<TTile, TOps2>(second, at.B, at.M0, at.N0, d.M - 1, d.N - 1, Math.Max(at.KBegin - k1, 0), at.KEnd - k1, sa4, sb4, at.Tid,
             at.TmIdx, at.TnIdx,
             ref c0l, ref c0h, ref c1l, ref c1h, ref c2l, ref c2h, ref c3l, ref c3h, ref c4l, ref c4h, ref c5l, ref c5h, ref c6l, ref c6h, ref c7l, ref c7h);
-        var sink = new ConvTileSink(ops.Epilogue, tile, at.M0, at.N0, t.BN + 1);
-        if (Finish<TTile, TOps, ConvTileSink>(ops, d, partial, tileCounters, at.Z, at.B, at.M0, at.N0, at.Tid, at.TmIdx, at.TnIdx, sink,
+        var sink = new TileSink<TOps>(ops, tile, at.M0, at.N0, t.BN + 1);
+        if (Finish<TTile, TOps, TileSink<TOps>>(ops, d, partial, tileCounters, at.Z, at.B, at.M0, at.N0, at.Tid, at.TmIdx, at.TnIdx, sink,
             c0l, c0h, c1l, c1h, c2l, c2h, c3l, c3h, c4l, c4h, c5l, c5h, c6l, c6h, c7l, c7h))
             Statistics<TTile>(norm, tile, tileCounters, d.M, at.M0, at.N0, at.Tid);
     }
@@ -233,10 +233,11 @@ internal static class GemmNormStats
         plan.TileM != 128 && positions > 0 && positions % plan.TileN == 0 && images is > 0 and <= MaxImages &&
         2 * channels <= plan.TileM * (plan.TileN + 1);
 
-    /// <summary>For kernel-report: the tiles the preparing kernels launch with (64x64 and 64x32), with a convolution's
-    /// operands (and, for the sum, the shortcut's).</summary>
+    /// <summary>For kernel-report: the tiles the preparing kernels launch with (64x64 and 64x32; 32x32 for a plain GEMM's
+    /// operands, which are not im2col), and, for the sum, a resnet's conv2 with its shortcut.</summary>
     internal static bool ServesTypeArguments(Type[] typeArguments) =>
-        typeArguments.Length > 0 && (typeArguments[0] == typeof(Tile64x64) || typeArguments[0] == typeof(Tile64x32)) &&
+        typeArguments.Length > 0 && (typeArguments[0] == typeof(Tile64x64) || typeArguments[0] == typeof(Tile64x32) ||
+                                     (typeArguments[0] == typeof(Tile32x32) && typeArguments.Length == 2 && typeArguments[1] == typeof(Gemm.Operands))) &&
         (typeArguments.Length != 3 || (typeArguments[1] == typeof(Conv2dNormalized.Operands) && typeArguments[2] == typeof(Conv2d.Operands)));
 
     /// <summary>
@@ -245,7 +246,7 @@ internal static class GemmNormStats
     /// the plan does not serve it (<see cref="Serves"/>): the caller then runs the plain launch.
     /// </summary>
     internal static PreparedGroupNorm? TryLaunch<TOps>(string key, TOps ops, int k, Tensor output, GroupNormParameters next, GemmVariant variant)
-        where TOps : struct, IGemmOperands, IConvEpilogue
+        where TOps : struct, IGemmOperands, IFinalValue
     {
         if (Target(output, next, k, variant, ops.Im2Col) is not var (plan, norm, prepared)) return null;
         var device = output.Device;
@@ -253,14 +254,15 @@ internal static class GemmNormStats
         switch (plan.TileM, plan.TileN)
         {
             case (64, 64): Run<Tile64x64, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
-            default: Run<Tile64x32, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
+            case (64, 32): Run<Tile64x32, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
+            default: Run<Tile32x32, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
         }
         return prepared;
     }
 
     /// <summary><see cref="TryLaunch{TOps}"/> for C = A B + A2 B2 (<see cref="GemmCore.LaunchSum{TOps, TOps2}"/>).</summary>
     internal static PreparedGroupNorm? TryLaunchSum<TOps, TOps2>(string key, TOps ops, TOps2 second, int k1, int k2, Tensor output,
-        GroupNormParameters next, GemmVariant variant) where TOps : struct, IGemmOperands, IConvEpilogue where TOps2 : struct, IGemmOperands
+        GroupNormParameters next, GemmVariant variant) where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
     {
         if (Target(output, next, k1 + k2, variant, ops.Im2Col || second.Im2Col) is not var (plan, norm, prepared)) return null;
         var device = output.Device;
@@ -268,7 +270,8 @@ internal static class GemmNormStats
         switch (plan.TileM, plan.TileN)
         {
             case (64, 64): RunSum<Tile64x64, TOps, TOps2>(device, key, ops, second, k1, m, n, k1 + k2, plan.Splits, norm); break;
-            default: RunSum<Tile64x32, TOps, TOps2>(device, key, ops, second, k1, m, n, k1 + k2, plan.Splits, norm); break;
+            case (64, 32): RunSum<Tile64x32, TOps, TOps2>(device, key, ops, second, k1, m, n, k1 + k2, plan.Splits, norm); break;
+            default: return null;   // sums are convolutions: no 32x32 tiles
         }
         return prepared;
     }
@@ -293,7 +296,7 @@ internal static class GemmNormStats
     }
 
     private static void Run<TTile, TOps>(GpuDevice device, string key, TOps ops, int m, int n, int k, int splits, OutputGroupNorm norm)
-        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IConvEpilogue
+        where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
         var t = default(TTile);
@@ -303,7 +306,7 @@ internal static class GemmNormStats
     }
 
     private static void RunSum<TTile, TOps, TOps2>(GpuDevice device, string key, TOps ops, TOps2 second, int k1, int m, int n, int k, int splits,
-        OutputGroupNorm norm) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IConvEpilogue where TOps2 : struct, IGemmOperands
+        OutputGroupNorm norm) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
         var t = default(TTile);

@@ -100,8 +100,8 @@ internal sealed class UNetStep
             return y;
         }
         convInput = h;
-        // A resnet alone prepares the next stage's norm; followed by attention, it prepares attention's group_norm (the
-        // attention's output is not a launch that prepares).
+        // A resnet alone prepares the next stage's norm; followed by attention, it prepares attention's group_norm, and the
+        // attention's to_out prepares the next stage's.
         var nextOfResnet = tape.Recording ? null : Attention is null ? next : Attention.PreparableNorm(tape, h.Device);
         resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, out var preparedNext, Attention is null ? into : null, prepared, nextOfResnet);
         if (ownsInput) tape.Release(h);
@@ -110,7 +110,8 @@ internal sealed class UNetStep
             PreparedOutputNorm = preparedNext;
             return resnetOutput;
         }
-        var attended = Attention.Forward(resnetOutput, pool, tape, into, preparedNext);
+        var attended = Attention.Forward(resnetOutput, pool, tape, into, preparedNext, tape.Recording ? null : next, out var preparedByAttention);
+        PreparedOutputNorm = preparedByAttention;
         tape.Release(resnetOutput);
         return attended;
     }

@@ -117,6 +117,40 @@ public class AttentionProjectionsTests
         TestData.AssertClose(tv.ToHost(), ev.ToHost(), 1e-5, "v");
     }
 
+    /// <summary>to_out preparing the next resnet's norm1 (one image; 32x32 tiles, split-K, 64-wide tiles): y bitwise the plain
+    /// launch's, the table the double reference's of y; not prepared on 128x128 tiles or with two images (y the same).</summary>
+    [TestCase("Tile32", 1, 8, 4, 8, true)]
+    [TestCase("Tile32SplitK", 1, 70, 8, 8, true)]
+    [TestCase("Tile64", 1, 70, 8, 8, true)]
+    [TestCase("Tile64x32", 1, 16, 4, 8, true)]
+    [TestCase("Tiled", 1, 16, 4, 8, true)]
+    [TestCase("Tile128", 1, 16, 4, 8, false)]
+    [TestCase("Tile32", 2, 16, 4, 8, false)]
+    public void OutputToImagePreparingNext_IsThePlainLaunch_AndPreparesTheNextNorm(string variant, int n, int c, int h, int w, bool served)
+    {
+        var dev = GemmTests.DeviceFor(variant);
+        int p = h * w, groups = c % 7 == 0 ? 7 : 4;
+        using var attended = Tensor.FromHost(dev, TestData.Random(n * p * c, 21), n, p, c);
+        using var weight = Tensor.FromHost(dev, TestData.Random(c * c, 22, 0.3f), c, c);
+        using var bias = Tensor.FromHost(dev, TestData.Random(c, 23).Select(v => 8f + v).ToArray(), c);
+        using var residual = Tensor.FromHost(dev, TestData.Random(n * c * p, 24), n, c, h, w);
+        using var gamma = Tensor.FromHost(dev, TestData.Random(c, 25), c);
+        using var beta = Tensor.FromHost(dev, TestData.Random(c, 26), c);
+        var next = new GroupNormParameters(groups, gamma, beta, 1e-5f);
+        using var plain = Tensor.Empty(dev, n, c, h, w);
+        AttentionProjections.OutputToImage(attended, weight, bias, residual, 0.5f, plain, GemmTests.Variant(variant));
+        using var y = Tensor.Empty(dev, n, c, h, w);
+        var prepared = AttentionProjections.OutputToImagePreparingNext(attended, weight, bias, residual, 0.5f, y, next, GemmTests.Variant(variant));
+        Assert.That(y.ToHost(), Is.EqualTo(plain.ToHost()), "y is the plain launch's, bitwise");
+        Assert.That(prepared is not null, Is.EqualTo(served), "prepared where served");
+        if (prepared is null) return;
+        var expected = new float[2 * n * c];
+        GroupNormTable.Reference(y.ToHost(), n, c, groups, p, gamma.ToHost(), beta.ToHost(), 1e-5f, expected);
+        var table = new float[expected.Length];
+        prepared.Table.SubView(0, table.Length).CopyToCPU(table);
+        TestData.AssertClose(table, expected, 5e-6, $"prepared table {variant}");
+    }
+
     [Test]
     public void QueryKeyValue_RejectsWeightsThatDoNotFit()
     {

@@ -49,7 +49,7 @@ public class UNetLaunchCountTests
 
     /// <summary>Launch budget of one S32 forward pass at batch 1 on the GPU's paths planned for an H100's 132
     /// multiprocessors (split-K as planned for it, summed inside the GEMM kernel): a ratchet at today's count (issue 21's target is 60).</summary>
-    public const int S32GpuLaunchBudget = 73;
+    public const int S32GpuLaunchBudget = 71;
 
     [Test]
     public void S32ForwardPass_OnTheGpuPaths_StaysWithinItsLaunchBudget()
