@@ -49,8 +49,9 @@ internal sealed class ResnetBlock2D
     /// at once (a view into its buffer); null: the block computes it itself.</summary>
     public Tensor? ProjectedTime { get; set; }
 
-    /// <summary>norm1, which the block applies to its input first (a layer before may prepare its table).</summary>
-    public GroupNormLayer Norm1 => norm1;
+    /// <summary>norm1 where the block reads a table of it that the layer before may prepare (norm1 normalised while conv1
+    /// loads); null with scale-shift time conditioning, whose path normalises norm1 itself.</summary>
+    public GroupNormLayer? PreparableNorm1 => scaleShift ? null : norm1;
 
     /// <summary>x [N, Cin, H, W] (the caller owns it); tembSilu = silu(time embedding) [N, temb];
     /// returns a rented [N, Cout, H, W] (kept on the tape when recording), or writes <paramref name="into"/> (a view the

@@ -28,8 +28,9 @@ internal sealed class UNetStep
     private Tensor convInput = null!, resnetOutput = null!;
 
     /// <summary>The GroupNorm the stage applies to its input first, which the stage before may prepare: a resnet's norm1
-    /// (not after a concatenation, whose two parts come from two layers); null for a convolution.</summary>
-    public GroupNormLayer? InputNorm => Conv is null && Skip < 0 ? Resnet!.Norm1 : null;
+    /// (not after a concatenation, whose two parts come from two layers, nor one the resnet normalises itself); null for a
+    /// convolution.</summary>
+    public GroupNormLayer? InputNorm => Conv is null && Skip < 0 ? Resnet!.PreparableNorm1 : null;
 
     /// <summary>The table of the next stage's <see cref="InputNorm"/> over this stage's output that the last
     /// <see cref="Forward"/> prepared (asked for with its next argument), or null.</summary>
