@@ -282,7 +282,7 @@ public static class Conv2d
         GroupNormParameters next, GemmVariant variant)
     {
         var ops = Prepare("conv2d", input, 1, weight, bias, output, p, null, null, 1f);
-        Conv2dNormalized.CheckNorm("conv2d (next norm)", output, ops.Cout, next);
+        next.Check("conv2d (next norm)", output, ops.Cout);
         if (input.N > 0 && ops.Cout > 0 && Gemm.Gemm.UsesCore(output.Device, variant) &&
             GemmNormStats.TryLaunch("conv2d-core-norm-stats", ops, ops.Cin * ops.Kh * ops.Kw, output, next, variant) is { } prepared)
             return prepared;

@@ -161,7 +161,7 @@ public static class Conv2dNormalized
         GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
-        if (next is { } n) CheckNorm(Op + " (next norm)", output, conv.Cout, n);
+        next?.Check(Op + " (next norm)", output, conv.Cout);
         var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
         if (x.N == 0 || conv.Cout == 0) return null;
         var ops = new Operands(conv, table, silu);
@@ -209,7 +209,7 @@ public static class Conv2dNormalized
         GroupNormParameters? next, float outputScale, GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, shortcutBias, null, outputScale, channelAddShared: true);
-        if (next is { } n) CheckNorm(Op + " (next norm)", output, conv.Cout, n);
+        next?.Check(Op + " (next norm)", output, conv.Cout);
         if (shortcutWeight.Rank != 4 || shortcutWeight.Shape[2] != 1 || shortcutWeight.Shape[3] != 1)
             throw new ArgumentException($"{Op}: the shortcut is a 1x1 convolution but its weight has shape {Shape.Format(shortcutWeight.Shape)}");
         var shortcut = Conv2d.Prepare(Op + " shortcut", shortcutInput, 1, shortcutWeight, null, output, Conv2dParams.Same(1, 0), null, null, 1f);
@@ -232,7 +232,7 @@ public static class Conv2dNormalized
     private static ArrayView<float> NormalizedTable(Tensor x, GroupNormParameters norm, Conv2d.Operands conv, GemmVariant variant,
         PreparedGroupNorm? prepared)
     {
-        CheckNorm(Op, x, conv.Cin, norm);
+        norm.Check(Op, x, conv.Cin);
         if (!Serves(x, variant))
             throw new ArgumentException($"{Op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
         if (prepared is not null) return prepared.TableFor(Op, x, norm);
@@ -240,13 +240,5 @@ public static class Conv2dNormalized
         var table = device.Scratch(Math.Max(2 * x.N * conv.Cin, 1));
         if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, table, GroupNorm.GroupThreads(device));
         return table;
-    }
-
-    internal static void CheckNorm(string op, Tensor x, int channels, GroupNormParameters norm)
-    {
-        if (norm.Groups < 1 || channels % norm.Groups != 0)
-            throw new ArgumentException($"{op}: {channels} channels of {Shape.Format(x.Shape)} do not split into {norm.Groups} groups");
-        Shape.Require(op, norm.Gamma, "gamma", channels);
-        Shape.Require(op, norm.Beta, "beta", channels);
     }
 }

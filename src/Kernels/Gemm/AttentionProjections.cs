@@ -172,7 +172,7 @@ public static class AttentionProjections
         Tensor y, GroupNormParameters next, GemmVariant variant)
     {
         var ops = OutputOperands(attended, weight, bias, residual, scale, y);
-        Conv.Conv2dNormalized.CheckNorm("attention output projection (next norm)", y, y.C, next);
+        next.Check("attention output projection (next norm)", y, y.C);
         // The preparing kernel folds images into n; this GEMM has one batch item per image, so one image only.
         if (y.N == 1 && y.C > 0 && Gemm.UsesCore(y.Device, variant) &&
             GemmNormStats.TryLaunch("attention-out-core-norm-stats", ops, y.C, y, next, variant) is { } prepared)

@@ -5,7 +5,18 @@ using PosteriorGpu.Kernels.Tensors;
 namespace PosteriorGpu.Kernels.Norm;
 
 /// <summary>A GroupNorm's parameters as the layer that applies it holds them (groups, gamma [C], beta [C], eps).</summary>
-public readonly record struct GroupNormParameters(int Groups, Tensor Gamma, Tensor Beta, float Eps);
+public readonly record struct GroupNormParameters(int Groups, Tensor Gamma, Tensor Beta, float Eps)
+{
+    /// <summary>Throws unless the norm fits x's <paramref name="channels"/> channels (groups divide them, gamma and beta [C]).</summary>
+    /// <exception cref="ArgumentException">It does not.</exception>
+    internal void Check(string op, Tensor x, int channels)
+    {
+        if (Groups < 1 || channels % Groups != 0)
+            throw new ArgumentException($"{op}: {channels} channels of {Shape.Format(x.Shape)} do not split into {Groups} groups");
+        Shape.Require(op, Gamma, "gamma", channels);
+        Shape.Require(op, Beta, "beta", channels);
+    }
+}
 
 /// <summary>
 /// The per-channel scale/shift table of GroupNorm(<see cref="Input"/>) that the launch which produced the tensor left in
