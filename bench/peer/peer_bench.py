@@ -134,7 +134,7 @@ def check(peer, folder, dev):
     return err
 
 
-def unet(dev, ours_rows, folders, repeats, use_compile):
+def unet(dev, ours_rows, folders, repeats, use_compile, compile_max_batch=None):
     rows = []
     for name in dict.fromkeys(r["model"] for r in ours_rows):
         peer = UNetPeer(folders[name], dev)
@@ -151,7 +151,8 @@ def unet(dev, ours_rows, folders, repeats, use_compile):
                     set_tf32(mode == "tf32")
                     row[mode + "_ms"] = median_ms(dev, lambda: peer.forward(x, t), calls, repeats)
                 set_tf32(False)
-                if use_compile:
+                compiled = use_compile and (compile_max_batch is None or b <= compile_max_batch)
+                if compiled:
                     start = time.perf_counter()
                     fwd = torch.compile(peer.forward)
                     fwd(x, t)
@@ -160,7 +161,7 @@ def unet(dev, ours_rows, folders, repeats, use_compile):
                     row["compile_ms"] = median_ms(dev, lambda: fwd(x, t), calls, repeats)
             print(f"  unet {name} batch {b:4d}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.endswith("_ms")), flush=True)
             rows.append(row)
-            if use_compile:
+            if compiled:
                 torch._dynamo.reset()  # each batch compiles afresh; do not let guards pile up
     return rows
 
@@ -265,6 +266,8 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs PyTorch 2 and a C compiler)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--compile-max-batch", type=int, default=None,
+                    help="torch.compile only the U-Net rows with at most this batch (compiling costs tens of seconds a row)")
     args = ap.parse_args()
     dev = torch.device(args.device)
     with open(os.path.join(args.dir, "ours.json")) as f:
@@ -285,7 +288,7 @@ def main():
         set_tf32(False)
         out["langevin"] = langevin(dev, ours["langevin"], args.repeats, use_compile)
     if "unet" in ours:
-        out["unet"] = unet(dev, ours["unet"], folders, args.repeats, use_compile)
+        out["unet"] = unet(dev, ours["unet"], folders, args.repeats, use_compile, args.compile_max_batch)
     if "ddpm" in ours:
         out["ddpm"] = ddpm(dev, ours["ddpm"], folders["S32"])
     if "posterior" in ours:

@@ -34,7 +34,7 @@ public static class Silu
     {
         Shape.RequireSame("silu", x, "x", y, "y");
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("silu", acc =>
+        var k = y.Device.Kernel("silu", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.View, y.View);
     }

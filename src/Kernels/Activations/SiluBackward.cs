@@ -42,7 +42,7 @@ public static class SiluBackward
         Shape.RequireSame("silu backward", x, "x", dy, "dy");
         Shape.RequireSame("silu backward", x, "x", dx, "dx");
         var plan = dx.Device.Plan(dx.Length);
-        var k = dx.Device.Kernel("silu-backward", acc =>
+        var k = dx.Device.Kernel("silu-backward", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.View, dy.View, dx.View);
     }

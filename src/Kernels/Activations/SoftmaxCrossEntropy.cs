@@ -73,7 +73,7 @@ public static class SoftmaxCrossEntropy
         var plan = device.IsCpu
             ? ElementRange.Explicit(rows, (int)Math.Clamp((long)rows * k / ElementRange.CpuMinChunk, 1, Math.Min(rows, ElementRange.CpuThreads)), chunked: true)
             : device.Plan(rows);
-        var kernel = device.Kernel("softmax-cross-entropy", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, float,
+        var kernel = device.Kernel("softmax-cross-entropy", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(plan.Threads, plan, k, gradScale, logits.View, labels.View, loss.View, dLogits.View);
     }

@@ -387,9 +387,9 @@ internal static class FlashAttention
                 $"flash attention: {typeof(TConfig).Name} needs groups of {cfg.Threads} threads and warps of a multiple of {cfg.Lanes} " +
                 $"but {device.Description} allows {device.Accelerator.MaxNumThreadsPerGroup} and has warps of {device.Accelerator.WarpSize}");
         int queries = cfg.Threads / cfg.Lanes;
-        var kernel = device.Kernel($"flash-attention-{typeof(TConfig).Name}", acc =>
+        var kernel = device.Kernel(KernelKey<TConfig>.Of("flash-attention"), static acc =>
             acc.LoadStreamKernel<SpatialAttention.Dims, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-                Kernel<TConfig>, new KernelSpecialization(cfg.Threads, cfg.MinGroupsPerSM)));
+                Kernel<TConfig>, new KernelSpecialization(default(TConfig).Threads, default(TConfig).MinGroupsPerSM)));
         var config = new KernelConfig(new Index3D((a.Queries + queries - 1) / queries, a.Heads, batch), new Index3D(cfg.Threads, 1, 1));
         kernel(config, a, q, k, v, output);
     }

@@ -318,17 +318,19 @@ internal static class FlashAttentionBackward
         if (2 * rows > int.MaxValue) throw new ArgumentException($"flash attention backward: {rows} query rows are too many");
         var stats = device.Scratch((int)(2 * rows));
         int perGroup = cfg.Threads / cfg.Lanes;
-        var spec = new KernelSpecialization(cfg.Threads, cfg.MinGroupsPerSM);
-        var queryKernel = device.Kernel($"flash-attention-backward-q-{typeof(TConfig).Name}", acc =>
+        var queryKernel = device.Kernel(KernelKey<TConfig>.Of("flash-attention-backward-q"), static acc =>
             acc.LoadStreamKernel<SpatialAttention.Dims, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>>(QueryKernel<TConfig>, spec));
-        var keyKernel = device.Kernel($"flash-attention-backward-kv-{typeof(TConfig).Name}", acc =>
+                ArrayView<float>, ArrayView<float>>(QueryKernel<TConfig>, Specialization<TConfig>()));
+        var keyKernel = device.Kernel(KernelKey<TConfig>.Of("flash-attention-backward-kv"), static acc =>
             acc.LoadStreamKernel<SpatialAttention.Dims, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>>(KeyKernel<TConfig>, spec));
+                ArrayView<float>, ArrayView<float>, ArrayView<float>>(KeyKernel<TConfig>, Specialization<TConfig>()));
         var group = new Index3D(cfg.Threads, 1, 1);
         queryKernel(new KernelConfig(new Index3D((a.Queries + perGroup - 1) / perGroup, a.Heads, batch), group),
             a, (int)rows, q, k, v, dOutput, dq, stats);
         keyKernel(new KernelConfig(new Index3D((a.Keys + perGroup - 1) / perGroup, a.Heads, batch), group),
             a, (int)rows, q, k, v, dOutput, stats, dk, dv);
     }
+
+    private static KernelSpecialization Specialization<TConfig>() where TConfig : struct, IFlashBackwardConfig =>
+        new(default(TConfig).Threads, default(TConfig).MinGroupsPerSM);
 }

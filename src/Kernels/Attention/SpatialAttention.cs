@@ -232,7 +232,7 @@ public static class SpatialAttention
             return;
         }
         var plan = PlanFor(device, batch * heads * queries);
-        var kernel = device.Kernel("spatial-attention", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Dims,
+        var kernel = device.Kernel("spatial-attention", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Dims,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(plan.Threads, plan, dims, q.View, k.View, v.View, output.View);
     }

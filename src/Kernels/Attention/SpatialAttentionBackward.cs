@@ -183,11 +183,11 @@ public static class SpatialAttentionBackward
         var scratch = device.Scratch((int)(2 * plane));
         var probs = scratch.SubView(0, plane);
         var dScores = scratch.SubView(plane, plane);
-        var probabilities = device.Kernel("attention-backward-probs", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, float,
+        var probabilities = device.Kernel("attention-backward-probs", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(ProbabilitiesKernel));
-        var scoreGradient = device.Kernel("attention-backward-dscores", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int,
+        var scoreGradient = device.Kernel("attention-backward-dscores", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ScoreGradientKernel));
-        var contract = device.Kernel("attention-backward-contract", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, int, float,
+        var contract = device.Kernel("attention-backward-contract", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(ContractKernel));
         probabilities(rows, rows, heads, queries, keys, channels, s, q.View, k.View, probs);
         scoreGradient(rows, rows, heads, queries, keys, channels, dOutput.View, v.View, probs, dScores);

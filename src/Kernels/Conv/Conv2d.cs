@@ -262,7 +262,7 @@ public static class Conv2d
         int threads = (int)Math.Min(tiles, Gemm.Gemm.RegisterTileThreads);
         int chunk = (int)((tiles + threads - 1) / threads);
         threads = (int)((tiles + chunk - 1) / chunk);
-        var kernel = device.Kernel("conv2d-register-tile", acc =>
+        var kernel = device.Kernel("conv2d-register-tile", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int>(RegisterTileKernel));
         kernel(threads, ops, batch, chunk);
     }
@@ -317,8 +317,12 @@ public static class Conv2d
             else Shape.Require(op, channelAdd, "channelAdd", batch, cout);
         }
         if (residual is not null) Shape.Require(op, residual, "residual", batch, cout, ho, wo);
-        foreach (var t in new[] { input, weight, bias, channelAdd, residual })
-            if (t is not null) Shape.RequireSameDevice(op, t, output);
+        // One call per tensor (an array of them would allocate on every launch).
+        Shape.RequireSameDevice(op, input, output);
+        Shape.RequireSameDevice(op, weight, output);
+        if (bias is not null) Shape.RequireSameDevice(op, bias, output);
+        if (channelAdd is not null) Shape.RequireSameDevice(op, channelAdd, output);
+        if (residual is not null) Shape.RequireSameDevice(op, residual, output);
         if ((long)batch * ho * wo > int.MaxValue)
             throw new ArgumentException($"{op}: {batch} images of {ho}x{wo} outputs exceed the 2^31 columns of one GEMM");
         return new Operands(input.View, cin, h, w, weight.View, cout, kh, kw, output.View, ho, wo, p,

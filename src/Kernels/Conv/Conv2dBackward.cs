@@ -120,7 +120,7 @@ public static class Conv2dBackward
         int weights = cout * cin * kh * kw, dilatedLength = s == 1 ? 0 : batch * cout * hd * wd;
         var scratch = device.Scratch(weights + dilatedLength);
         using var flipped = new Tensor(device, null, scratch.SubView(0, weights), [cin, cout, kh, kw], null);
-        var flip = device.Kernel("conv2d-flip-weight", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
+        var flip = device.Kernel("conv2d-flip-weight", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
             ArrayView<float>, ArrayView<float>>(FlipKernel));
         var plan = device.Plan(weights);
         flip(plan.Threads, plan, cin, cout, kh, kw, weight.View, flipped.View);
@@ -129,7 +129,7 @@ public static class Conv2dBackward
         if (s != 1)
         {
             source = new Tensor(device, null, scratch.SubView(weights, dilatedLength), [batch, cout, hd, wd], null);
-            var dilate = device.Kernel("conv2d-dilate", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int,
+            var dilate = device.Kernel("conv2d-dilate", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int,
                 ArrayView<float>, ArrayView<float>>(DilateKernel));
             var dplan = device.Plan(dilatedLength);
             dilate(dplan.Threads, dplan, ho, wo, hd, wd, s, dOutput.View, source.View);
@@ -368,7 +368,7 @@ public static class Conv2dBackward
         int threads = Math.Min(tiles, Gemm.Gemm.RegisterTileThreads);
         int chunk = (tiles + threads - 1) / threads;
         threads = (tiles + chunk - 1) / chunk;
-        var kernel = device.Kernel("conv2d-weight-grad-register-tile", acc =>
+        var kernel = device.Kernel("conv2d-weight-grad-register-tile", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, WeightArgs, int>(WeightTileKernel));
         kernel(threads, args, chunk);
     }

@@ -235,7 +235,7 @@ public static class Conv2dNormalized
         norm.Check(Op, x, conv.Cin);
         if (!Serves(x, variant))
             throw new ArgumentException($"{Op}: runs on the GEMM core with positions a multiple of 4 and x 16-byte aligned; x {Shape.Format(x.Shape)} on {x.Device.Description}");
-        if (prepared is not null) return prepared.TableFor(Op, x, norm);
+        if (prepared is { } made) return made.TableFor(Op, x, norm);
         var device = x.Device;
         var table = device.Scratch(Math.Max(2 * x.N * conv.Cin, 1));
         if (x.N > 0 && conv.Cout > 0) GroupNormTable.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, table, GroupNorm.GroupThreads(device));

@@ -184,7 +184,23 @@ public sealed class GpuDevice : IDisposable
         Interlocked.Increment(ref kernelLookups);
         launchesByKernel.AddOrUpdate(key, 1, static (_, v) => v + 1);
         if (countOnly) return (T)kernels.GetOrAdd(key, static _ => NoLaunch(typeof(T)));
-        return (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+        profile?.Enter(Accelerator, key);
+        var kernel = (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
+        profile?.Loaded();
+        return kernel;
+    }
+
+    /// <summary><see cref="Kernel{T}(string, Func{Accelerator, T})"/> with a state for the loader (a static lambda with its
+    /// state allocates nothing per launch, where a capturing one allocates its closure on every call).</summary>
+    public T Kernel<T, TState>(string key, TState state, Func<Accelerator, TState, T> load) where T : class
+    {
+        Interlocked.Increment(ref kernelLookups);
+        launchesByKernel.AddOrUpdate(key, 1, static (_, v) => v + 1);
+        if (countOnly) return (T)kernels.GetOrAdd(key, static _ => NoLaunch(typeof(T)));
+        profile?.Enter(Accelerator, key);
+        var kernel = (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc, s.state)!, (load, acc: Accelerator, state));
+        profile?.Loaded();
+        return kernel;
     }
 
     /// <summary>A launcher delegate of the given type that does nothing (ILGPU's launchers are Actions).</summary>
@@ -196,6 +212,7 @@ public sealed class GpuDevice : IDisposable
     }
 
     private bool countOnly;
+    private readonly KernelProfile? profile = KernelProfile.FromEnvironment();
     private int? plannedMultiprocessors;
 
     /// <summary>Multiprocessors the launchers plan for (grid and split-K choices): the accelerator's, or those of the GPU a
@@ -432,6 +449,7 @@ public sealed class GpuDevice : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        if (profile is not null) Console.Error.Write(profile.Report(Accelerator, Description));
         kernels.Clear();
         if (scratch is not null) Free(scratch);
         scratch = null;

@@ -59,9 +59,9 @@ public static class AddNoise
         var split = QuadSplit.For(x.Length, draw);
         var plan = x.Device.Plan(split.Full);
         var k = split.Aligned(x.View)
-            ? x.Device.Kernel("add-noise", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, float, QuadDraw,
+            ? x.Device.Kernel("add-noise", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, float, QuadDraw,
                 ArrayView<float>>(Kernel<VectorIO>))
-            : x.Device.Kernel("add-noise-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, float, QuadDraw,
+            : x.Device.Kernel("add-noise-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, float, QuadDraw,
                 ArrayView<float>>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, sigma, new QuadDraw(draw), x.View);
     }

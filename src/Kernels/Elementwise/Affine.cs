@@ -29,7 +29,7 @@ public static class Affine
     {
         Shape.RequireSame("affine", x, "x", y, "y");
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("affine", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, float, float, ArrayView<float>>(Kernel));
+        var k = y.Device.Kernel("affine", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, float, float, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.View, a, b, y.View);
     }
 }

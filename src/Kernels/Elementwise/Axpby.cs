@@ -32,7 +32,7 @@ public static class Axpby
     {
         Shape.RequireSame("axpby", x, "x", y, "y");
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("axpby", acc =>
+        var k = y.Device.Kernel("axpby", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, float, ArrayView<float>, float, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, a, x.View, b, y.View);
     }

@@ -31,7 +31,7 @@ public static class BroadcastMultiply
         if (m.Length != x.ItemLength)
             throw new ArgumentException($"broadcast multiply: factors of shape {Shape.Format(m.Shape)} do not match items of x {Shape.Format(x.Shape)}");
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("broadcast-multiply", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var k = x.Device.Kernel("broadcast-multiply", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(1, m.Length), x.View, m.View, y.View);
     }

@@ -51,7 +51,7 @@ public static class ChannelScaleShift
         Shape.Require("channel scale-shift", t, "t", x.N, 2 * x.Shape[1]);
         int spatial = x.ItemLength / x.Shape[1];
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("channel-scale-shift", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int,
+        var k = x.Device.Kernel("channel-scale-shift", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.Shape[1], spatial, silu ? 1 : 0, x.View, t.View, y.View);
     }

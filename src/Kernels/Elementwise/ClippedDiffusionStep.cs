@@ -237,8 +237,8 @@ public static class ClippedDiffusionStep
     private static Action<Index1D, ElementRange, QuadSplit, ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor,
         ArrayView<float>, QuadDraw> Load<TClip>(GpuDevice device, string kind, bool aligned) where TClip : struct, IClipKind =>
         aligned
-            ? device.Kernel("clipped-diffusion-step" + kind, acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ? device.Kernel("clipped-diffusion-step" + kind, static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor, ArrayView<float>, QuadDraw>(Kernel<VectorIO, TClip>))
-            : device.Kernel("clipped-diffusion-step" + kind + "-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            : device.Kernel("clipped-diffusion-step" + kind + "-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, Coefficients, float, ItemDivisor, ArrayView<float>, QuadDraw>(Kernel<ScalarIO, TClip>));
 }

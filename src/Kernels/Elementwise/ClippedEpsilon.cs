@@ -54,7 +54,7 @@ public static class ClippedEpsilon
         if (thresholds is null && !(clipRange > 0))
             throw new ArgumentOutOfRangeException(nameof(clipRange), clipRange, $"{op}: the clip range must be positive (clip_sample_range)");
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("clipped-epsilon", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = x.Device.Kernel("clipped-epsilon", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             ArrayView<float>, ArrayView<float>, float, float, float, int, int, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.View, eps.View, sqrtAlpha, sqrtOneMinusAlpha, clipRange, Math.Max(x.ItemLength, 1), thresholds is null ? 0 : 1,
             (thresholds ?? x).View);

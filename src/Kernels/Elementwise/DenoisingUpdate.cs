@@ -118,9 +118,9 @@ public static class DenoisingUpdate
         var split = QuadSplit.For(z.Length, draw);
         var plan = z.Device.Plan(split.Full);
         var k = split.Aligned(z.View, a.View, eps.View, prev.View, u.View)
-            ? z.Device.Kernel("denoising-update", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+            ? z.Device.Kernel("denoising-update", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuadDraw>(Kernel<VectorIO>))
-            : z.Device.Kernel("denoising-update-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+            : z.Device.Kernel("denoising-update-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, QuadDraw>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, c, z.View, a.View, eps.View, prev.View, u.View, new QuadDraw(draw));
     }

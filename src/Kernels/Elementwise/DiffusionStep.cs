@@ -114,9 +114,9 @@ public static class DiffusionStep
         var split = QuadSplit.For(x.Length, draw);
         var plan = x.Device.Plan(split.Full);
         var k = split.Aligned(x.View, eps.View)
-            ? x.Device.Kernel("diffusion-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ? x.Device.Kernel("diffusion-step", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, Coefficients, QuadDraw>(Kernel<VectorIO>))
-            : x.Device.Kernel("diffusion-step-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            : x.Device.Kernel("diffusion-step-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, Coefficients, QuadDraw>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, x.View, eps.View, c, new QuadDraw(draw));
     }

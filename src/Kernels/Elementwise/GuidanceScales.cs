@@ -42,7 +42,7 @@ public static class GuidanceScales
         if (squaredResidual is not null) Shape.RequireSame("guidance scales", squaredResidual, "squaredResidual", scales, "scales");
         var plan = scales.Device.Plan(scales.Length);
         if (plan.Total == 0) return;
-        var k = scales.Device.Kernel("guidance-scales", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = scales.Device.Kernel("guidance-scales", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             ArrayView<float>, int, float, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, (squaredResidual ?? scales).View, squaredResidual is null ? 0 : 1, w, scales.View);
     }

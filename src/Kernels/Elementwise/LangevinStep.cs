@@ -72,9 +72,9 @@ public static class LangevinStep
         var plan = x.Device.Plan(split.Full);
         var g = (gradient ?? score).View;
         var k = split.Aligned(x.View, score.View, g)
-            ? x.Device.Kernel("langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ? x.Device.Kernel("langevin-step", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<VectorIO>))
-            : x.Device.Kernel("langevin-step-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            : x.Device.Kernel("langevin-step-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, x.View, score.View, g, gradient is null ? 0f : 1f, h, MathF.Sqrt(2 * h), new QuadDraw(draw));
     }

@@ -83,9 +83,9 @@ public static class MultistepUpdate
         var split = QuadSplit.For(x.Length);
         var plan = x.Device.Plan(split.Full);
         var k = split.Aligned(x.View, eps.View, prev.View)
-            ? x.Device.Kernel("multistep-update", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+            ? x.Device.Kernel("multistep-update", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel<VectorIO>))
-            : x.Device.Kernel("multistep-update-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
+            : x.Device.Kernel("multistep-update-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit, Coefficients,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, c, x.View, eps.View, prev.View);
     }

@@ -70,9 +70,9 @@ public static class ProximalLangevinStep
         var split = QuadSplit.For(x.Length, draw);
         var plan = x.Device.Plan(split.Full);
         var k = split.Aligned(x.View, anchor.View, gradient.View)
-            ? x.Device.Kernel("proximal-langevin-step", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            ? x.Device.Kernel("proximal-langevin-step", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<VectorIO>))
-            : x.Device.Kernel("proximal-langevin-step-unaligned", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+            : x.Device.Kernel("proximal-langevin-step-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, float, float, float, QuadDraw>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, x.View, anchor.View, gradient.View, c1, c2, c3, new QuadDraw(draw));
     }

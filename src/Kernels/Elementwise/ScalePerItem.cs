@@ -32,7 +32,7 @@ public static class ScalePerItem
         Shape.RequireSame("scale per item", x, "x", y, "y");
         Shape.Require("scale per item", scales, "scales", x.N);
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("scale-per-item", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var k = x.Device.Kernel("scale-per-item", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(x.ItemLength, 1), x.View, scales.View, y.View);
     }

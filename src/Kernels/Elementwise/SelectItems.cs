@@ -34,7 +34,7 @@ public static class SelectItems
         Shape.RequireSame("select items", candidate, "candidate", x, "x");
         Shape.Require("select items", accept, "accept", x.N);
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("select-items", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var k = x.Device.Kernel("select-items", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(x.ItemLength, 1), x.View, candidate.View, accept.View);
     }

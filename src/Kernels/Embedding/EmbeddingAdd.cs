@@ -34,7 +34,7 @@ public static class EmbeddingAdd
         Shape.RequireRank("embedding add", table, "table", 2);
         Shape.Require("embedding add", y, "y", labels.Length, table.Shape[1]);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("embedding-add", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var k = y.Device.Kernel("embedding-add", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, table.Shape[1], table.View, labels.View, y.View);
     }

@@ -117,7 +117,7 @@ public static class TimestepEmbedding
                 $"timestep embedding: dim/2 = {half} equals downscaleFreqShift, so the exponent divides by zero");
         Shape.Require("timestep embedding", y, "y", batch, dim);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("timestep-embedding", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = y.Device.Kernel("timestep-embedding", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             float, float, float, int, float, ArrayView<float>, ArrayView<float>>(Kernel));
         // The uniform form passes y as the unread timesteps view (a kernel argument must be a valid view).
         k(plan.Threads, plan, dim, flipSinToCos ? 1 : 0, (float)-Math.Log(maxPeriod), denominator, scale, perItem ? 1 : 0, timestep,

@@ -106,7 +106,7 @@ public static class ComplexOps
         var device = real.Device;
         var plan = device.Plan(real.Length);
         if (plan.Total == 0) return;
-        var k = device.Kernel("complex-ops", acc =>
+        var k = device.Kernel("complex-ops", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, (int)op, real.View, complex.View);
     }

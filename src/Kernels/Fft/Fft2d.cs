@@ -350,7 +350,7 @@ public static class Fft2d
         int half = Math.Max(length / 2, 1);
         var tw = device.Scratch(2 * half);
         var twPlan = device.Plan(length / 2);
-        var fill = device.Kernel("fft-twiddles", acc =>
+        var fill = device.Kernel("fft-twiddles", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, ArrayView<float>>(TwiddleKernel));
         if (twPlan.Total > 0) fill(twPlan.Threads, twPlan, length, tw);
 
@@ -376,14 +376,14 @@ public static class Fft2d
             // Columns: at least 16 adjacent columns (128-byte loads) where the tile has room.
             if (stride != 1) tile = Math.Min(Math.Max(tile, 16), Math.Min(adjacent, MaxTile / n));
             int threads = Math.Clamp(tile * n / 2, 1, Math.Min(MaxGroup, device.Accelerator.MaxNumThreadsPerGroup));
-            var k = device.Kernel("fft-tile", acc =>
+            var k = device.Kernel("fft-tile", static acc =>
                 acc.LoadStreamKernel<int, int, int, int, int, int, int, float, float,
                     ArrayView<float>, ArrayView<float>, ArrayView<float>>(TileKernel));
             k(new KernelConfig(lines / tile, threads), n, Log2(n), tile, group, groupStride, stride,
                 twStride, sign, scale, x.View, y.View, tw);
             return;
         }
-        var lineKernel = device.Kernel("fft-lines", acc =>
+        var lineKernel = device.Kernel("fft-lines", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int, float, float, int,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>>(LineKernel));
         var plan = LinePlan(device, lines, n);

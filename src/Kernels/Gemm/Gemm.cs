@@ -272,7 +272,7 @@ public static class Gemm
         int threads = (int)Math.Min(tiles, RegisterTileThreads);
         int chunk = (int)((tiles + threads - 1) / threads);
         threads = (int)((tiles + chunk - 1) / chunk);
-        var kernel = device.Kernel("gemm-register-tile", acc =>
+        var kernel = device.Kernel("gemm-register-tile", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, Operands, int, int, int>(RegisterTileKernel));
         kernel(threads, ops, k, batch, chunk);
     }

@@ -542,9 +542,8 @@ internal static partial class GemmCore
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, batch, splits);
-        var t = default(TTile);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
-            Kernel<TTile, TOps>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
+            Kernel<TTile, TOps>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
         kernel(config, ops, dims, partial, counters);
     }
 
@@ -552,9 +551,8 @@ internal static partial class GemmCore
         int batch, int splits) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands where TOps2 : struct, IGemmOperands
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k1 + k2, batch, splits);
-        var t = default(TTile);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims, ArrayView<float>, ArrayView<int>>(
-            KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims, ArrayView<float>, ArrayView<int>>(
+            KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
         kernel(config, ops, second, k1, dims, partial, counters);
     }
 

@@ -299,9 +299,8 @@ internal static class GemmNormStats
         where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
-        var t = default(TTile);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, Dims,
-            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(Kernel<TTile, TOps>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, Dims,
+            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(Kernel<TTile, TOps>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
         kernel(config, ops, dims, partial, counters, norm);
     }
 
@@ -309,9 +308,8 @@ internal static class GemmNormStats
         OutputGroupNorm norm) where TTile : struct, IGemmTile where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
-        var t = default(TTile);
-        var kernel = device.Kernel($"{key}-{typeof(TTile).Name}", acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims,
-            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(t.Threads, t.MinGroupsPerSM)));
+        var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims,
+            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
         kernel(config, ops, second, k1, dims, partial, counters, norm);
     }
 }

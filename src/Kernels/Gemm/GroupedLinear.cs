@@ -80,7 +80,7 @@ public static class GroupedLinear
         if (y.Length == 0) return;
         var device = y.Device;
         var range = device.Plan(y.Length);
-        var kernel = device.Kernel("grouped-linear", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int,
+        var kernel = device.Kernel("grouped-linear", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(range.Threads, range, batch, plan.InFeatures, plan.Layers.Count, plan.Table.View, x.View, parameters.View, y.View);
     }

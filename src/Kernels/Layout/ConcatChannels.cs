@@ -47,7 +47,7 @@ public static class ConcatChannels
         Shape.RequireSameDevice("concat channels", a, y);
         Shape.RequireSameDevice("concat channels", b, y);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("concat-channels", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = y.Device.Kernel("concat-channels", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, a.ItemLength, b.ItemLength, a.View, b.View, y.View);
     }

@@ -38,7 +38,7 @@ public static class RepeatItems
         Shape.Require(op, y, "y", expected);
         if (y.Length == 0) return;
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("repeat-items", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = y.Device.Kernel("repeat-items", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(x.ItemLength, 1), repeats, x.View, y.View);
     }

@@ -57,7 +57,7 @@ public static class SplitChannels
         Shape.RequireSameDevice("split channels", a, y);
         Shape.RequireSameDevice("split channels", b, y);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("split-channels", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
+        var k = y.Device.Kernel("split-channels", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, a.ItemLength, b.ItemLength, accumulateA ? 1 : 0, accumulateB ? 1 : 0, y.View, a.View, b.View);
     }

@@ -76,7 +76,7 @@ public static class Tokens
         Shape.Require("tokens from image", tokens, "tokens", x.N, x.H * x.W, x.C);
         Shape.RequireSameDevice("tokens from image", x, tokens);
         var plan = x.Device.Plan(x.Length);
-        var k = x.Device.Kernel("tokens-from-image", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = x.Device.Kernel("tokens-from-image", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>>(FromImageKernel));
         k(plan.Threads, plan, x.C, x.H * x.W, x.View, tokens.View);
     }
@@ -91,7 +91,7 @@ public static class Tokens
         Shape.RequireSameDevice("tokens to image", tokens, y);
         if (residual is not null) Shape.RequireSame("tokens to image", residual, "residual", y, "y");
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("tokens-to-image", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
+        var k = y.Device.Kernel("tokens-to-image", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(ToImageKernel));
         k(plan.Threads, plan, y.C, y.H * y.W, residual is null ? 0 : 1, scale, tokens.View, (residual ?? y).View, y.View);
     }

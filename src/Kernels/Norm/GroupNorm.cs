@@ -211,7 +211,7 @@ public static class GroupNorm
     internal static void RunFused(Tensor x, int items, int groupThreads, int groups, int perGroup, int spatial,
         Tensor gamma, Tensor beta, float eps, Tensor y, bool silu)
     {
-        var k = x.Device.Kernel("group-norm-fused", acc => acc.LoadStreamKernel<int, int, int, float, int,
+        var k = x.Device.Kernel("group-norm-fused", static acc => acc.LoadStreamKernel<int, int, int, float, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(FusedKernel));
         k(new KernelConfig(items, groupThreads), groups, perGroup, spatial, eps, silu ? 1 : 0, x.View, gamma.View, beta.View, y.View);
     }
@@ -227,11 +227,11 @@ public static class GroupNorm
         var scratch = device.Scratch(items * parts * 3 + items * 2);
         var partial = scratch.SubView(0, items * parts * 3);
         var stats = scratch.SubView(items * parts * 3, items * 2);
-        var chunkStats = device.Kernel("group-norm-chunk-stats", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var chunkStats = device.Kernel("group-norm-chunk-stats", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>>(ChunkStatsKernel));
-        var merge = device.Kernel("group-norm-merge", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, float,
+        var merge = device.Kernel("group-norm-merge", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, float,
             ArrayView<float>, ArrayView<float>>(MergeKernel));
-        var normalize = device.Kernel("group-norm-normalize", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
+        var normalize = device.Kernel("group-norm-normalize", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NormalizeKernel));
         chunkStats(items * parts, plan, parts, length, x.View, partial);
         merge(items, parts, eps, partial, stats);

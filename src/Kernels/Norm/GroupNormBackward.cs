@@ -158,11 +158,11 @@ public static class GroupNormBackward
         int spatial = x.Length / (batch * channels), items = batch * groups;
         var device = x.Device;
         var partial = device.Scratch(batch * channels * 2);
-        var group = device.Kernel("group-norm-backward", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, float, int, int,
+        var group = device.Kernel("group-norm-backward", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, float, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(GroupKernel));
         group(items, items, groups, channels / groups, spatial, eps, silu ? 1 : 0, accumulateInput ? 1 : 0,
             x.View, gamma.View, beta.View, dy.View, dx.View, partial);
-        var param = device.Kernel("group-norm-backward-params", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int,
+        var param = device.Kernel("group-norm-backward-params", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(ParamKernel));
         param(channels, batch, channels, accumulateParameters ? 1 : 0, partial, dGamma.View, dBeta.View);
     }

@@ -107,7 +107,7 @@ internal static class GroupNormSlab
     internal static void Run(Tensor x, int items, int groupThreads, int groups, int perGroup, int spatial,
         Tensor gamma, Tensor beta, float eps, Tensor y, bool silu)
     {
-        var k = x.Device.Kernel("group-norm-slab", acc => acc.LoadStreamKernel<int, int, int, float, int,
+        var k = x.Device.Kernel("group-norm-slab", static acc => acc.LoadStreamKernel<int, int, int, float, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         var config = new KernelConfig(new Index1D(items), new Index1D(groupThreads),
             SharedMemoryConfig.RequestDynamic<Float4>(perGroup * spatial / 4));

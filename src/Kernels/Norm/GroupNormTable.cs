@@ -77,7 +77,7 @@ internal static class GroupNormTable
     internal static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, ArrayView<float> table, int groupThreads)
     {
         int batch = x.Shape[0], channels = x.Shape[1], spatial = x.Length / Math.Max(1, batch * channels);
-        var k = x.Device.Kernel("group-norm-table", acc => acc.LoadStreamKernel<int, int, int, float,
+        var k = x.Device.Kernel("group-norm-table", static acc => acc.LoadStreamKernel<int, int, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(new KernelConfig(batch * groups, groupThreads), groups, channels / groups, spatial, eps, x.View, gamma.View, beta.View, table);
     }

@@ -24,7 +24,7 @@ public readonly record struct GroupNormParameters(int Groups, Tensor Gamma, Tens
 /// which then needs no table launch of its own. Valid until the device's next preparing launch: a consumer given a stale
 /// one, or one made for another tensor or other parameters, throws.
 /// </summary>
-public sealed class PreparedGroupNorm
+public readonly struct PreparedGroupNorm
 {
     internal PreparedGroupNorm(Tensor input, GroupNormParameters norm, ArrayView<float> table, long generation)
     {

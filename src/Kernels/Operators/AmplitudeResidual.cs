@@ -55,7 +55,7 @@ public static class AmplitudeResidual
         Shape.Require(op, z, "z", [.. y.Shape, 2]);
         var plan = y.Device.Plan(y.Length);
         if (plan.Total == 0) return;
-        var k = y.Device.Kernel("phase-retrieval-residual", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = y.Device.Kernel("phase-retrieval-residual", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             float, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, scale, y.View, z.View);
     }

@@ -56,7 +56,7 @@ public static class BlockAverage
         var (planes, h, w) = Planes("block average", x, y, f);
         var plan = x.Device.Plan(y.Length);
         if (plan.Total == 0 || planes == 0) return;
-        var k = x.Device.Kernel("sr-pool", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
+        var k = x.Device.Kernel("sr-pool", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
             ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, h, w, f, 1f / (f * f), x.View, y.View);
     }

@@ -44,7 +44,7 @@ public static class BlockSpread
         var (planes, h, w) = BlockAverage.Planes("block spread", x, y, f);
         var plan = x.Device.Plan(x.Length);
         if (plan.Total == 0 || planes == 0) return;
-        var k = x.Device.Kernel("sr-spread", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
+        var k = x.Device.Kernel("sr-spread", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, float,
             ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, h, w, f, 1f / (f * f), y.View, x.View);
     }

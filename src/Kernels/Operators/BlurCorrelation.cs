@@ -87,7 +87,7 @@ public static class BlurCorrelation
         var device = input.Device;
         var plan = device.Plan(output.Length);
         if (plan.Total == 0) return;
-        var k = device.Kernel("blur", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int, int,
+        var k = device.Kernel("blur", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, int, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, h, w, kh, kw, adjoint ? -1 : 1, circular ? 1 : 0, filter.View, input.View, output.View);
     }

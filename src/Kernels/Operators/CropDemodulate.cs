@@ -56,7 +56,7 @@ public static class CropDemodulate
         PadModulate.Check(modulation.Length, c * h * w, grad.Length, u.Length, n * c, h, w, hp, wp);
         var plan = grad.Device.Plan(grad.Length);
         if (plan.Total == 0) return;
-        var k = grad.Device.Kernel("phase-retrieval-crop", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = grad.Device.Kernel("phase-retrieval-crop", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, h, w, hp, wp, c * h * w, modulation.View, u.View, grad.View);
     }

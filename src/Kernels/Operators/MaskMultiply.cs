@@ -42,7 +42,7 @@ public static class MaskMultiply
                 $"mask multiply: a mask of shape {Shape.Format(mask.Shape)} (group {group}) does not tile x of shape {Shape.Format(x.Shape)}");
         var plan = x.Device.Plan(x.Length);
         if (plan.Total == 0) return;
-        var k = x.Device.Kernel("mask-multiply", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = x.Device.Kernel("mask-multiply", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, group, mask.Length, mask.View, x.View, y.View);
     }

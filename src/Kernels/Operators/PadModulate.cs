@@ -67,7 +67,7 @@ public static class PadModulate
         Check(modulation.Length, c * h * w, x.Length, z.Length, n * c, h, w, hp, wp);
         var plan = x.Device.Plan(z.Length / 2);
         if (plan.Total == 0) return;
-        var k = x.Device.Kernel("phase-retrieval-pad", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = x.Device.Kernel("phase-retrieval-pad", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             int, int, int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, h, w, hp, wp, c * h * w, modulation.View, x.View, z.View);
     }

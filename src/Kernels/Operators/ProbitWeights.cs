@@ -83,7 +83,7 @@ public static class ProbitWeights
         Shape.RequireSame(op, y, "y", t, "t");
         var plan = t.Device.Plan(t.Length);
         if (plan.Total == 0) return;
-        var k = t.Device.Kernel(key, acc => acc.LoadAutoGroupedStreamKernel(kernel));
+        var k = t.Device.Kernel(key, kernel, static (acc, kernel) => acc.LoadAutoGroupedStreamKernel(kernel));
         k(plan.Threads, plan, y.View, t.View, invSigma);
     }
 }

@@ -34,7 +34,7 @@ public static class Residual
         Shape.RequireSame("residual", y, "y", ax, "A x");
         var plan = ax.Device.Plan(ax.Length);
         if (plan.Total == 0) return;
-        var k = ax.Device.Kernel("operator-residual", acc =>
+        var k = ax.Device.Kernel("operator-residual", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, ArrayView<float>, float>(Kernel));
         k(plan.Threads, plan, y.View, ax.View, scale);
     }

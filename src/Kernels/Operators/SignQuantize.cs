@@ -42,7 +42,7 @@ public static class SignQuantize
             throw new ArgumentOutOfRangeException(nameof(sigma), sigma, "sign quantize: sigma must be >= 0 and finite");
         var plan = u.Device.Plan(u.Length);
         if (plan.Total == 0) return;
-        var k = u.Device.Kernel("one-bit-sign", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var k = u.Device.Kernel("one-bit-sign", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             ArrayView<float>, float, RandomDraw>(Kernel));
         k(plan.Threads, plan, u.View, sigma, draw);
     }

@@ -63,7 +63,7 @@ public static class AdamW
         Shape.RequireSame("adamw", p, "p", m, "m");
         Shape.RequireSame("adamw", p, "p", v, "v");
         var plan = p.Device.Plan(p.Length);
-        var k = p.Device.Kernel("adamw", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Settings, float, float,
+        var k = p.Device.Kernel("adamw", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, Settings, float, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, s, s.Correction1, s.Correction2, p.View, grad.View, m.View, v.View);
     }

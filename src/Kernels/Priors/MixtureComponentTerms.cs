@@ -84,7 +84,7 @@ public static class MixtureComponentTerms
         var plan = device.IsCpu
             ? ElementRange.Explicit(rows, (int)Math.Clamp((long)rows * d / ElementRange.CpuMinChunk, 1, Math.Min(rows, ElementRange.CpuThreads)), chunked: true)
             : device.Plan(rows);
-        var kernel = device.Kernel("prior-mixture-component-terms", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var kernel = device.Kernel("prior-mixture-component-terms", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(plan.Threads, plan, k, d, z.View, shifts.View, lambdas.View, logWeights.View, levels.View, logits.View);
     }

@@ -55,7 +55,7 @@ public static class MixtureSoftmax
         var plan = device.IsCpu
             ? ElementRange.Explicit(rows, (int)Math.Clamp((long)rows * k / ElementRange.CpuMinChunk, 1, Math.Min(rows, ElementRange.CpuThreads)), chunked: true)
             : device.Plan(rows);
-        var kernel = device.Kernel("prior-mixture-softmax", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var kernel = device.Kernel("prior-mixture-softmax", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(plan.Threads, plan, k, logits.View, result.View);
     }

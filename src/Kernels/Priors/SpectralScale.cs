@@ -50,7 +50,7 @@ public static class SpectralScale
         Shape.Require(op, lambda, "lambda", d);
         Shape.Require(op, levels, "levels", n, NoiseLevelTable.Stride);
         var plan = z.Device.Plan(z.Length);
-        var k = z.Device.Kernel("prior-spectral-scale", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
+        var k = z.Device.Kernel("prior-spectral-scale", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(d, 1), z.View, shift.View, lambda.View, levels.View, output.View);
     }

@@ -85,9 +85,9 @@ public static class BatchReduce
             : Math.Clamp(len / 64, 1, 1024);
         var plan = ElementRange.Explicit(len, parts, chunked: device.IsCpu);
         var partial = device.Scratch(batch * parts);
-        var partialKernel = device.Kernel("batch-reduce-partial", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+        var partialKernel = device.Kernel("batch-reduce-partial", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
             int, int, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(PartialKernel));
-        var finish = device.Kernel("batch-reduce-finish", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int,
+        var finish = device.Kernel("batch-reduce-finish", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int,
             ArrayView<float>, ArrayView<float>>(FinishKernel));
         partialKernel(batch * parts, plan, parts, len, (int)op, x.View, y.View, partial);
         finish(batch, parts, partial, result.View);

@@ -55,7 +55,7 @@ public static class ChannelSums
         Shape.RequireSameDevice(op, x, sums);
         if (sums.Length == 0) return;
         int spatial = batch * channels == 0 ? 0 : x.Length / (batch * channels);
-        var k = x.Device.Kernel("channel-sums", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, int,
+        var k = x.Device.Kernel("channel-sums", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, int, int, int,
             ArrayView<float>, ArrayView<float>>(Kernel));
         k(sums.Length, sums.Length, batch, channels, spatial, perItem ? 1 : 0, accumulate ? 1 : 0, x.View, sums.View);
     }

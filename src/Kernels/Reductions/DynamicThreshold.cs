@@ -138,7 +138,7 @@ public static class DynamicThreshold
         if (x.ItemLength < 1 || x.ItemLength > MaxItemLength)
             throw new ArgumentException($"{op}: an item of {x.ItemLength} values; expected 1 to {MaxItemLength} (torch.quantile's limit)");
         if (!(ratio >= 0 && ratio <= 1)) throw new ArgumentOutOfRangeException(nameof(ratio), ratio, $"{op}: the quantile must be in [0, 1]");
-        var k = x.Device.Kernel("dynamic-threshold", acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, float, float, float, float,
+        var k = x.Device.Kernel("dynamic-threshold", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, int, float, float, float, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(x.N, x.ItemLength, sqrtAlpha, sqrtOneMinusAlpha, ratio, maxValue, x.View, eps.View, histogram.View, thresholds.View);
     }

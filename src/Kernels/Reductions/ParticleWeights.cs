@@ -93,7 +93,7 @@ public static class ParticleWeights
         if (chains == 0) return;
         var device = meanResidual.Device;
         var plan = device.Plan(chains);
-        var kernel = device.Kernel("particle-weights", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, float,
+        var kernel = device.Kernel("particle-weights", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, float,
             ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         kernel(plan.Threads, plan, particles, logLikelihood is null ? 1 : 0, gaussianScale, (logLikelihood ?? squaredResidual).View,
             squaredResidual.View, weights.View, meanResidual.View, health.View);

@@ -48,7 +48,7 @@ public static class WeightedItemSum
         Shape.Require(op, weights, "weights", x.N);
         if (y.Length == 0) return;
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("weighted-item-sum", acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
+        var k = y.Device.Kernel("weighted-item-sum", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int,
             ArrayView<float>, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, Math.Max(y.ItemLength, 1), repeats, x.View, weights.View, y.View);
     }

@@ -42,7 +42,7 @@ public static class Upsample2x
         Shape.Require("upsample2x", y, "y", x.N, x.C, 2 * x.H, 2 * x.W);
         Shape.RequireSameDevice("upsample2x", x, y);
         var plan = y.Device.Plan(y.Length);
-        var k = y.Device.Kernel("upsample2x", acc =>
+        var k = y.Device.Kernel("upsample2x", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, x.H, x.W, x.View, y.View);
     }

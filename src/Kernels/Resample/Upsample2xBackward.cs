@@ -44,7 +44,7 @@ public static class Upsample2xBackward
         Shape.Require("upsample2x backward", dy, "dy", dx.N, dx.C, 2 * dx.H, 2 * dx.W);
         Shape.RequireSameDevice("upsample2x backward", dx, dy);
         var plan = dx.Device.Plan(dx.Length);
-        var k = dx.Device.Kernel("upsample2x-backward", acc =>
+        var k = dx.Device.Kernel("upsample2x-backward", static acc =>
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, int, int, int, ArrayView<float>, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, dx.H, dx.W, accumulate ? 1 : 0, dy.View, dx.View);
     }

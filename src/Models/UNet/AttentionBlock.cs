@@ -112,7 +112,7 @@ internal sealed class AttentionBlock
         var weights = flat.SubView(q.Weight.Offset, 2 * weightStride + c * c);
         var biases = flat.SubView(q.Bias.Offset, 2 * biasStride + c);
         if (onLoad)
-            AttentionProjections.QueryKeyValueNormalized(input, prepared!, norm!.Parameters, weights, weightStride, biases, biasStride, query, key, value);
+            AttentionProjections.QueryKeyValueNormalized(input, prepared!.Value, norm!.Parameters, weights, weightStride, biases, biasStride, query, key, value);
         else
             AttentionProjections.QueryKeyValue(normed ?? input, weights, weightStride, biases, biasStride, query, key, value);
         using var attention = pool.Rent(n, p, c);

@@ -120,7 +120,7 @@ internal sealed class ProximalConsistencySampler(int steps, double stepScale, bo
 
         op.LogLikelihoodGradient(xHat, y, sigmaY, grad);
         LogTarget(xHat, term, distance);
-        var constants = new MetropolisAccept.Constants(own is null ? 1 : 0, 2.0 * sigmaY * sigmaY, 2.0 * eta * eta, 2.0 * c.C3 * c.C3,
+        var constants = new MetropolisAccept.Constants(own is null ? 1 : 0, (float)(2.0 * sigmaY * sigmaY), (float)(2.0 * eta * eta), (float)(2.0 * c.C3 * c.C3),
             seed, RandomStreams.ProximalConsistency, 0, firstSample);
         for (int s = 0; s < steps; s++)
         {

@@ -147,7 +147,7 @@ public class AttentionProjectionsTests
         var expected = new float[2 * n * c];
         GroupNormTable.Reference(y.ToHost(), n, c, groups, p, gamma.ToHost(), beta.ToHost(), 1e-5f, expected);
         var table = new float[expected.Length];
-        prepared.Table.SubView(0, table.Length).CopyToCPU(table);
+        prepared!.Value.Table.SubView(0, table.Length).CopyToCPU(table);
         TestData.AssertClose(table, expected, 5e-6, $"prepared table {variant}");
     }
 

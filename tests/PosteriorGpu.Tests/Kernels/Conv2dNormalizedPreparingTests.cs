@@ -68,7 +68,7 @@ public class Conv2dNormalizedPreparingTests
         var expected = new float[2 * n * cout];
         GroupNormTable.Reference(y.ToHost(), n, cout, nextGroups, positions, c.NextGamma.ToHost(), c.NextBeta.ToHost(), 1e-5f, expected);
         var table = new float[expected.Length];
-        prepared.Table.SubView(0, table.Length).CopyToCPU(table);
+        prepared!.Value.Table.SubView(0, table.Length).CopyToCPU(table);
         TestData.AssertClose(table, expected, 5e-6, $"prepared table tiled={tiled}");
 
         // The consumer with the prepared table against the specification. (Its output cancels large terms, x scale + shift
@@ -95,10 +95,10 @@ public class Conv2dNormalizedPreparingTests
         using var yb = Tensor.Empty(dev, 1, 16, 8, 8);
         var pa = a.RunPreparing(ya, GemmVariant.Tile64x32SplitK)!;
         var tableA = new float[2 * 16];
-        pa.Table.SubView(0, tableA.Length).CopyToCPU(tableA);
+        pa!.Value.Table.SubView(0, tableA.Length).CopyToCPU(tableA);
         var pb = b.RunPreparing(yb, GemmVariant.Tile64x32SplitK)!;
         var tableB = new float[2 * 16];
-        pb.Table.SubView(0, tableB.Length).CopyToCPU(tableB);
+        pb!.Value.Table.SubView(0, tableB.Length).CopyToCPU(tableB);
         foreach (var (y, c, table) in new[] { (ya, a, tableA), (yb, b, tableB) })
         {
             var expected = new float[table.Length];
@@ -180,7 +180,7 @@ public class Conv2dNormalizedPreparingTests
         var expected = new float[2 * n * channels];
         GroupNormTable.Reference(y.ToHost(), n, channels, norm.Groups, positions, norm.Gamma.ToHost(), norm.Beta.ToHost(), norm.Eps, expected);
         var table = new float[expected.Length];
-        prepared!.Table.SubView(0, table.Length).CopyToCPU(table);
+        prepared!.Value.Table.SubView(0, table.Length).CopyToCPU(table);
         TestData.AssertClose(table, expected, 5e-6, what);
     }
 

@@ -65,6 +65,31 @@ public class UNetLaunchCountTests
         Assert.That(kernels, Has.None.StartsWith("conv2d-register-tile").And.None.StartsWith("group-norm-chunk"));
     }
 
+    /// <summary>Managed bytes one S32 forward pass at batch 1 may allocate on the GPU's paths: a ratchet at today's count
+    /// (2026-12-04: 6,864 bytes, 97 a launch, once the generic launchers stopped composing their kernel keys and capturing
+    /// closures per launch). What remains is per layer, not per element: the Tensor objects the pass rents from its pool
+    /// and slices, and the shape arrays of the concatenation buffers.</summary>
+    public const long S32GpuForwardBytes = 7_000;
+
+    [Test]
+    public void S32ForwardPass_OnTheGpuPaths_AllocatesWithinItsBudget()
+    {
+        // On the launch counter no kernel runs, so every byte is the library's own (ILGPU's launchers allocate nothing on
+        // CUDA; its CPU accelerator's per-launch task object is not in this count).
+        using var dev = GpuDevice.OpenLaunchCounter(132);
+        using var model = UNet2DModel.Create(dev, S32, seed: 1, withGradients: false);
+        using var x = Tensor.FromHost(dev, TestData.Random(3 * 32 * 32, 3), 1, 3, 32, 32);
+        using var eps = Tensor.Empty(dev, 1, 3, 32, 32);
+        model.PredictEpsilon(x, [999f], eps);
+        model.PredictEpsilon(x, [999f], eps);
+        long before = GC.GetAllocatedBytesForCurrentThread(), launches = dev.KernelLookups;
+        model.PredictEpsilon(x, [999f], eps);
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        launches = dev.KernelLookups - launches;
+        TestContext.Out.WriteLine($"S32 forward pass, batch 1, GPU paths: {bytes:N0} bytes in {launches} launches ({(double)bytes / launches:F0} per launch)");
+        Assert.That(bytes, Is.LessThanOrEqualTo(S32GpuForwardBytes));
+    }
+
     [TestCase(1)]
     [TestCase(3)]
     public void ForwardPass_MakesNoHostSyncOrCopy(int n)
