@@ -102,6 +102,8 @@ if [ "$FIGURE4_S" -gt 0 ]; then
 fi
 
 # 6. Training of the shipped MNIST model, resumed from TRAIN_FROM, alone on the GPU; SIGINT at the limit saves the state.
+#    TRAIN_UNTIL (seconds from the start of this script) gives it whatever time is left.
+if [ -n "${TRAIN_UNTIL:-}" ]; then TRAIN_S=$(( TRAIN_UNTIL - ($(date +%s) - t0) )); fi
 if [ "$TRAIN_S" -gt 0 ]; then
   cp -r "$TRAIN_FROM" /tmp/rest/mnist-unet
   say "training (limit $TRAIN_S s)"
