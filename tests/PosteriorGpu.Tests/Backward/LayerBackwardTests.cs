@@ -56,11 +56,15 @@ public class LayerBackwardTests
         TestData.AssertClose(tdb.ToHost(), db.Select(v => 2 * v).ToArray(), 1e-5, "linear 2 db");
     }
 
-    [TestCase(2, 6, 15, 3, false)]
-    [TestCase(3, 8, 16, 4, true)]
-    [TestCase(1, 4, 1, 1, true)]
-    public void GroupNorm_(int batch, int channels, int spatial, int groups, bool silu)
+    [TestCase(2, 6, 15, 3, false, false)]
+    [TestCase(3, 8, 16, 4, true, false)]
+    [TestCase(1, 4, 1, 1, true, false)]
+    [TestCase(2, 6, 15, 3, false, true)]
+    [TestCase(3, 8, 300, 4, true, true)]
+    [TestCase(1, 4, 1, 1, true, true)]
+    public void GroupNorm_(int batch, int channels, int spatial, int groups, bool silu, bool gpuPaths)
     {
+        // gpuPaths: the slab variant (one group of threads per (n, group)), run on the CPU accelerator.
         var x = TestData.Random(batch * channels * spatial, 1, 2f);
         for (int i = 0; i < x.Length; i++) x[i] += 0.5f;   // a nonzero mean
         var gamma = TestData.Random(channels, 2);
@@ -82,7 +86,7 @@ public class LayerBackwardTests
         Gradients.AssertMatchesFiniteDifferences("dgamma", Forward, gamma, dg, dy);
         Gradients.AssertMatchesFiniteDifferences("dbeta", Forward, beta, db, dy);
 
-        var dev = TestDevices.Cpu;
+        var dev = gpuPaths ? TestDevices.CpuOnGpuPaths : TestDevices.Cpu;
         using var tx = Tensor.FromHost(dev, x, batch, channels, spatial);
         using var tg = Tensor.FromHost(dev, gamma, channels);
         using var tb = Tensor.FromHost(dev, beta, channels);
@@ -211,19 +215,25 @@ public class LayerBackwardTests
         TestData.AssertClose(tdb.ToHost(), db, 1e-6, "split b");
     }
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public void ChannelSums_(bool perItem)
+    [TestCase(true, false)]
+    [TestCase(false, false)]
+    [TestCase(true, true)]
+    [TestCase(false, true)]
+    public void ChannelSums_(bool perItem, bool gpuPaths)
     {
-        int n = 3, c = 5, s = 33;
+        // gpuPaths: the grouped GPU variant (one group per output), run on the CPU accelerator.
+        int n = 3, c = 5, s = gpuPaths ? 300 : 33;
         var x = TestData.Random(n * c * s, 1);
         var expected = new float[perItem ? n * c : c];
         ChannelSums.Reference(x, n, c, perItem, expected);
-        var dev = TestDevices.Cpu;
+        var dev = gpuPaths ? TestDevices.CpuOnGpuPaths : TestDevices.Cpu;
         using var tx = Tensor.FromHost(dev, x, n, c, s);
         using var sums = perItem ? Tensor.Empty(dev, n, c) : Tensor.Empty(dev, c);
         ChannelSums.Run(tx, sums, perItem);
         TestData.AssertClose(sums.ToHost(), expected, 1e-6, "channel sums");
+        ChannelSums.Run(tx, sums, perItem, accumulate: true);
+        TestData.AssertClose(sums.ToHost(), expected.Select(v => 2 * v).ToArray(), 1e-6, "channel sums, accumulated");
+        ChannelSums.Run(tx, sums, perItem);
         // Spot-check the reference itself.
         double first = 0;
         for (int i = 0; i < s; i++) first += x[i];
