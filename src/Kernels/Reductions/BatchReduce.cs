@@ -9,7 +9,9 @@ namespace PosteriorGpu.Kernels.Reductions;
 /// Reductions per batch item: sum, dot product and squared norm, each giving one number per item
 /// in an [N] tensor. Two passes: P partial sums per item (strided on GPUs, chunked on the CPU),
 /// then one thread per item adds its P partials in a fixed order, so the result does not depend on
-/// thread timing.
+/// thread timing. On a GPU an item of at most <see cref="GroupMaxLength"/> elements is reduced by one group of
+/// threads in one launch instead (strided loads, a warp-shuffle group sum in a fixed order): the divergence checks of a
+/// batch-1 sampler step reduce 3,072-element items, where the two-pass path cost two launches and a one-thread finish.
 /// </summary>
 public static class BatchReduce
 {
@@ -54,6 +56,23 @@ public static class BatchReduce
         partial[tid] = acc;
     }
 
+    /// <summary>Items up to this many elements take the one-launch group reduction on a GPU (one group per item).</summary>
+    internal const int GroupMaxLength = 1 << 16;
+
+    internal static void GroupKernel(int itemLength, int op, ArrayView<float> x, ArrayView<float> y, ArrayView<float> result)
+    {
+        var partials = SharedMemory.Allocate<float>(Norm.GroupNormSlab.MaxWarps);
+        int item = Grid.IdxX, offset = item * itemLength;
+        float acc = 0;
+        for (int i = Group.IdxX; i < itemLength; i += Group.DimX)
+        {
+            float a = x[offset + i];
+            acc += op == 0 ? a : op == 1 ? a * y[offset + i] : a * a;
+        }
+        float total = Norm.GroupNormSlab.GroupSum(partials, acc);
+        if (Group.IdxX == 0) result[item] = total;
+    }
+
     internal static void FinishKernel(Index1D item, int parts, ArrayView<float> partial, ArrayView<float> result)
     {
         float acc = 0;
@@ -80,6 +99,14 @@ public static class BatchReduce
         Shape.Require("batch reduce", result, "result", batch);
         var device = x.Device;
         int len = x.ItemLength;
+        if (device.UsesGpuKernels && len <= GroupMaxLength)
+        {
+            if (batch == 0) return;
+            var group = device.Kernel("batch-reduce-group", static acc => acc.LoadStreamKernel<int, int, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>>(GroupKernel));
+            group(new KernelConfig(batch, Norm.GroupNorm.GroupThreads(device)), len, (int)op, x.View, y.View, result.View);
+            return;
+        }
         int parts = device.IsCpu
             ? Math.Clamp((len + ElementRange.CpuMinChunk - 1) / ElementRange.CpuMinChunk, 1, Math.Max(1, ElementRange.CpuThreads / batch))
             : Math.Clamp(len / 64, 1, 1024);

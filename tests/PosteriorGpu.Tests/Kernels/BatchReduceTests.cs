@@ -6,15 +6,20 @@ namespace PosteriorGpu.Tests.Kernels;
 
 public class BatchReduceTests
 {
-    [TestCase(BatchReduce.Op.Sum, 1, 1)]
-    [TestCase(BatchReduce.Op.Sum, 3, 1001)]
-    [TestCase(BatchReduce.Op.Dot, 1, 77)]
-    [TestCase(BatchReduce.Op.Dot, 5, 9 * 11 * 3)]
-    [TestCase(BatchReduce.Op.SquaredNorm, 2, 131 * 129)]
-    [TestCase(BatchReduce.Op.SquaredNorm, 7, 5)]
-    public void MatchesReference(BatchReduce.Op op, int batch, int itemLength)
+    [TestCase(BatchReduce.Op.Sum, 1, 1, false)]
+    [TestCase(BatchReduce.Op.Sum, 3, 1001, false)]
+    [TestCase(BatchReduce.Op.Dot, 1, 77, false)]
+    [TestCase(BatchReduce.Op.Dot, 5, 9 * 11 * 3, false)]
+    [TestCase(BatchReduce.Op.SquaredNorm, 2, 131 * 129, false)]
+    [TestCase(BatchReduce.Op.SquaredNorm, 7, 5, false)]
+    // The GPU's paths: one group per item up to GroupMaxLength elements, the two-pass path above it.
+    [TestCase(BatchReduce.Op.Sum, 1, 1, true)]
+    [TestCase(BatchReduce.Op.Dot, 3, 3072, true)]
+    [TestCase(BatchReduce.Op.SquaredNorm, 2, 1001, true)]
+    [TestCase(BatchReduce.Op.SquaredNorm, 1, BatchReduce.GroupMaxLength + 3, true)]
+    public void MatchesReference(BatchReduce.Op op, int batch, int itemLength, bool gpuPaths)
     {
-        var dev = TestDevices.Cpu;
+        var dev = gpuPaths ? TestDevices.CpuOnGpuPaths : TestDevices.Cpu;
         var x = TestData.Random(batch * itemLength, 11);
         var y = TestData.Random(batch * itemLength, 12);
         using var tx = Tensor.FromHost(dev, x, batch, itemLength);
@@ -32,6 +37,19 @@ public class BatchReduceTests
         var got = result.ToHost();
         for (int n = 0; n < batch; n++)
             Assert.That(got[n], Is.EqualTo(expected[n]).Within(1e-5 * itemLength + 1e-6), $"item {n}");
+    }
+
+    [TestCase(3072, 1L)]
+    [TestCase(BatchReduce.GroupMaxLength + 1, 2L)]
+    public void OnTheGpuPaths_AnItemUpToGroupMaxLength_IsOneLaunch(int itemLength, long launches)
+    {
+        // A divergence check of a batch-1 sampler step (3,072 floats for 3 x 32 x 32) is one launch, not two.
+        var dev = TestDevices.CpuOnGpuPaths;
+        using var x = Tensor.FromHost(dev, TestData.Random(itemLength, 3), 1, itemLength);
+        using var result = Tensor.Empty(dev, 1);
+        var before = dev.Counters;
+        BatchReduce.SquaredNorm(x, result);
+        Assert.That((dev.Counters - before).Launches, Is.EqualTo(launches));
     }
 
     [Test]
