@@ -100,13 +100,21 @@ public static class GroupNormBackward
             mg += ga * pb;
             mgx += ga * pg;
         }
-        mg /= length;
-        mgx /= length;
+        InputGradient(x, gamma, beta, dy, dx, offset, g0, perGroup, spatial, 0, 1, mean, rstd, mg / length, mgx / length, silu, accumulate);
+    }
+
+    /// <summary>dx of one (n, group) slab from its statistics and the two channel means (mg = mean of gamma dL/dy-hat terms,
+    /// mgx = mean of gamma x-hat dL/dy-hat terms), positions first, first + step, ... of each channel: the thread kernel
+    /// takes them all (0, 1), a slab group's thread t every threads-th (t, threads).</summary>
+    private static void InputGradient(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> dy,
+        ArrayView<float> dx, int offset, int g0, int perGroup, int spatial, int first, int step, float mean, float rstd, float mg, float mgx,
+        int silu, int accumulate)
+    {
         for (int cc = 0; cc < perGroup; cc++)
         {
             int c = g0 + cc, o = offset + cc * spatial;
             float ga = gamma[c], be = beta[c];
-            for (int s = 0; s < spatial; s++)
+            for (int s = first; s < spatial; s += step)
             {
                 float xh = (x[o + s] - mean) * rstd;
                 float d = dy[o + s];
@@ -162,21 +170,7 @@ public static class GroupNormBackward
             mg += ga * pb;
             mgx += ga * pg;
         }
-        mg /= length;
-        mgx /= length;
-        for (int cc = 0; cc < perGroup; cc++)
-        {
-            int c = g0 + cc, o = offset + cc * spatial;
-            float ga = gamma[c], be = beta[c];
-            for (int s = t; s < spatial; s += threads)
-            {
-                float xh = (x[o + s] - mean) * rstd;
-                float d = dy[o + s];
-                if (silu != 0) d *= Activations.SiluBackward.Derivative(ga * xh + be);
-                float v = rstd * (ga * d - mg - xh * mgx);
-                dx[o + s] = accumulate != 0 ? dx[o + s] + v : v;
-            }
-        }
+        InputGradient(x, gamma, beta, dy, dx, offset, g0, perGroup, spatial, t, threads, mean, rstd, mg / length, mgx / length, silu, accumulate);
     }
 
     internal static void ParamKernel(Index1D c, int batch, int channels, int accumulate, ArrayView<float> partial,
