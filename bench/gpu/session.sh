@@ -21,6 +21,7 @@ TESTS_S=${TESTS_S:-120}          # the Gpu-category tests
 PROFILE_S=${PROFILE_S:-0}         # each profiled run (0: none)
 FIGURE4_S=${FIGURE4_S:-240}       # Figure 4, the tasks in FIGURE4_TASKS
 FIGURE4_TASKS=${FIGURE4_TASKS:-"inpaint50 superres4 deblur inpaint30 inpaint70"}
+FIGURE4_PRIOR_T=${FIGURE4_PRIOR_T:-10}   # the prior score's timestep (t = 50 was measured on 2026-12-04; t = 10 is owed)
 TRAIN_S=${TRAIN_S:-0}             # training (0: none)
 TRAIN_FROM=${TRAIN_FROM:-models/mnist-unet}
 log="$OUT/session.log"
@@ -94,9 +95,9 @@ fi
 
 # 5. Figure 4 of Xun, Gupta and Price at the paper's budget, one task at a time (a run cut off keeps the tasks it finished).
 if [ "$FIGURE4_S" -gt 0 ]; then
-  ( export gpu FIGURE4_TASKS; timeout "$FIGURE4_S" bash -c 'for task in $FIGURE4_TASKS; do
+  ( export gpu FIGURE4_TASKS FIGURE4_PRIOR_T; timeout "$FIGURE4_S" bash -c 'for task in $FIGURE4_TASKS; do
       bash .gpu/run PosteriorGpu.Cli paper-figure4 --device "$gpu" --digits 64 --tasks $task --dps-steps 24 --levels 1000 \
-        --steps-per-level 1 --step-sizes 1e-4,3e-4,1e-3 --out /tmp/rest/figure4-$task; done' > /tmp/rest/figure4.log 2>&1
+        --steps-per-level 1 --step-sizes 1e-4,3e-4,1e-3 --prior-timestep $FIGURE4_PRIOR_T --out /tmp/rest/figure4-$task; done' > /tmp/rest/figure4.log 2>&1
     echo "figure4 exit $?" >> /tmp/rest/figure4.log )
   tail -n 6 /tmp/rest/figure4.log
 fi
