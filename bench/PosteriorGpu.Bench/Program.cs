@@ -24,6 +24,8 @@ public static class Program
     /// <summary>Runs the benchmarks; returns the exit code.</summary>
     public static int Main(string[] args)
     {
+        // POSTERIORGPU_PROFILE=1: each device's per-kernel time table goes to stderr when it is disposed.
+        PosteriorGpu.Kernels.Device.GpuDevice.ProfileReported += report => Console.Error.Write(report);
         if (args.Length > 0 && args[0] == "peer-run") return PeerRun.Run(args[1..]);
         var rest = new List<string>();
         string mode = "full";

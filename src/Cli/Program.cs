@@ -1,6 +1,8 @@
 using System.CommandLine;
 using PosteriorGpu.Cli;
 
+// POSTERIORGPU_PROFILE=1: each device's per-kernel time table goes to stderr when it is disposed.
+PosteriorGpu.Kernels.Device.GpuDevice.ProfileReported += report => Console.Error.Write(report);
 return CliApp.RunConsole(args);
 
 namespace PosteriorGpu.Cli

@@ -213,6 +213,10 @@ public sealed class GpuDevice : IDisposable
 
     private bool countOnly;
     private readonly KernelProfile? profile = KernelProfile.FromEnvironment();
+
+    /// <summary>Raised when a device opened with POSTERIORGPU_PROFILE=1 is disposed, with its per-kernel wall-time table
+    /// (markdown). The library writes nothing itself; the command-line tool and the benchmarks print it to stderr.</summary>
+    public static event Action<string>? ProfileReported;
     private int? plannedMultiprocessors;
 
     /// <summary>Multiprocessors the launchers plan for (grid and split-K choices): the accelerator's, or those of the GPU a
@@ -449,7 +453,7 @@ public sealed class GpuDevice : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (profile is not null) Console.Error.Write(profile.Report(Accelerator, Description));
+        if (profile is not null) ProfileReported?.Invoke(profile.Report(Accelerator, Description));
         kernels.Clear();
         if (scratch is not null) Free(scratch);
         scratch = null;

@@ -8,7 +8,8 @@ namespace PosteriorGpu.Kernels.Device;
 /// launcher lookup to the next, after the device has finished the first launch, goes to the first launch's key. It
 /// includes the host work between two launches (the launcher's checks, the sampler's own code), which is what a batch-1
 /// step pays; the synchronisations serialise the device, so the total is an upper bound of an unprofiled run's time and
-/// the table says where it goes, not how fast the run is. Printed to stderr when the device is disposed.
+/// the table says where it goes, not how fast the run is. Handed to <see cref="GpuDevice.ProfileReported"/> when the device
+/// is disposed (the command-line tool and the benchmarks print it to stderr).
 /// </summary>
 internal sealed class KernelProfile
 {

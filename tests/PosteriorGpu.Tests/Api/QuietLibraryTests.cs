@@ -5,7 +5,8 @@ using NUnit.Framework;
 namespace PosteriorGpu.Tests.Api;
 
 /// <summary>The library writes nothing to the console and reads environment variables only where documented: the
-/// device choice (POSTERIORGPU_DEVICE, in PosteriorGpu.Kernels) and the MNIST folder (POSTERIORGPU_MNIST, in
+/// device choice (POSTERIORGPU_DEVICE, in PosteriorGpu.Kernels), per-kernel profiling (POSTERIORGPU_PROFILE, in
+/// PosteriorGpu.Kernels; its table goes to an event the hosts print) and the MNIST folder (POSTERIORGPU_MNIST, in
 /// PosteriorGpu.Models). Checked on the compiled assemblies' member references.</summary>
 public class QuietLibraryTests
 {
