@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Every GPU step of a session in ONE call of the device tool (about 15 minutes of device time a session):
 #
-#   tools/gpu-session-pack          # here, where .NET is: .gpu/ with the runtime, apps.tar.xz and mnist.tar.xz
-#   bash bench/gpu/session.sh       # there: the device tool's run with carry [".gpu"], timeout_s 600
+#   cp -r ../shared/fixtures shared/   # here: the Gpu tests' diffusers fixtures (git ignores shared/)
+#   tools/gpu-session-pack             # here, where .NET is: .gpu/ with the runtime, apps.tar.xz and mnist.tar.xz
+#   bash bench/gpu/session.sh          # there: the device tool's run, carry [".gpu", "shared"], timeout_s <= 600
 #
-# 1. unpacks the packed apps (bench, tests, CLI) and MNIST, links libcuda.so, fails fast without CUDA;
-# 2. the side-by-side run against PyTorch (bench/gpu/run.sh: SGEMM, Langevin update, U-Net S32/cifar10 at
-#    batches 1 and 64, DDPM 1000 steps at batch 1, annealed Langevin), alone on the GPU: its timings are the
-#    claims, so nothing else runs beside it;
-# 3. then, side by side (correctness and training, not timings): the Gpu-category tests, Figure 4 of
-#    Xun, Gupta and Price at the paper's budget (1,000 levels of one step), and training of the shipped MNIST
-#    model resumed from its state (stopped with SIGINT, which saves the state);
-# 4. packs what step 3 wrote into $OUT/rest.tar.gz.
-# Each phase has a time limit (PHASE2_S, PHASE3_S) so that the whole call ends inside the tool's 600 s.
+# 1. unpacks the packed apps (bench, tests, CLI), MNIST and the .NET runtime, links libcuda.so, and stops unless
+#    ILGPU chooses CUDA (never times the CPU by accident);
+# 2. the side-by-side run against PyTorch (bench/gpu/run.sh: SGEMM, Langevin update, U-Net S32/cifar10 at batches 1
+#    and 64, DDPM 1000 steps at batch 1, annealed Langevin), alone on the GPU: its timings are the claims;
+# 3. the Gpu-category tests;
+# 4. per-kernel profiles (POSTERIORGPU_PROFILE=1) of 50 DDPM steps at batch 1 and of 20 training steps (PROFILE_S > 0);
+# 5. Figure 4 of Xun, Gupta and Price at the paper's budget (1,000 levels of one step), one task at a time;
+# 6. training of the shipped MNIST model's continuation (TRAIN_FROM), stopped with SIGINT at its limit, which saves
+#    the state; TRAIN_UNTIL gives it whatever time is left;
+# then packs what 3-6 wrote into $OUT/rest.tar.gz. Each phase has its limit (the variables below, 0 skips a phase),
+# so the whole call ends inside the tool's limit; each result reaches $OUT as soon as it exists. The 2026-12-04 calls:
+#   bash bench/gpu/session.sh                                             (then with PHASE3_S=240: 3, 5, 6 side by side)
+#   TESTS_S=120 PROFILE_S=60 FIGURE4_S=75 FIGURE4_TASKS=inpaint70 TRAIN_FROM=.gpu/mnist-unet-resume TRAIN_UNTIL=385 \
+#     bash bench/gpu/session.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$(mktemp -d)}
