@@ -181,13 +181,8 @@ public sealed class GpuDevice : IDisposable
     /// <summary>Returns the cached kernel named <paramref name="key"/>, loading it on first use.</summary>
     public T Kernel<T>(string key, Func<Accelerator, T> load) where T : class
     {
-        Interlocked.Increment(ref kernelLookups);
-        launchesByKernel.AddOrUpdate(key, 1, static (_, v) => v + 1);
-        if (countOnly) return (T)kernels.GetOrAdd(key, static _ => NoLaunch(typeof(T)));
-        profile?.Enter(Accelerator, key);
-        var kernel = (T)kernels.GetOrAdd(key, static (_, s) => s.load(s.acc)!, (load, acc: Accelerator));
-        profile?.Loaded();
-        return kernel;
+        // The loader travels as the state of a static lambda: nothing is allocated per lookup.
+        return Kernel(key, load, static (acc, load) => load(acc));
     }
 
     /// <summary><see cref="Kernel{T}(string, Func{Accelerator, T})"/> with a state for the loader (a static lambda with its

@@ -58,8 +58,8 @@ public static class ChannelSums
         float acc = 0;
         for (int j = Group.IdxX; j < total; j += Group.DimX)
         {
-            int n = n0 + j / spatial, at = j - (j / spatial) * spatial;
-            acc += x[(n * channels + c) * spatial + at];
+            int item = j / spatial, at = j - item * spatial;
+            acc += x[((n0 + item) * channels + c) * spatial + at];
         }
         float sum = GroupNormSlab.GroupSum(partials, acc);
         if (Group.IdxX == 0) sums[output] = accumulate != 0 ? sums[output] + sum : sum;
