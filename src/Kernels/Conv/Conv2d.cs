@@ -270,21 +270,21 @@ public static class Conv2d
     /// <summary>
     /// <see cref="Run(Tensor, Tensor, Tensor?, Tensor, Conv2dParams, Tensor?, Tensor?, float)"/> that also prepares
     /// <paramref name="next"/>, the GroupNorm the following layer applies to the output, in the same launch (conv_in or a
-    /// downsampler followed by a resnet; see <see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
+    /// downsampler followed by a resnet; see <see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, OutputNorm, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
     /// Returns the table, or null where it is not prepared (not a GEMM-core device, or shapes the preparing launch does not
     /// serve); the output is the same either way.
     /// </summary>
     /// <exception cref="ArgumentException">A shape does not fit (this convolution's or <paramref name="next"/>'s).</exception>
     public static PreparedGroupNorm? RunPreparingNext(Tensor input, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
-        GroupNormParameters next) => RunPreparingNext(input, weight, bias, output, p, next, GemmVariant.Auto);
+        OutputNorm next) => RunPreparingNext(input, weight, bias, output, p, next, GemmVariant.Auto);
 
     internal static PreparedGroupNorm? RunPreparingNext(Tensor input, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p,
-        GroupNormParameters next, GemmVariant variant)
+        OutputNorm next, GemmVariant variant)
     {
         var ops = Prepare("conv2d", input, 1, weight, bias, output, p, null, null, 1f);
         next.Check("conv2d (next norm)", output, ops.Cout);
         if (input.N > 0 && ops.Cout > 0 && Gemm.Gemm.UsesCore(output.Device, variant) &&
-            GemmNormStats.TryLaunch("conv2d-core-norm-stats", ops, ops.Cin * ops.Kh * ops.Kw, output, next, variant) is { } prepared)
+            GemmNormStats.TryLaunch("conv2d-core-norm-stats", ops, ops.Cin * ops.Kh * ops.Kw, output, next, variant, out var prepared))
             return prepared;
         Run(input, weight, bias, output, p, null, null, 1f, variant);
         return null;

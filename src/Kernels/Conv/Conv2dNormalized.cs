@@ -137,7 +137,7 @@ public static class Conv2dNormalized
     internal static void Run(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight, Tensor? bias,
         Tensor output, Conv2dParams p, Tensor? channelAdd, Tensor? residual, float outputScale, GemmVariant variant,
         PreparedGroupNorm? prepared = null) =>
-        RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, null, channelAdd, residual, outputScale, variant, prepared);
+        RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, default, channelAdd, residual, outputScale, variant, prepared);
 
     /// <summary>
     /// <see cref="Run(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>
@@ -150,23 +150,23 @@ public static class Conv2dNormalized
     /// </summary>
     /// <exception cref="ArgumentException">A shape does not fit (this launch's or <paramref name="next"/>'s).</exception>
     public static PreparedGroupNorm? RunPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight,
-        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters next, Tensor? channelAdd = null, Tensor? residual = null,
+        Tensor? bias, Tensor output, Conv2dParams p, OutputNorm next, Tensor? channelAdd = null, Tensor? residual = null,
         float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
         RunPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, output, p, next, channelAdd, residual, outputScale, GemmVariant.Auto, prepared);
 
     /// <summary>The normalised convolution; with <paramref name="next"/>, preparing its table over the output where the
     /// preparing launch serves the shapes (returned), else the plain launch (null).</summary>
     internal static PreparedGroupNorm? RunPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu, Tensor weight,
-        Tensor? bias, Tensor output, Conv2dParams p, GroupNormParameters? next, Tensor? channelAdd, Tensor? residual, float outputScale,
+        Tensor? bias, Tensor output, Conv2dParams p, OutputNorm next, Tensor? channelAdd, Tensor? residual, float outputScale,
         GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, channelAdd, residual, outputScale);
-        next?.Check(Op + " (next norm)", output, conv.Cout);
+        next.Check(Op + " (next norm)", output, conv.Cout);
         var table = NormalizedTable(x, new GroupNormParameters(groups, gamma, beta, eps), conv, variant, prepared);
         if (x.N == 0 || conv.Cout == 0) return null;
         var ops = new Operands(conv, table, silu);
         int k = conv.Cin * conv.Kh * conv.Kw;
-        if (next is { } target && GemmNormStats.TryLaunch("conv2d-normalized-core-norm-stats", ops, k, output, target, variant) is { } made)
+        if (GemmNormStats.TryLaunch("conv2d-normalized-core-norm-stats", ops, k, output, next, variant, out var made))
             return made;
         GemmCore.Launch(output.Device, "conv2d-normalized-core", ops, conv.Cout, x.N * conv.Ho * conv.Wo, k, 1, variant);
         return null;
@@ -192,7 +192,7 @@ public static class Conv2dNormalized
         Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p, float outputScale, GemmVariant variant,
         PreparedGroupNorm? prepared = null) =>
         RunWithShortcutPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p,
-            null, outputScale, variant, prepared);
+            default, outputScale, variant, prepared);
 
     /// <summary><see cref="RunWithShortcut(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Tensor, Tensor?, Tensor, Conv2dParams, float, PreparedGroupNorm?)"/>
     /// that also prepares <paramref name="next"/> over the output in the same launch (as <c>RunPreparingNext</c>); null
@@ -200,16 +200,16 @@ public static class Conv2dNormalized
     /// <exception cref="ArgumentException">A shape does not fit.</exception>
     public static PreparedGroupNorm? RunWithShortcutPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu,
         Tensor weight, Tensor? bias, Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p,
-        GroupNormParameters next, float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
+        OutputNorm next, float outputScale = 1f, PreparedGroupNorm? prepared = null) =>
         RunWithShortcutPreparingNext(x, groups, gamma, beta, eps, silu, weight, bias, shortcutInput, shortcutWeight, shortcutBias, output, p,
             next, outputScale, GemmVariant.Auto, prepared);
 
     internal static PreparedGroupNorm? RunWithShortcutPreparingNext(Tensor x, int groups, Tensor gamma, Tensor beta, float eps, bool silu,
         Tensor weight, Tensor? bias, Tensor shortcutInput, Tensor shortcutWeight, Tensor? shortcutBias, Tensor output, Conv2dParams p,
-        GroupNormParameters? next, float outputScale, GemmVariant variant, PreparedGroupNorm? prepared = null)
+        OutputNorm next, float outputScale, GemmVariant variant, PreparedGroupNorm? prepared = null)
     {
         var conv = Conv2d.Prepare(Op, x, 1, weight, bias, output, p, shortcutBias, null, outputScale, channelAddShared: true);
-        next?.Check(Op + " (next norm)", output, conv.Cout);
+        next.Check(Op + " (next norm)", output, conv.Cout);
         if (shortcutWeight.Rank != 4 || shortcutWeight.Shape[2] != 1 || shortcutWeight.Shape[3] != 1)
             throw new ArgumentException($"{Op}: the shortcut is a 1x1 convolution but its weight has shape {Shape.Format(shortcutWeight.Shape)}");
         var shortcut = Conv2d.Prepare(Op + " shortcut", shortcutInput, 1, shortcutWeight, null, output, Conv2dParams.Same(1, 0), null, null, 1f);
@@ -217,8 +217,8 @@ public static class Conv2dNormalized
         if (x.N == 0 || conv.Cout == 0) return null;
         var ops = new Operands(conv, table, silu);
         int k1 = conv.Cin * conv.Kh * conv.Kw;
-        if (next is { } target &&
-            GemmNormStats.TryLaunchSum("conv2d-normalized-shortcut-core-norm-stats", ops, shortcut, k1, shortcut.Cin, output, target, variant) is { } made)
+        if (GemmNormStats.TryLaunchSum("conv2d-normalized-shortcut-core-norm-stats", ops, shortcut, k1, shortcut.Cin, output, next, variant,
+                out var made))
             return made;
         GemmCore.LaunchSum(output.Device, "conv2d-normalized-shortcut-core", ops, shortcut, conv.Cout, x.N * conv.Ho * conv.Wo, k1, shortcut.Cin, 1,
             variant);

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using ILGPU.Runtime;
 using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Gemm;
+using PosteriorGpu.Kernels.Norm;
 using PosteriorGpu.Kernels.Resample;
 using PosteriorGpu.Kernels.Tensors;
 
@@ -33,7 +34,7 @@ public static class Conv2dUpsampled
     /// <summary>The im2col operand of the upsampled input; A (the weights) and the epilogue are <see cref="Conv2d.Operands"/>'.
     /// Cursor parts: column P = image offset in x, Q/R = the output pixel's top-left tap row/column in the upsampled
     /// frame; depth P = channel offset in x, S/T = the tap's kernel row/column.</summary>
-    internal readonly struct Operands : IGemmOperands
+    internal readonly struct Operands : IGemmOperands, GemmNormStats.IFinalValue
     {
         public readonly Conv2d.Operands Conv;
         // Source plane size and one k step as (channels, kernel rows, kernel columns) digits.
@@ -101,6 +102,9 @@ public static class Conv2dUpsampled
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Store(int b, int m, int n, float acc) => Conv.Store(b, m, n, acc);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public float Final(int b, int m, int n, float acc) => Conv.Final(b, m, n, acc);
     }
 
     /// <summary>output = conv(nearest 2x upsampling of x) + bias; x [N, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout]
@@ -110,19 +114,38 @@ public static class Conv2dUpsampled
     public static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p) =>
         Run(x, weight, bias, output, p, GemmVariant.Auto);
 
-    internal static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p, GemmVariant variant)
+    internal static void Run(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p, GemmVariant variant) =>
+        RunPreparingNext(x, weight, bias, output, p, default, variant);
+
+    /// <summary>
+    /// <see cref="Run(Tensor, Tensor, Tensor?, Tensor, Conv2dParams)"/> that also prepares what <paramref name="next"/> asks of
+    /// the output's statistics in the same launch (<see cref="GemmNormStats"/>; an up block's upsampler whose output the
+    /// next up block concatenates with a skip: the concatenation's table). Returns the table, or null where none was made
+    /// (statistics only, not a GEMM-core device, shapes the preparing launch does not serve); the output is the same either way.
+    /// </summary>
+    /// <exception cref="ArgumentException">A shape does not fit (this convolution's or <paramref name="next"/>'s).</exception>
+    public static PreparedGroupNorm? RunPreparingNext(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p, OutputNorm next) =>
+        RunPreparingNext(x, weight, bias, output, p, next, GemmVariant.Auto);
+
+    internal static PreparedGroupNorm? RunPreparingNext(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dParams p, OutputNorm next,
+        GemmVariant variant)
     {
         const string op = "conv2d of a 2x upsampled input";
         var conv = Conv2d.Prepare(op, x, 2, weight, bias, output, p, null, null, 1f);
+        next.Check(op + " (next norm)", output, conv.Cout);
         var device = output.Device;
-        if (x.N == 0 || conv.Cout == 0) return;
+        if (x.N == 0 || conv.Cout == 0) return null;
         if (Gemm.Gemm.UsesCore(device, variant))
         {
-            GemmCore.Launch(device, "conv2d-upsampled-core", new Operands(conv), conv.Cout, x.N * conv.Ho * conv.Wo, conv.Cin * conv.Kh * conv.Kw, 1, variant);
-            return;
+            var ops = new Operands(conv);
+            int k = conv.Cin * conv.Kh * conv.Kw;
+            if (GemmNormStats.TryLaunch("conv2d-upsampled-core-norm-stats", ops, k, output, next, variant, out var prepared)) return prepared;
+            GemmCore.Launch(device, "conv2d-upsampled-core", ops, conv.Cout, x.N * conv.Ho * conv.Wo, k, 1, variant);
+            return null;
         }
         using var up = Tensor.Empty(device, x.N, x.C, 2 * x.H, 2 * x.W);
         Upsample2x.Run(x, up);
         Conv2d.Run(up, weight, bias, output, p, null, null, 1f, variant);
+        return null;
     }
 }

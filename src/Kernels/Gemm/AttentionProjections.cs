@@ -166,16 +166,16 @@ public static class AttentionProjections
     /// </summary>
     /// <exception cref="ArgumentException">Shapes do not fit.</exception>
     public static PreparedGroupNorm? OutputToImagePreparingNext(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale, Tensor y,
-        GroupNormParameters next) => OutputToImagePreparingNext(attended, weight, bias, residual, scale, y, next, GemmVariant.Auto);
+        OutputNorm next) => OutputToImagePreparingNext(attended, weight, bias, residual, scale, y, next, GemmVariant.Auto);
 
     internal static PreparedGroupNorm? OutputToImagePreparingNext(Tensor attended, Tensor weight, Tensor bias, Tensor? residual, float scale,
-        Tensor y, GroupNormParameters next, GemmVariant variant)
+        Tensor y, OutputNorm next, GemmVariant variant)
     {
         var ops = OutputOperands(attended, weight, bias, residual, scale, y);
         next.Check("attention output projection (next norm)", y, y.C);
         // The preparing kernel folds images into n; this GEMM has one batch item per image, so one image only.
         if (y.N == 1 && y.C > 0 && Gemm.UsesCore(y.Device, variant) &&
-            GemmNormStats.TryLaunch("attention-out-core-norm-stats", ops, y.C, y, next, variant) is { } prepared)
+            GemmNormStats.TryLaunch("attention-out-core-norm-stats", ops, y.C, y, next, variant, out var prepared))
             return prepared;
         Gemm.Launch(y.Device, ops, y.C, y.N, variant);
         return null;

@@ -39,9 +39,15 @@ internal static class GemmNormStats
         public ArrayView<float> Partials;
         /// <summary>The norm's parameters [C].</summary>
         public ArrayView<float> Gamma, Beta;
-        /// <summary>The result: [images, C] pairs (scale, shift), as <see cref="Norm.GroupNormTable"/>'s.</summary>
+        /// <summary>The result: [images, C + CarriedChannels] pairs (scale, shift), as <see cref="Norm.GroupNormTable"/>'s.</summary>
         public ArrayView<float> Table;
-        public int Groups, Images, Positions;
+        /// <summary>Where the output's per-channel pairs (mean, squared deviations) [images, C] go, or empty.</summary>
+        public ArrayView<float> Save;
+        /// <summary>Saved pairs [images, CarriedChannels] of the channels that follow the output's in the normalised
+        /// concatenation, or empty.</summary>
+        public ArrayView<float> Carried;
+        /// <summary>Groups 0: no table (statistics only).</summary>
+        public int Groups, Images, Positions, CarriedChannels;
         public float Eps;
     }
 
@@ -165,11 +171,11 @@ internal static class GemmNormStats
     }
 
     /// <summary>The last block: per image, each channel's pairs over the tiles (Chan's merge of equal counts, the tiles'
-    /// means taken as deviations from the first tile's) into shared memory, then each group's mean and rstd from its
-    /// channels, then the table.</summary>
+    /// means taken as deviations from the first tile's) into shared memory (and to <see cref="OutputGroupNorm.Save"/>), the
+    /// carried channels' saved pairs after them, then each group's mean and rstd from its channels, then the table.</summary>
     private static void MergeIntoTable(OutputGroupNorm norm, ArrayView<float> shared, int channels, int bn, int tid, int threads)
     {
-        int tilesPerImage = norm.Positions / bn, perGroup = channels / norm.Groups, stride = 2 * channels;
+        int tilesPerImage = norm.Positions / bn, total = channels + norm.CarriedChannels, stride = 2 * channels;
         float perChannel = norm.Positions;
         for (int img = 0; img < norm.Images; img++)
         {
@@ -197,10 +203,24 @@ internal static class GemmNormStats
                     within += norm.Partials[o + i * stride + 1];
                 }
                 // Between the tiles: bn x the sum over tiles of (mean_t - the channel's mean) ^ 2, from the shifted means.
-                shared[2 * c] = shift + dev / tilesPerImage;
-                shared[2 * c + 1] = within + bn * (dev2 - dev * dev / tilesPerImage);
+                float mean = shift + dev / tilesPerImage, m2 = within + bn * (dev2 - dev * dev / tilesPerImage);
+                shared[2 * c] = mean;
+                shared[2 * c + 1] = m2;
+                if (norm.Save.Length > 0)
+                {
+                    norm.Save[2 * (img * channels + c)] = mean;
+                    norm.Save[2 * (img * channels + c) + 1] = m2;
+                }
+            }
+            // The concatenation's other part: its pairs were saved by the launch that made it (same positions per channel).
+            for (int c = tid; c < norm.CarriedChannels; c += threads)
+            {
+                int o = 2 * (img * norm.CarriedChannels + c);
+                shared[2 * (channels + c)] = norm.Carried[o];
+                shared[2 * (channels + c) + 1] = norm.Carried[o + 1];
             }
             Group.Barrier();
+            int perGroup = norm.Groups > 0 ? total / norm.Groups : 0;
             for (int g = tid; g < norm.Groups; g += threads)
             {
                 int c0 = g * perGroup;
@@ -218,7 +238,7 @@ internal static class GemmNormStats
                 for (int j = 0; j < perGroup; j++)
                 {
                     float scale = rstd * norm.Gamma[c0 + j];
-                    int row = img * channels + c0 + j;
+                    int row = img * total + c0 + j;
                     norm.Table[2 * row] = scale;
                     norm.Table[2 * row + 1] = norm.Beta[c0 + j] - mean * scale;
                 }
@@ -228,7 +248,8 @@ internal static class GemmNormStats
     }
 
     /// <summary>Whether a convolution of this plan can prepare its output's GroupNorm (see the class summary): tiles within
-    /// one image, not 128x128, at most <see cref="MaxImages"/> images, the merge's pairs within the tile's shared copy.</summary>
+    /// one image, not 128x128, at most <see cref="MaxImages"/> images, the merge's pairs (of the normalised tensor's
+    /// <paramref name="channels"/>, a concatenation's included) within the tile's shared copy.</summary>
     internal static bool Serves(Plan plan, int channels, int images, int positions) =>
         plan.TileM != 128 && positions > 0 && positions % plan.TileN == 0 && images is > 0 and <= MaxImages &&
         2 * channels <= plan.TileM * (plan.TileN + 1);
@@ -242,13 +263,15 @@ internal static class GemmNormStats
 
     /// <summary>
     /// Runs the convolution <paramref name="ops"/> (m = Cout, n = images x positions, depth k) into <paramref name="output"/>
-    /// and, in the same launch, <paramref name="next"/>'s table of it. Returns the table, or null, launching nothing, where
-    /// the plan does not serve it (<see cref="Serves"/>): the caller then runs the plain launch.
+    /// and, in the same launch, what <paramref name="request"/> asks of its statistics: the next norm's table
+    /// (<paramref name="prepared"/>; null when only statistics were asked) and the saved channel statistics. Returns false,
+    /// launching nothing, where the plan does not serve it (<see cref="Serves"/>): the caller then runs the plain launch.
     /// </summary>
-    internal static PreparedGroupNorm? TryLaunch<TOps>(string key, TOps ops, int k, Tensor output, GroupNormParameters next, GemmVariant variant)
-        where TOps : struct, IGemmOperands, IFinalValue
+    internal static bool TryLaunch<TOps>(string key, TOps ops, int k, Tensor output, OutputNorm request, GemmVariant variant,
+        out PreparedGroupNorm? prepared) where TOps : struct, IGemmOperands, IFinalValue
     {
-        if (Target(output, next, k, variant, ops.Im2Col) is not var (plan, norm, prepared)) return null;
+        prepared = null;
+        if (Target(output, request, k, variant, ops.Im2Col) is not var (plan, norm, made)) return false;
         var device = output.Device;
         int m = output.C, n = output.N * norm.Positions;
         switch (plan.TileM, plan.TileN)
@@ -257,42 +280,61 @@ internal static class GemmNormStats
             case (64, 32): Run<Tile64x32, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
             default: Run<Tile32x32, TOps>(device, key, ops, m, n, k, plan.Splits, norm); break;
         }
-        return prepared;
+        request.Save?.Written(output);
+        prepared = made;
+        return true;
     }
 
     /// <summary><see cref="TryLaunch{TOps}"/> for C = A B + A2 B2 (<see cref="GemmCore.LaunchSum{TOps, TOps2}"/>).</summary>
-    internal static PreparedGroupNorm? TryLaunchSum<TOps, TOps2>(string key, TOps ops, TOps2 second, int k1, int k2, Tensor output,
-        GroupNormParameters next, GemmVariant variant) where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
+    internal static bool TryLaunchSum<TOps, TOps2>(string key, TOps ops, TOps2 second, int k1, int k2, Tensor output,
+        OutputNorm request, GemmVariant variant, out PreparedGroupNorm? prepared)
+        where TOps : struct, IGemmOperands, IFinalValue where TOps2 : struct, IGemmOperands
     {
-        if (Target(output, next, k1 + k2, variant, ops.Im2Col || second.Im2Col) is not var (plan, norm, prepared)) return null;
+        prepared = null;
+        if (Target(output, request, k1 + k2, variant, ops.Im2Col || second.Im2Col) is not var (plan, norm, made)) return false;
         var device = output.Device;
         int m = output.C, n = output.N * norm.Positions;
         switch (plan.TileM, plan.TileN)
         {
             case (64, 64): RunSum<Tile64x64, TOps, TOps2>(device, key, ops, second, k1, m, n, k1 + k2, plan.Splits, norm); break;
             case (64, 32): RunSum<Tile64x32, TOps, TOps2>(device, key, ops, second, k1, m, n, k1 + k2, plan.Splits, norm); break;
-            default: return null;   // sums are convolutions: no 32x32 tiles
+            default: return false;   // sums are convolutions: no 32x32 tiles
         }
-        return prepared;
+        request.Save?.Written(output);
+        prepared = made;
+        return true;
     }
 
-    /// <summary>The plan and the statistics' buffers for preparing <paramref name="next"/> over output, or null when the plan
-    /// does not serve it.</summary>
-    private static (Plan Plan, OutputGroupNorm Norm, PreparedGroupNorm Prepared)? Target(Tensor output, GroupNormParameters next, int k,
+    /// <summary>The plan and the statistics' buffers for <paramref name="request"/> over output, or null when the plan
+    /// does not serve it (or nothing is asked).</summary>
+    private static (Plan Plan, OutputGroupNorm Norm, PreparedGroupNorm? Prepared)? Target(Tensor output, OutputNorm request, int k,
         GemmVariant variant, bool im2col)
     {
+        if (request.IsEmpty) return null;
         var device = output.Device;
         int images = output.N, channels = output.C, positions = output.Length / Math.Max(1, images * channels);
+        int carried = request.FollowingChannels;
         var plan = PlanFor(device, variant, channels, images * positions, k, 1, im2col);
-        if (!Serves(plan, channels, images, positions)) return null;
-        var (table, generation) = device.NextPreparedNormTable(2 * images * channels);
+        if (!Serves(plan, channels + carried, images, positions)) return null;
         var norm = new OutputGroupNorm
         {
             Partials = device.NormStatsPartials(2 * images * (positions / plan.TileN) * channels),
-            Gamma = next.Gamma.View, Beta = next.Beta.View, Table = table,
-            Groups = next.Groups, Images = images, Positions = positions, Eps = next.Eps,
+            Images = images, Positions = positions, CarriedChannels = carried,
+            Carried = carried > 0 ? request.Following!.Pairs : default,
+            Save = request.Save?.Reserve(output) ?? default,
         };
-        return (plan, norm, new PreparedGroupNorm(output, next, table, generation));
+        PreparedGroupNorm? prepared = null;
+        if (request.Next is { } next)
+        {
+            var (table, generation) = device.NextPreparedNormTable(2 * images * (channels + carried));
+            norm.Gamma = next.Gamma.View;
+            norm.Beta = next.Beta.View;
+            norm.Table = table;
+            norm.Groups = next.Groups;
+            norm.Eps = next.Eps;
+            prepared = new PreparedGroupNorm(request.Concatenation ?? output, next, table, generation);
+        }
+        return (plan, norm, prepared);
     }
 
     private static void Run<TTile, TOps>(GpuDevice device, string key, TOps ops, int m, int n, int k, int splits, OutputGroupNorm norm)

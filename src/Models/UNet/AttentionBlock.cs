@@ -46,7 +46,7 @@ internal sealed class AttentionBlock
 
     /// <summary>x [N, C, H, W] (the caller owns it); returns a rented tensor of the same shape (kept on the
     /// tape when recording), or writes <paramref name="into"/> (a view the caller owns) and returns it.</summary>
-    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into = null) => Forward(input, pool, tape, into, null, null, out _);
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into = null) => Forward(input, pool, tape, into, null, default, out _);
 
     /// <summary>The GroupNorm the block applies first when the layer before may prepare its table (the image-layout path
     /// on a GEMM-core device, outside training), else null.</summary>
@@ -57,7 +57,7 @@ internal sealed class AttentionBlock
     /// (made by the launch that produced the input; see <see cref="PreparableNorm"/>): the q/k/v GEMM then normalises on load
     /// and no GroupNorm runs. With <paramref name="next"/> (outside training), to_out's launch also prepares that norm's table
     /// over the output (<paramref name="preparedNext"/>; null where it does not).</summary>
-    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+    public Tensor Forward(Tensor input, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, OutputNorm next,
         out PreparedGroupNorm? preparedNext)
     {
         preparedNext = null;
@@ -97,7 +97,7 @@ internal sealed class AttentionBlock
         k.Bias.Offset - q.Bias.Offset == v.Bias.Offset - k.Bias.Offset && k.Bias.Offset > q.Bias.Offset;
 
     /// <summary>The forward pass in four launches (no tape): see the remarks.</summary>
-    private Tensor ForwardImageLayout(Tensor input, TensorPool pool, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+    private Tensor ForwardImageLayout(Tensor input, TensorPool pool, Tensor? into, PreparedGroupNorm? prepared, OutputNorm next,
         out PreparedGroupNorm? preparedNext)
     {
         preparedNext = null;
@@ -118,8 +118,8 @@ internal sealed class AttentionBlock
         using var attention = pool.Rent(n, p, c);
         SpatialAttention.Run(query, key, value, heads, attention);
         var y = into ?? pool.Rent(input.Shape);
-        if (next is null) AttentionProjections.OutputToImage(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y);
-        else preparedNext = AttentionProjections.OutputToImagePreparingNext(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y, next.Parameters);
+        if (next.IsEmpty) AttentionProjections.OutputToImage(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y);
+        else preparedNext = AttentionProjections.OutputToImagePreparingNext(attention, o.Weight.Value, o.Bias.Value, input, outputScale, y, next);
         return y;
     }
 

@@ -51,17 +51,17 @@ internal sealed class Conv2dLayer
     /// <paramref name="prepared"/> when the layer before made it. With <paramref name="next"/>, the same launch prepares the
     /// table of that norm over the result (<paramref name="preparedNext"/>; null where the shapes do not allow it).</summary>
     public Tensor ForwardNormalized(Tensor x, GroupNormLayer norm, bool silu, TensorPool pool, out PreparedGroupNorm? preparedNext,
-        GroupNormLayer? next = null, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f, Tensor? into = null,
+        OutputNorm next = default, Tensor? channelAdd = null, Tensor? residual = null, float outputScale = 1f, Tensor? into = null,
         PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
         preparedNext = null;
-        if (next is null)
+        if (next.IsEmpty)
             Conv2dNormalized.Run(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p, channelAdd, residual,
                 outputScale, prepared);
         else
             preparedNext = Conv2dNormalized.RunPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value, y, p,
-                next.Parameters, channelAdd, residual, outputScale, prepared);
+                next, channelAdd, residual, outputScale, prepared);
         return y;
     }
 
@@ -70,36 +70,37 @@ internal sealed class Conv2dLayer
     /// a resnet's conv2 and conv_shortcut, the shortcut's output never written; <paramref name="prepared"/> and
     /// <paramref name="next"/> as in <see cref="ForwardNormalized"/>.</summary>
     public Tensor ForwardNormalizedWithShortcut(Tensor x, GroupNormLayer norm, bool silu, Conv2dLayer shortcut, Tensor shortcutInput,
-        TensorPool pool, out PreparedGroupNorm? preparedNext, GroupNormLayer? next = null, float outputScale = 1f, Tensor? into = null,
+        TensorPool pool, out PreparedGroupNorm? preparedNext, OutputNorm next = default, float outputScale = 1f, Tensor? into = null,
         PreparedGroupNorm? prepared = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
         preparedNext = null;
-        if (next is null)
+        if (next.IsEmpty)
             Conv2dNormalized.RunWithShortcut(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value, bias.Value,
                 shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, outputScale, prepared);
         else
             preparedNext = Conv2dNormalized.RunWithShortcutPreparingNext(x, norm.Groups, norm.Gamma, norm.Beta, norm.Eps, silu, weight.Value,
-                bias.Value, shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, next.Parameters, outputScale, prepared);
+                bias.Value, shortcutInput, shortcut.weight.Value, shortcut.bias.Value, y, p, next, outputScale, prepared);
         return y;
     }
 
     /// <summary><see cref="Forward"/> (no channel add or residual) that also prepares <paramref name="next"/>'s table over the
-    /// result in the same launch where it can (<see cref="Conv2d.RunPreparingNext(Tensor, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters)"/>;
+    /// result in the same launch where it can (<see cref="Conv2d.RunPreparingNext(Tensor, Tensor, Tensor?, Tensor, Conv2dParams, OutputNorm)"/>;
     /// conv_in or a downsampler before a resnet); null where it does not.</summary>
-    public Tensor ForwardPreparing(Tensor x, TensorPool pool, GroupNormLayer next, out PreparedGroupNorm? preparedNext, Tensor? into = null)
+    public Tensor ForwardPreparing(Tensor x, TensorPool pool, OutputNorm next, out PreparedGroupNorm? preparedNext, Tensor? into = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, x.H, x.W));
-        preparedNext = Conv2d.RunPreparingNext(x, weight.Value, bias.Value, y, p, next.Parameters);
+        preparedNext = Conv2d.RunPreparingNext(x, weight.Value, bias.Value, y, p, next);
         return y;
     }
 
     /// <summary>The layer applied to the nearest 2x upsampling of x without writing it (<see cref="Conv2dUpsampled"/>: one
-    /// launch where the GEMM core runs); the result is bitwise that of upsampling first.</summary>
-    public Tensor ForwardUpsampled(Tensor x, TensorPool pool, Tensor? into = null)
+    /// launch where the GEMM core runs); the result is bitwise that of upsampling first. With <paramref name="next"/>, the same
+    /// launch prepares what it asks of the result's statistics (<paramref name="preparedNext"/>: the table, where made).</summary>
+    public Tensor ForwardUpsampled(Tensor x, TensorPool pool, out PreparedGroupNorm? preparedNext, OutputNorm next = default, Tensor? into = null)
     {
         var y = into ?? pool.Rent(OutputShape(x.N, 2 * x.H, 2 * x.W));
-        Conv2dUpsampled.Run(x, weight.Value, bias.Value, y, p);
+        preparedNext = Conv2dUpsampled.RunPreparingNext(x, weight.Value, bias.Value, y, p, next);
         return y;
     }
 
@@ -153,7 +154,10 @@ internal sealed class LinearLayer
 
 /// <summary>nn.GroupNorm (affine: gamma = 1, beta = 0 initially), optionally fused with the SiLU that follows it.</summary>
 internal sealed class GroupNormLayer
-{
+{    /// <summary>The plain request for a preparing launch: this norm's table over the output (none for null).</summary>
+    public static implicit operator OutputNorm(GroupNormLayer? layer) => layer is null ? default : new OutputNorm(layer.Parameters);
+
+
     private readonly Parameter gamma, beta;
     private readonly int groups;
     private readonly float eps;

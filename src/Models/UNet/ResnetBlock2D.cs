@@ -63,7 +63,7 @@ internal sealed class ResnetBlock2D
     /// when the layer before made it, and, with <paramref name="next"/>, that norm's table of the output prepared by conv2's
     /// launch (<paramref name="preparedNext"/>; null where it is not: training, other devices, shapes it does not serve).</summary>
     public Tensor Forward(Tensor input, Tensor tembSilu, TensorPool pool, Tape tape, out PreparedGroupNorm? preparedNext, Tensor? into = null,
-        PreparedGroupNorm? prepared = null, GroupNormLayer? next = null)
+        PreparedGroupNorm? prepared = null, OutputNorm next = default)
     {
         preparedNext = null;
         if (ProjectedTime is { } projected) return Run(input, projected, pool, tape, into, prepared, next, out preparedNext);
@@ -71,7 +71,7 @@ internal sealed class ResnetBlock2D
         return Run(input, t, pool, tape, into, prepared, next, out preparedNext);
     }
 
-    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+    private Tensor Run(Tensor input, Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, OutputNorm next,
         out PreparedGroupNorm? preparedNext)
     {
         x = input;
@@ -107,9 +107,9 @@ internal sealed class ResnetBlock2D
 
     /// <summary>Outside training, on the GEMM core: each GroupNorm (+SiLU) is normalised while its convolution loads its input
     /// (<see cref="Conv2dNormalized"/>), so neither normalised tensor goes through memory; conv1 also prepares norm2's table (and conv2 the next layer's norm1, when asked)
-    /// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
+    /// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, OutputNorm, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>).
     /// Equal to the unfused GPU path within rounding (the prepared table sums in another order; bitwise where it is not prepared).</summary>
-    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, GroupNormLayer? next,
+    private Tensor RunNormalizedOnLoad(Tensor t, TensorPool pool, Tape tape, Tensor? into, PreparedGroupNorm? prepared, OutputNorm next,
         out PreparedGroupNorm? preparedNext)
     {
         // conv1 also prepares norm2's table of its output (no table launch for conv2) where the shapes allow; conv2 likewise

@@ -43,6 +43,9 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     // when it is written in place (batch 1, outside training), else null.
     private readonly int[] consumerOfSkip;
     private readonly Tensor?[] concatenations;
+    // Per down stage: its output's per-channel statistics, saved by its last launch when the output goes straight into a
+    // concatenation, so that the launch writing the concatenation's other part makes the whole one's GroupNorm table.
+    private readonly ChannelStatistics?[] skipStatistics;
     private bool gradientsEnabled;
 
     // Activations of the last forward pass that the backward pass reads (kept only when recording).
@@ -61,6 +64,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         skips = new Tensor[layers.Down.Count];
         consumerOfSkip = Enumerable.Range(0, skips.Length).Select(i => layers.Up.FindIndex(s => s.Skip == i)).ToArray();
         concatenations = new Tensor?[layers.Up.Count];
+        skipStatistics = new ChannelStatistics?[layers.Down.Count];
         // Reports unused checkpoint tensors before anything reaches the device.
         Parameters.Materialize(device, withGradients);
         pool = new TensorPool(device);
@@ -266,8 +270,10 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                     var cat = concatenations[j] = pool.Rent(1, layers.Up[j].ConsumedChannels, shape[2], shape[3]);
                     into = cat.SliceChannels(cat.C - shape[1], shape[1]);
                 }
-                // Each stage may prepare the next one's norm1 table over its output (no table launch there).
-                var next = i + 1 < layers.Down.Count ? layers.Down[i + 1].InputNorm : layers.Mid.Count > 0 ? layers.Mid[0].InputNorm : null;
+                // Each stage may prepare the next one's norm1 table over its output (no table launch there), and saves the
+                // statistics of an output that goes straight into a concatenation.
+                OutputNorm next = i + 1 < layers.Down.Count ? layers.Down[i + 1].InputNorm : layers.Mid.Count > 0 ? layers.Mid[0].InputNorm : null;
+                if (into is not null) next = next with { Save = skipStatistics[i] ??= new ChannelStatistics(Device) };
                 skips[i] = h = layers.Down[i].Forward(h, owned, skips, tembSilu, pool, tape, into, prepared: prepared, next: next);
                 prepared = layers.Down[i].PreparedOutputNorm;
                 owned = false;   // every down output is a skip, released by the up step that consumes it
@@ -276,7 +282,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
                 ? cat.SliceChannels(0, cat.C - skips[layers.Up[next].Skip].C) : null;
             for (int i = 0; i < layers.Mid.Count; i++)
             {
-                var next = i + 1 < layers.Mid.Count ? layers.Mid[i + 1].InputNorm : null;
+                var next = i + 1 < layers.Mid.Count ? layers.Mid[i + 1].InputNorm : TowardConcatenation(0);
                 h = layers.Mid[i].Forward(h, owned, skips, tembSilu, pool, tape, i == layers.Mid.Count - 1 ? Head(0) : null,
                     prepared: prepared, next: next);
                 prepared = layers.Mid[i].PreparedOutputNorm;
@@ -285,7 +291,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             for (int j = 0; j < layers.Up.Count; j++)
             {
                 // The last stage may prepare conv_norm_out's table (conv_out then normalises while it loads).
-                var next = j + 1 < layers.Up.Count ? layers.Up[j + 1].InputNorm : record ? null : layers.NormOut;
+                var next = j + 1 >= layers.Up.Count ? record ? null : layers.NormOut
+                    : layers.Up[j + 1].Skip >= 0 ? TowardConcatenation(j + 1) : layers.Up[j + 1].InputNorm;
                 h = layers.Up[j].Forward(h, owned, skips, tembSilu, pool, tape, Head(j + 1), concatenations[j], prepared, next);
                 prepared = layers.Up[j].PreparedOutputNorm;
                 owned = true;
@@ -312,6 +319,17 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             tape.Clear();
             throw;
         }
+    }
+
+    /// <summary>What the stage before up step j asks of its output when that goes into the first part of j's in-place
+    /// concatenation: the table of j's norm1 over the whole, from the skip's saved statistics (none where they were not saved:
+    /// up step j then computes its table itself).</summary>
+    private OutputNorm TowardConcatenation(int j)
+    {
+        var step = layers.Up[j];
+        if (concatenations[j] is not { } cat || step.ConcatenationNorm is not { } norm) return default;
+        if (skipStatistics[step.Skip] is not { } saved || !ReferenceEquals(saved.Of, skips[step.Skip])) return default;
+        return new OutputNorm(norm.Parameters) { Concatenation = cat, Following = saved };
     }
 
     private void CheckClassLabels(ReadOnlySpan<int> classLabels, int n)
@@ -495,6 +513,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         tape.Clear();
         projectedTime?.Dispose();
         timeProjections?.Dispose();
+        foreach (var saved in skipStatistics) saved?.Dispose();
         Parameters.Dispose();
         pool.Dispose();
     }

@@ -32,6 +32,10 @@ internal sealed class UNetStep
     /// convolution.</summary>
     public GroupNormLayer? InputNorm => Conv is null && Skip < 0 ? Resnet!.PreparableNorm1 : null;
 
+    /// <summary>The resnet's norm1 over its concatenation (a table the stage before may prepare from its output's and the
+    /// skip's statistics, when the concatenation is written in place); null without a skip.</summary>
+    public GroupNormLayer? ConcatenationNorm => Conv is null && Skip >= 0 ? Resnet!.PreparableNorm1 : null;
+
     /// <summary>The table of the next stage's <see cref="InputNorm"/> over this stage's output that the last
     /// <see cref="Forward"/> prepared (asked for with its next argument), or null.</summary>
     public PreparedGroupNorm? PreparedOutputNorm { get; private set; }
@@ -55,7 +59,7 @@ internal sealed class UNetStep
     /// <see cref="InputNorm"/>, whose table over the output this stage's last launch prepares where it can
     /// (<see cref="PreparedOutputNorm"/>).</summary>
     public Tensor Forward(Tensor h, bool ownsInput, Tensor[] skips, Tensor tembSilu, TensorPool pool, Tape tape,
-        Tensor? into = null, Tensor? concatenated = null, PreparedGroupNorm? prepared = null, GroupNormLayer? next = null)
+        Tensor? into = null, Tensor? concatenated = null, PreparedGroupNorm? prepared = null, OutputNorm next = default)
     {
         Input = h;
         PreparedOutputNorm = null;
@@ -81,7 +85,8 @@ internal sealed class UNetStep
             if (Upsample && !tape.Recording && Conv2dUpsampled.IsFused(h.Device))
             {
                 // Outside training the upsampled tensor is never needed again: fold the upsampling into the conv's loads.
-                var folded = tape.Keep(Conv.ForwardUpsampled(h, pool, into));
+                var folded = tape.Keep(Conv.ForwardUpsampled(h, pool, out var preparedUp, next, into));
+                PreparedOutputNorm = preparedUp;
                 if (ownsInput) tape.Release(h);
                 return folded;
             }
@@ -95,7 +100,7 @@ internal sealed class UNetStep
             }
             convInput = h;
             PreparedGroupNorm? made = null;
-            var y = tape.Keep(next is not null && !tape.Recording ? Conv.ForwardPreparing(h, pool, next, out made, into) : Conv.Forward(h, pool, into: into));
+            var y = tape.Keep(!next.IsEmpty && !tape.Recording ? Conv.ForwardPreparing(h, pool, next, out made, into) : Conv.Forward(h, pool, into: into));
             PreparedOutputNorm = made;
             if (ownsInput) tape.Release(h);
             return y;
@@ -103,7 +108,7 @@ internal sealed class UNetStep
         convInput = h;
         // A resnet alone prepares the next stage's norm; followed by attention, it prepares attention's group_norm, and the
         // attention's to_out prepares the next stage's.
-        var nextOfResnet = tape.Recording ? null : Attention is null ? next : Attention.PreparableNorm(tape, h.Device);
+        var nextOfResnet = tape.Recording ? default : Attention is null ? next : (OutputNorm)Attention.PreparableNorm(tape, h.Device);
         resnetOutput = Resnet!.Forward(h, tembSilu, pool, tape, out var preparedNext, Attention is null ? into : null, prepared, nextOfResnet);
         if (ownsInput) tape.Release(h);
         if (Attention is null)
@@ -111,7 +116,7 @@ internal sealed class UNetStep
             PreparedOutputNorm = preparedNext;
             return resnetOutput;
         }
-        var attended = Attention.Forward(resnetOutput, pool, tape, into, preparedNext, tape.Recording ? null : next, out var preparedByAttention);
+        var attended = Attention.Forward(resnetOutput, pool, tape, into, preparedNext, tape.Recording ? default : next, out var preparedByAttention);
         PreparedOutputNorm = preparedByAttention;
         tape.Release(resnetOutput);
         return attended;

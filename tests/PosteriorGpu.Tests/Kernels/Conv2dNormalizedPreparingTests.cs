@@ -9,7 +9,7 @@ using PosteriorGpu.Kernels.Tensors;
 namespace PosteriorGpu.Tests.Kernels;
 
 /// <summary>A normalised convolution that also prepares the GroupNorm table of its output for the next layer
-/// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, GroupNormParameters, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>,
+/// (<see cref="Conv2dNormalized.RunPreparingNext(Tensor, int, Tensor, Tensor, float, bool, Tensor, Tensor?, Tensor, Conv2dParams, OutputNorm, Tensor?, Tensor?, float, PreparedGroupNorm?)"/>,
 /// <see cref="GemmNormStats"/>): the output bitwise the plain launch's, the table the reference's of that
 /// output, on the core tiles the convolutions use (split-K included) on a 256-thread CPU accelerator.</summary>
 public class Conv2dNormalizedPreparingTests
