@@ -41,13 +41,14 @@ internal static class GemmNormStats
         public ArrayView<float> Gamma, Beta;
         /// <summary>The result: [images, C + CarriedChannels] pairs (scale, shift), as <see cref="Norm.GroupNormTable"/>'s.</summary>
         public ArrayView<float> Table;
-        /// <summary>Where the output's per-channel pairs (mean, squared deviations) [images, C] go, or empty.</summary>
+        /// <summary>Where the output's per-channel pairs (mean, squared deviations) [images, C] go when Saves is 1.</summary>
         public ArrayView<float> Save;
         /// <summary>Saved pairs [images, CarriedChannels] of the channels that follow the output's in the normalised
-        /// concatenation, or empty.</summary>
+        /// concatenation (read only when CarriedChannels > 0).</summary>
         public ArrayView<float> Carried;
-        /// <summary>Groups 0: no table (statistics only).</summary>
-        public int Groups, Images, Positions, CarriedChannels;
+        /// <summary>Groups 0: no table (statistics only). Every view is a valid one (an unused one is Partials: a kernel
+        /// argument must be a valid view), so flags say which are used.</summary>
+        public int Groups, Images, Positions, CarriedChannels, Saves;
         public float Eps;
     }
 
@@ -206,7 +207,7 @@ internal static class GemmNormStats
                 float mean = shift + dev / tilesPerImage, m2 = within + bn * (dev2 - dev * dev / tilesPerImage);
                 shared[2 * c] = mean;
                 shared[2 * c + 1] = m2;
-                if (norm.Save.Length > 0)
+                if (norm.Saves != 0)
                 {
                     norm.Save[2 * (img * channels + c)] = mean;
                     norm.Save[2 * (img * channels + c) + 1] = m2;
@@ -316,12 +317,13 @@ internal static class GemmNormStats
         int carried = request.FollowingChannels;
         var plan = PlanFor(device, variant, channels, images * positions, k, 1, im2col);
         if (!Serves(plan, channels + carried, images, positions)) return null;
+        var partials = device.NormStatsPartials(2 * images * (positions / plan.TileN) * channels);
         var norm = new OutputGroupNorm
         {
-            Partials = device.NormStatsPartials(2 * images * (positions / plan.TileN) * channels),
-            Images = images, Positions = positions, CarriedChannels = carried,
-            Carried = carried > 0 ? request.Following!.Pairs : default,
-            Save = request.Save?.Reserve(output) ?? default,
+            Partials = partials, Images = images, Positions = positions,
+            CarriedChannels = carried, Carried = carried > 0 ? request.Following!.Pairs : partials,
+            Saves = request.Save is null ? 0 : 1, Save = request.Save?.Reserve(output) ?? partials,
+            Gamma = partials, Beta = partials, Table = partials,
         };
         PreparedGroupNorm? prepared = null;
         if (request.Next is { } next)

@@ -351,25 +351,40 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     }
 
     /// <summary>temb = linear_2(silu(linear_1(sinusoidal(t)))) (+ class embedding) and tembSilu = silu(temb), which
-    /// every resnet applies before its projection, so it is computed once here. Without recording, each SiLU
-    /// runs in the epilogue of the linear before it (linear_2's only without a class embedding, which is added
-    /// to temb before the SiLU) and tembSilu is temb.</summary>
+    /// every resnet applies before its projection, so it is computed once here. Without recording, the three are one
+    /// launch (<see cref="TimestepMlp"/>, with the last SiLU too unless a class embedding is added to temb before it) and
+    /// tembSilu is temb; recording, each is its own launch and the tape keeps what the backward pass needs.</summary>
     private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
-        sinusoid = tape.Keep(pool.Rent(n, c.BlockOutChannels[0]));
+        int dim = c.BlockOutChannels[0];
+        bool fuseTembSilu = !tape.Recording && layers.ClassEmbedding is null;
+        if (!tape.Recording && TimestepMlp.IsFused(Device) && TimestepMlp.Serves(dim, c.TimeEmbedDim))
+        {
+            // Outside training the sinusoid, linear_1 + SiLU and linear_2 (+ SiLU) are one launch (no hidden tensors kept).
+            temb = pool.Rent(n, c.TimeEmbedDim);
+            var (w1, b1, w2, b2) = (layers.TimeLinear1.Weight.Value, layers.TimeLinear1.Bias.Value, layers.TimeLinear2.Weight.Value,
+                layers.TimeLinear2.Bias.Value);
+            if (AllEqual(timesteps))
+                TimestepMlp.Run(timesteps[0], dim, c.FlipSinToCos, (float)c.FreqShift, w1, b1, w2, b2, fuseTembSilu, temb);
+            else
+            {
+                using var t = DeviceTimesteps(timesteps, n);
+                TimestepMlp.Run(t, dim, c.FlipSinToCos, (float)c.FreqShift, w1, b1, w2, b2, fuseTembSilu, temb);
+            }
+            FinishTimeEmbedding(classLabels, n, fuseTembSilu);
+            return;
+        }
+        sinusoid = tape.Keep(pool.Rent(n, dim));
         if (AllEqual(timesteps))
         {
             // A sampler step's case: the timestep travels as a kernel argument, so the pass copies nothing from the host.
-            TimestepEmbedding.Run(timesteps[0], c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+            TimestepEmbedding.Run(timesteps[0], dim, c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
         else
         {
-            if (hostTimesteps.Length != n) hostTimesteps = new float[n];
-            for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
-            using var t = pool.Rent(n);
-            t.CopyFrom(hostTimesteps);
-            TimestepEmbedding.Run(t, c.BlockOutChannels[0], c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+            using var t = DeviceTimesteps(timesteps, n);
+            TimestepEmbedding.Run(t, dim, c.FlipSinToCos, (float)c.FreqShift, sinusoid);
         }
         if (tape.Recording)
         {
@@ -383,9 +398,24 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             hidden = hiddenSilu = layers.TimeLinear1.Forward(sinusoid, pool, silu: true);
         }
         tape.Release(sinusoid);
-        bool fuseTembSilu = !tape.Recording && layers.ClassEmbedding is null;
         temb = tape.Keep(layers.TimeLinear2.Forward(hiddenSilu, pool, silu: fuseTembSilu));
         tape.Release(hiddenSilu);
+        FinishTimeEmbedding(classLabels, n, fuseTembSilu);
+    }
+
+    /// <summary>The timesteps as a rented device tensor [n] (one host copy: the per-item case).</summary>
+    private Tensor DeviceTimesteps(ReadOnlySpan<float> timesteps, int n)
+    {
+        if (hostTimesteps.Length != n) hostTimesteps = new float[n];
+        for (int i = 0; i < n; i++) hostTimesteps[i] = ScoreModelTimesteps.Of(timesteps, i);
+        var t = pool.Rent(n);
+        t.CopyFrom(hostTimesteps);
+        return t;
+    }
+
+    /// <summary>After temb: the class embedding, tembSilu (unless the launch before applied the SiLU) and the projections.</summary>
+    private void FinishTimeEmbedding(ReadOnlySpan<int> classLabels, int n, bool fuseTembSilu)
+    {
         if (layers.ClassEmbedding is not null)
         {
             if (hostLabels.Length != n) hostLabels = new float[n];
