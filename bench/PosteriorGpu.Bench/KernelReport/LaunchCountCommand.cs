@@ -58,12 +58,14 @@ public static class LaunchCountCommand
         text.AppendLine();
         text.AppendLine("| call | launches | host syncs | host-to-device | device-to-host | largest launch counts |");
         text.AppendLine("|---|---:|---:|---:|---:|---|");
+        var hostTimes = new List<string>();
         foreach (var name in models)
         {
             var model = ScoreModels.Open(device, name);
             using var owned = (IDisposable)model;
             var (used, perKernel) = ForwardPass(device, model);
             text.AppendLine(Row($"{name} forward pass", used, perKernel));
+            if (gpuPaths) hostTimes.Add($"{name} {HostMicroseconds(device, model):0} us");
         }
         if (gpuPaths)
         {
@@ -73,6 +75,9 @@ public static class LaunchCountCommand
                             "the launchers' GPU choices (GEMM core with split-K planned for that GPU, GroupNorm slab, the fused convolutions) planned for " +
                             $"{H100Multiprocessors} multiprocessors, every launch counted and none run; the attention kernel is counted as the CPU's " +
                             "choice (flash attention is also one launch).");
+            text.AppendLine();
+            text.AppendLine($"Host time per forward pass with no kernel run (the library's own work on the host: shapes, plans, pool, launch " +
+                            $"arguments; not ILGPU's launch nor the driver's), median of {HostPasses} passes on this machine: {string.Join(", ", hostTimes)}.");
             return text.ToString();
         }
         // A sampler's own launches do not depend on the network: counted with the cheap Gaussian prior, whose forward
@@ -173,6 +178,28 @@ public static class LaunchCountCommand
     private sealed class Snapshot(Action take) : IProgress<SamplerProgress>
     {
         public void Report(SamplerProgress value) => take();
+    }
+
+    private const int HostPasses = 200;
+
+    /// <summary>The median wall time of a forward pass on a launch counter, in microseconds: every launcher's host-side work
+    /// and none of the kernels'.</summary>
+    private static double HostMicroseconds(GpuDevice device, IScoreModel model)
+    {
+        using var x = Tensor.Zeros(device, 1, 3, 32, 32);
+        using var eps = Tensor.Empty(device, 1, 3, 32, 32);
+        float[] t = [500f];
+        for (int i = 0; i < 20; i++) model.PredictEpsilon(x, t, eps);   // warm-up (JIT, pool)
+        var times = new double[HostPasses];
+        var clock = new System.Diagnostics.Stopwatch();
+        for (int i = 0; i < HostPasses; i++)
+        {
+            clock.Restart();
+            model.PredictEpsilon(x, t, eps);
+            times[i] = clock.Elapsed.TotalMicroseconds;
+        }
+        Array.Sort(times);
+        return times[HostPasses / 2];
     }
 
     private static (DeviceCounters Used, Dictionary<string, long> PerKernel) ForwardPass(GpuDevice device, IScoreModel model)

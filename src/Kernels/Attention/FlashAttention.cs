@@ -389,8 +389,11 @@ internal static class FlashAttention
         int queries = cfg.Threads / cfg.Lanes;
         var kernel = device.Kernel(KernelKey<TConfig>.Of("flash-attention"), static acc =>
             acc.LoadStreamKernel<SpatialAttention.Dims, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
-                Kernel<TConfig>, new KernelSpecialization(default(TConfig).Threads, default(TConfig).MinGroupsPerSM)));
+                Kernel<TConfig>, Specialization<TConfig>()));
         var config = new KernelConfig(new Index3D((a.Queries + queries - 1) / queries, a.Heads, batch), new Index3D(cfg.Threads, 1, 1));
         kernel(config, a, q, k, v, output);
     }
+
+    private static KernelSpecialization Specialization<TConfig>() where TConfig : struct, IFlashAttentionConfig =>
+        new(default(TConfig).Threads, default(TConfig).MinGroupsPerSM);
 }

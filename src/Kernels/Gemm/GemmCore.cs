@@ -543,7 +543,7 @@ internal static partial class GemmCore
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, batch, splits);
         var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, Dims, ArrayView<float>, ArrayView<int>>(
-            Kernel<TTile, TOps>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
+            Kernel<TTile, TOps>, GemmTiles.Specialization<TTile>()));
         kernel(config, ops, dims, partial, counters);
     }
 
@@ -552,7 +552,7 @@ internal static partial class GemmCore
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k1 + k2, batch, splits);
         var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims, ArrayView<float>, ArrayView<int>>(
-            KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
+            KernelSum<TTile, TOps, TOps2>, GemmTiles.Specialization<TTile>()));
         kernel(config, ops, second, k1, dims, partial, counters);
     }
 

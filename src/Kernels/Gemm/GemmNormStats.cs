@@ -344,7 +344,7 @@ internal static class GemmNormStats
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
         var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, Dims,
-            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(Kernel<TTile, TOps>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
+            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(Kernel<TTile, TOps>, GemmTiles.Specialization<TTile>()));
         kernel(config, ops, dims, partial, counters, norm);
     }
 
@@ -353,7 +353,7 @@ internal static class GemmNormStats
     {
         var (dims, config, partial, counters) = Prepare<TTile>(device, m, n, k, 1, splits, launchTicket: true);
         var kernel = device.Kernel(KernelKey<TTile>.Of(key), static acc => acc.LoadStreamKernel<TOps, TOps2, int, Dims,
-            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(KernelSum<TTile, TOps, TOps2>, new KernelSpecialization(default(TTile).Threads, default(TTile).MinGroupsPerSM)));
+            ArrayView<float>, ArrayView<int>, OutputGroupNorm>(KernelSum<TTile, TOps, TOps2>, GemmTiles.Specialization<TTile>()));
         kernel(config, ops, second, k1, dims, partial, counters, norm);
     }
 }

@@ -1,3 +1,5 @@
+using ILGPU.Runtime;
+
 namespace PosteriorGpu.Kernels.Gemm;
 
 /// <summary>
@@ -27,6 +29,15 @@ internal interface IGemmTile
     /// caps the registers at 64K / (Threads x this)). 1 for every tile: kernel-report measured 2 (128
     /// registers) on 128x128 spilling 1.1 KB per thread, and 4 on 64x64 spilling 0.3 KB.</summary>
     int MinGroupsPerSM { get; }
+}
+
+/// <summary>Helpers over the tile configurations.</summary>
+internal static class GemmTiles
+{
+    /// <summary>How a kernel on <typeparamref name="TTile"/> is loaded: its threads and the groups that must fit on an SM
+    /// (ptxas caps the registers accordingly).</summary>
+    internal static KernelSpecialization Specialization<TTile>() where TTile : struct, IGemmTile =>
+        new(default(TTile).Threads, default(TTile).MinGroupsPerSM);
 }
 
 /// <summary>128x128 blocks, 8x8 accumulators per thread, 256 threads: the large-problem tile (CUTLASS's SGEMM shape).</summary>
