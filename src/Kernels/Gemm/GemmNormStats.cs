@@ -145,22 +145,23 @@ internal static class GemmNormStats
         if (tid == 0) tileCounters[ticket] = 0;
     }
 
-    /// <summary>Each row of the tile (one channel over BN pixels of one image): its mean and its squared deviations from it
-    /// (two passes over the shared copy; the mean summed as deviations from the row's first value, so that a large mean
-    /// costs no precision), as the pair of (image, tile, channel).</summary>
+    /// <summary>Each row of the tile (one channel over BN pixels of one image, or over all of a single image's positions when
+    /// it has fewer than BN): its mean and its squared deviations from it (two passes over the shared copy; the mean summed
+    /// as deviations from the row's first value, so that a large mean costs no precision), as the pair of (image, tile,
+    /// channel).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void TileRowStatistics(OutputGroupNorm norm, ArrayView<float> tile, int channels, int m0, int n0, int bm, int bn,
         int tid, int threads)
     {
-        int pitch = bn + 1, tilesPerImage = norm.Positions / bn, img = n0 / norm.Positions;
+        int pitch = bn + 1, width = Math.Min(bn, norm.Positions), tilesPerImage = norm.Positions / width, img = n0 / norm.Positions;
         int slot = img * tilesPerImage + (n0 - img * norm.Positions) / bn;
         for (int r = tid; r < bm && m0 + r < channels; r += threads)
         {
             var row = tile.SubView(r * pitch, bn);
             float first = row[0], sum = 0;
-            for (int j = 0; j < bn; j += 4) sum += ((row[j] - first) + (row[j + 1] - first)) + ((row[j + 2] - first) + (row[j + 3] - first));
-            float mean = first + sum / bn, sq = 0;
-            for (int j = 0; j < bn; j += 4)
+            for (int j = 0; j < width; j += 4) sum += ((row[j] - first) + (row[j + 1] - first)) + ((row[j + 2] - first) + (row[j + 3] - first));
+            float mean = first + sum / width, sq = 0;
+            for (int j = 0; j < width; j += 4)
             {
                 float a = row[j] - mean, b = row[j + 1] - mean, c = row[j + 2] - mean, e = row[j + 3] - mean;
                 sq += (a * a + b * b) + (c * c + e * e);
@@ -176,7 +177,8 @@ internal static class GemmNormStats
     /// carried channels' saved pairs after them, then each group's mean and rstd from its channels, then the table.</summary>
     private static void MergeIntoTable(OutputGroupNorm norm, ArrayView<float> shared, int channels, int bn, int tid, int threads)
     {
-        int tilesPerImage = norm.Positions / bn, total = channels + norm.CarriedChannels, stride = 2 * channels;
+        int width = Math.Min(bn, norm.Positions), tilesPerImage = norm.Positions / width;
+        int total = channels + norm.CarriedChannels, stride = 2 * channels;
         float perChannel = norm.Positions;
         for (int img = 0; img < norm.Images; img++)
         {
@@ -203,8 +205,8 @@ internal static class GemmNormStats
                     dev2 += e * e;
                     within += norm.Partials[o + i * stride + 1];
                 }
-                // Between the tiles: bn x the sum over tiles of (mean_t - the channel's mean) ^ 2, from the shifted means.
-                float mean = shift + dev / tilesPerImage, m2 = within + bn * (dev2 - dev * dev / tilesPerImage);
+                // Between the tiles: width x the sum over tiles of (mean_t - the channel's mean) ^ 2, from the shifted means.
+                float mean = shift + dev / tilesPerImage, m2 = within + width * (dev2 - dev * dev / tilesPerImage);
                 shared[2 * c] = mean;
                 shared[2 * c + 1] = m2;
                 if (norm.Saves != 0)
@@ -249,10 +251,12 @@ internal static class GemmNormStats
     }
 
     /// <summary>Whether a convolution of this plan can prepare its output's GroupNorm (see the class summary): tiles within
-    /// one image, not 128x128, at most <see cref="MaxImages"/> images, the merge's pairs (of the normalised tensor's
+    /// one image (whole tiles, or one image narrower than a tile: a 4x4 level at batch 1, its positions a multiple of 4),
+    /// not 128x128, at most <see cref="MaxImages"/> images, the merge's pairs (of the normalised tensor's
     /// <paramref name="channels"/>, a concatenation's included) within the tile's shared copy.</summary>
     internal static bool Serves(Plan plan, int channels, int images, int positions) =>
-        plan.TileM != 128 && positions > 0 && positions % plan.TileN == 0 && images is > 0 and <= MaxImages &&
+        plan.TileM != 128 && positions > 0 && images is > 0 and <= MaxImages &&
+        (positions % plan.TileN == 0 || (images == 1 && positions < plan.TileN && positions % 4 == 0)) &&
         2 * channels <= plan.TileM * (plan.TileN + 1);
 
     /// <summary>For kernel-report: the tiles the preparing kernels launch with (64x64 and 64x32; 32x32 for a plain GEMM's
@@ -317,7 +321,7 @@ internal static class GemmNormStats
         int carried = request.FollowingChannels;
         var plan = PlanFor(device, variant, channels, images * positions, k, 1, im2col);
         if (!Serves(plan, channels + carried, images, positions)) return null;
-        var partials = device.NormStatsPartials(2 * images * (positions / plan.TileN) * channels);
+        var partials = device.NormStatsPartials(2 * images * (positions / Math.Min(plan.TileN, positions)) * channels);
         var norm = new OutputGroupNorm
         {
             Partials = partials, Images = images, Positions = positions,
