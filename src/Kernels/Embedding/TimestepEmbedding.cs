@@ -57,29 +57,31 @@ public static class TimestepEmbedding
         return e - k * TwoPiHigh - k * TwoPiMid - k * TwoPiLow;
     }
 
+    /// <summary>Entry j of the embedding of t (zero for an odd width's last entry); every kernel that embeds timesteps
+    /// computes it here, so they agree bit for bit.</summary>
+    internal static float Value(float t, int j, int dim, int flip, float negLogMaxPeriod, float denominator, float scale)
+    {
+        int half = dim / 2;
+        if (j >= 2 * half) return 0f;
+        bool first = j < half;
+        int i = first ? j : j - half;
+        float e = Reduce(Argument(t, i, negLogMaxPeriod, denominator, scale));
+        // The first half is sin unless flipped; the second half the other one.
+        return first == (flip == 0) ? MathF.Sin(e) : MathF.Cos(e);
+    }
+
     /// <summary>One kernel for both forms: timesteps[n] per item (<paramref name="perItem"/> 1), or the one
     /// <paramref name="timestep"/> passed as an argument for every item (no host copy before the launch).</summary>
     internal static void Kernel(Index1D tid, ElementRange r, int dim, int flip, float negLogMaxPeriod, float denominator, float scale,
         int perItem, float timestep, ArrayView<float> timesteps, ArrayView<float> y)
     {
-        int half = dim / 2;
         for (int k = 0; k < r.Count; k++)
         {
             int idx = r.Index(tid, k);
             if (idx >= r.Total) return;
             int n = idx / dim;
-            int j = idx - n * dim;
-            if (j >= 2 * half)
-            {
-                y[idx] = 0f;
-                continue;
-            }
-            bool first = j < half;
-            int i = first ? j : j - half;
             float t = perItem != 0 ? timesteps[n] : timestep;
-            float e = Reduce(Argument(t, i, negLogMaxPeriod, denominator, scale));
-            // The first half is sin unless flipped; the second half the other one.
-            y[idx] = first == (flip == 0) ? MathF.Sin(e) : MathF.Cos(e);
+            y[idx] = Value(t, idx - n * dim, dim, flip, negLogMaxPeriod, denominator, scale);
         }
     }
 

@@ -64,14 +64,6 @@ public static class TimestepMlp
         public float NegLogMaxPeriod, Denominator, Timestep;
     }
 
-    /// <summary>The sum over a warp (every lane gets it).</summary>
-    private static float WarpSum(float value)
-    {
-        for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
-            value += Warp.ShuffleDown(value, delta);
-        return Warp.Shuffle(value, 0);
-    }
-
     internal static void Kernel(Shape p, ArrayView<float> timesteps, ArrayView<float> w1, ArrayView<float> b1, ArrayView<float> w2,
         ArrayView<float> b2, ArrayView<float> y)
     {
@@ -82,22 +74,15 @@ public static class TimestepMlp
         int lane = Warp.LaneIdx, warp = Warp.WarpIdx, warps = threads / Warp.WarpSize;
         float timestep = p.PerItem != 0 ? timesteps[item] : p.Timestep;
 
-        int half = p.Dim / 2;
         for (int j = t; j < p.Dim; j += threads)
-        {
-            bool first = j < half;
-            int i = first ? j : j - half;
-            float e = TimestepEmbedding.Reduce(TimestepEmbedding.Argument(timestep, i, p.NegLogMaxPeriod, p.Denominator, 1f));
-            // The first half is sin unless flipped; an odd width's last entry is zero.
-            s[j] = j >= 2 * half ? 0f : first == (p.Flip == 0) ? MathF.Sin(e) : MathF.Cos(e);
-        }
+            s[j] = TimestepEmbedding.Value(timestep, j, p.Dim, p.Flip, p.NegLogMaxPeriod, p.Denominator, 1f);
         Group.Barrier();
 
         for (int j = warp; j < p.Hidden; j += warps)
         {
             float acc = 0;
             for (int i = lane; i < p.Dim; i += Warp.WarpSize) acc += w1[j * p.Dim + i] * s[i];
-            acc = WarpSum(acc);
+            acc = GroupNormSlab.WarpSum(acc);
             if (lane == 0) hidden[j] = Silu.Apply(acc + b1[j]);
         }
         Group.Barrier();
@@ -107,7 +92,7 @@ public static class TimestepMlp
         {
             float acc = 0;
             for (int j = lane; j < p.Hidden; j += Warp.WarpSize) acc += w2[o * p.Hidden + j] * hidden[j];
-            acc = WarpSum(acc) + b2[o];
+            acc = GroupNormSlab.WarpSum(acc) + b2[o];
             if (lane == 0) y[item * p.Outputs + o] = p.SiluOut != 0 ? Silu.Apply(acc) : acc;
         }
     }

@@ -32,11 +32,18 @@ internal static class GroupNormSlab
     /// <summary>Whether a tensor's view starts 16-byte aligned (its buffer does; a slice may not).</summary>
     internal static bool Aligned16(Tensor t) => ((IContiguousArrayView)t.View).IndexInBytes % 16 == 0;
 
-    /// <summary>Sum over the thread group (every thread gets it): warp shuffles, then the warps' partials in order.</summary>
-    internal static float GroupSum(ArrayView<float> partials, float value)
+    /// <summary>Sum over the warp, valid in its first lane (shuffles down).</summary>
+    internal static float WarpSum(float value)
     {
         for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
             value += Warp.ShuffleDown(value, delta);
+        return value;
+    }
+
+    /// <summary>Sum over the thread group (every thread gets it): warp shuffles, then the warps' partials in order.</summary>
+    internal static float GroupSum(ArrayView<float> partials, float value)
+    {
+        value = WarpSum(value);
         if (Warp.IsFirstLane) partials[Warp.WarpIdx] = value;
         Group.Barrier();
         int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
