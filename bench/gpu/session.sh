@@ -29,7 +29,7 @@ FIGURE4_S=${FIGURE4_S:-240}       # Figure 4, the tasks in FIGURE4_TASKS
 FIGURE4_TASKS=${FIGURE4_TASKS:-"inpaint50 superres4 deblur inpaint30 inpaint70"}
 FIGURE4_PRIOR_T=${FIGURE4_PRIOR_T:-10}   # the prior score's timestep (t = 50 was measured on 2026-12-04; t = 10 is owed)
 TRAIN_S=${TRAIN_S:-0}             # training (0: none)
-TRAIN_FROM=${TRAIN_FROM:-models/mnist-unet-next}   # the continuation of the shipped model (its README)
+TRAIN_FROM=${TRAIN_FROM:-models/mnist-unet}   # the shipped model, resumed from its training state (its README)
 log="$OUT/session.log"
 exec > >(tee -a "$log") 2>&1
 t0=$(date +%s)

@@ -178,9 +178,9 @@ internal sealed class PosteriorTask : IDisposable
         ulong seed = s.Settings.OperatorSeed;
         return new PosteriorTask(new OneBitOperator(s.Device, [s.C, s.H, s.W], m, 1f, seed),
             $"one-bit dithered sensing, {m} signs of Gaussian projections, dither uniform in [-1, 1] (seed {seed}); " +
-            "NOTE: with the shipped model the samples do not show the measured digit: at zeta >= 1 they reproduce the signs but " +
-            "are speckle (the sign agreement is no quality measure: the truth's is below 100 % too), at zeta 0.3 they are " +
-            "clean but other digits; see the README");
+            "NOTE: with the shipped model the samples rarely show the measured digit: they are speckle, which reproduces most " +
+            "signs (the sign agreement is no quality measure: the truth's is below 100 % too), or clean digits other than " +
+            "the measured one; see the README");
     }
 
     private static int Rows(double ratio, int d)
