@@ -73,8 +73,10 @@ internal static class TalkComparisonCommand
         b.AppendLine("| task | method | NFE / image | backward / image | PSNR (dB) | FID | s / image | budget split |");
         b.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var row in r.Rows)
-            b.AppendLine(inv, $"| {row.Task} | {row.Method} | {row.CountedEvaluations:G4} | {row.CountedBackward:G4} | {row.PsnrMean:F2} +- {row.PsnrStandardError:F2} | " +
-                              $"{row.Fid:F2} | {row.SecondsPerImage:F2} | {row.Split} |");
+            b.AppendLine(row.Failure is { } failure
+                ? string.Create(inv, $"| {row.Task} | {row.Method} | {row.CountedEvaluations:G4} | {row.CountedBackward:G4} | failed: {failure} | - | {row.SecondsPerImage:F2} | {row.Split} |")
+                : string.Create(inv, $"| {row.Task} | {row.Method} | {row.CountedEvaluations:G4} | {row.CountedBackward:G4} | {row.PsnrMean:F2} +- {row.PsnrStandardError:F2} | " +
+                  $"{row.Fid:F2} | {row.SecondsPerImage:F2} | {row.Split} |"));
         return b.ToString();
     }
 
@@ -85,8 +87,11 @@ internal static class TalkComparisonCommand
         ["rows"] = new JsonArray(r.Rows.Select(row => (JsonNode)new JsonObject
         {
             ["task"] = row.Task, ["method"] = row.Method, ["nfe_planned"] = row.Evaluations, ["nfe_counted"] = row.CountedEvaluations,
-            ["backward_counted"] = row.CountedBackward, ["psnr_mean"] = row.PsnrMean, ["psnr_standard_error"] = row.PsnrStandardError,
-            ["fid"] = row.Fid, ["seconds_per_image"] = row.SecondsPerImage, ["split"] = row.Split,
+            ["backward_counted"] = row.CountedBackward, ["psnr_mean"] = Finite(row.PsnrMean), ["psnr_standard_error"] = Finite(row.PsnrStandardError),
+            ["fid"] = Finite(row.Fid), ["seconds_per_image"] = row.SecondsPerImage, ["split"] = row.Split, ["failure"] = row.Failure,
         }).ToArray()),
     };
+
+    /// <summary>JSON has no NaN: a failed cell's metrics (and one digit's standard error) are written as null.</summary>
+    private static JsonNode? Finite(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
 }

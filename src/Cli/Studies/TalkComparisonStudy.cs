@@ -5,6 +5,7 @@ using PosteriorGpu.Models.Data;
 using PosteriorGpu.Samplers.Diagnostics;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
+using PosteriorGpu.Samplers.Unconditional;
 
 namespace PosteriorGpu.Cli.Studies;
 
@@ -58,8 +59,10 @@ internal static class TalkComparisonStudy
     /// <param name="Fid">FID of the samples against the reference.</param>
     /// <param name="SecondsPerImage">Wall time of the sampling divided by the digits.</param>
     /// <param name="Split">How the evaluations were spent.</param>
+    /// <param name="Failure">Null for a finished cell; else why the method stopped (a chain diverged: the sampler's message),
+    /// and the metrics are NaN. The study records it and goes on with the next cell.</param>
     public sealed record Row(string Task, string Method, int Evaluations, double CountedEvaluations, double CountedBackward,
-        double PsnrMean, double PsnrStandardError, double Fid, double SecondsPerImage, string Split);
+        double PsnrMean, double PsnrStandardError, double Fid, double SecondsPerImage, string Split, string? Failure = null);
 
     /// <summary>The table so far and the FID of the true digits.</summary>
     public sealed record Result(IReadOnlyList<Row> Rows, double TruthFid, int Digits, int Budget);
@@ -149,16 +152,26 @@ internal static class TalkComparisonStudy
             {
                 var plan = PlanFor(method, taskName, s.Budget, norm2);
                 var sampler = plan.Options.CreateSampler(counter, model.Schedule);
-                // Untimed warm-up on one chain with the smallest budget: the kernels this task and method launch are
-                // compiled here, not inside the timed run.
-                var warm = PlanFor(method, taskName, method == "dpnp" ? 5 : 1, norm2).Options.CreateSampler(counter, model.Schedule);
-                Sample(model, task, truth.AsSpan(0, model.ImageLength).ToArray(), 1, s, (x, y, first) => warm.Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
-                counter.Reset();
-                var watch = System.Diagnostics.Stopwatch.StartNew();
-                var samples = Sample(model, task, truth, s.Digits, s, (x, y, first) =>
-                    sampler.Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
-                double seconds = watch.Elapsed.TotalSeconds;
-                rows.Add(Score(name, plan, samples, truth, fid, reference, counter, seconds, s.Digits));
+                var watch = new System.Diagnostics.Stopwatch();
+                try
+                {
+                    // Untimed warm-up on one chain with the smallest budget: the kernels this task and method launch are
+                    // compiled here, not inside the timed run.
+                    var warm = PlanFor(method, taskName, method == "dpnp" ? 5 : 1, norm2).Options.CreateSampler(counter, model.Schedule);
+                    Sample(model, task, truth.AsSpan(0, model.ImageLength).ToArray(), 1, s, (x, y, first) => warm.Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
+                    counter.Reset();
+                    watch.Start();
+                    var samples = Sample(model, task, truth, s.Digits, s, (x, y, first) =>
+                        sampler.Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
+                    double seconds = watch.Elapsed.TotalSeconds;
+                    rows.Add(Score(name, plan, samples, truth, fid, reference, counter, seconds, s.Digits));
+                }
+                catch (SamplerDivergedException e)
+                {
+                    // A method that diverges on one task is a result of the comparison, not the end of it.
+                    rows.Add(new Row(name, plan.Method, plan.Evaluations, (double)counter.Forward / s.Digits, (double)counter.Vjp / s.Digits,
+                        double.NaN, double.NaN, double.NaN, watch.Elapsed.TotalSeconds / s.Digits, plan.Split, e.Message));
+                }
                 log.WriteLine(Format(rows[^1]));
             }
             taskDone?.Invoke(new Result([.. rows], truthFid, s.Digits, s.Budget));
@@ -167,9 +180,10 @@ internal static class TalkComparisonStudy
     }
 
     /// <summary>One line of the log.</summary>
-    public static string Format(Row r) =>
-        $"  {r.Task,-10} {r.Method,-7} NFE {r.CountedEvaluations:G4} (+{r.CountedBackward:G4} backward)  PSNR {r.PsnrMean:F2} +- {r.PsnrStandardError:F2} dB  " +
-        $"FID {r.Fid,8:F2}  {r.SecondsPerImage:F2} s/image  [{r.Split}]";
+    public static string Format(Row r) => r.Failure is { } failure
+        ? $"  {r.Task,-10} {r.Method,-7} FAILED: {failure}  [{r.Split}]"
+        : $"  {r.Task,-10} {r.Method,-7} NFE {r.CountedEvaluations:G4} (+{r.CountedBackward:G4} backward)  PSNR {r.PsnrMean:F2} +- {r.PsnrStandardError:F2} dB  " +
+          $"FID {r.Fid,8:F2}  {r.SecondsPerImage:F2} s/image  [{r.Split}]";
 
     /// <summary>||A||_2^2 of a row-major m x d matrix by power iteration on A^T A (what DPnP's likelihood curvature
     /// needs for one-bit sensing, whose operator is not linear and so is not estimated by the sampler).</summary>

@@ -37,14 +37,17 @@ public sealed class RandomUNet
         UpBlockTypes = ["UpBlock2D", "UpBlock2D"],
     };
 
-    /// <summary>Writes config.json and random weights into <paramref name="folder"/>; returns the parameter count.</summary>
-    public static long Write(UNet2DConfig config, string folder, int seed = 7)
+    /// <summary>Writes config.json and random weights into <paramref name="folder"/>; returns the parameter count.
+    /// <paramref name="edit"/>, when given, may change each named tensor's values before they are written (a broken model).</summary>
+    public static long Write(UNet2DConfig config, string folder, int seed = 7, Action<string, float[]>? edit = null)
     {
         Directory.CreateDirectory(folder);
         var weights = new ReferenceUNet.WeightSource(seed);
         // One host forward pass on a tiny batch makes the recording source invent every named tensor.
         int s = config.SampleSize!.Value;
         new ReferenceUNet(config, weights).Forward(new float[config.InChannels * s * s], 1, s, s, [500f], null);
+        if (edit is not null)
+            foreach (var (name, tensor) in weights.Tensors) edit(name, tensor.Data);
         config.Save(Path.Combine(folder, "config.json"));
         SafeTensorsWriter.Write(Path.Combine(folder, UNet2DModel.WeightsFileName),
             weights.Tensors.Select(kv => (kv.Key, kv.Value.Shape, kv.Value.Data)));

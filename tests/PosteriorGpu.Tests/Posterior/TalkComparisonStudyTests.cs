@@ -16,6 +16,52 @@ namespace PosteriorGpu.Tests.Posterior;
 public class TalkComparisonStudyTests
 {
     [Test]
+    public void AMethodThatDiverges_IsRecordedAsFailed_AndTheStudyGoesOn()
+    {
+        string root = Path.Combine(Path.GetTempPath(), $"posteriorgpu-talk-nan-{Guid.NewGuid():N}");
+        try
+        {
+            string model = Path.Combine(root, "model"), classifier = Path.Combine(root, "classifier"), mnist = Path.Combine(root, "mnist");
+            // A network whose output is NaN: every guided reverse diffusion stops being finite at its first check.
+            RandomUNet.Write(RandomUNet.Tiny32, model, edit: (name, data) => { if (name == "conv_out.bias") Array.Fill(data, float.NaN); });
+            Directory.CreateDirectory(mnist);
+            SyntheticMnist.WriteBars(mnist, 8, MnistFolder.TestImages);
+            using (var c = ImageClassifier.Create(TestDevices.Cpu, new ClassifierConfig { ImageSize = 32, ConvChannels = [4, 8], NormNumGroups = 2, Features = 6, NumClasses = 3 }, 1, false))
+                c.Save(classifier);
+            var settings = new TalkSettings
+            {
+                Model = model, Classifier = classifier, Mnist = mnist, Digits = 2, FirstDigit = 5, Budget = 3, Batch = 2, Seed = 3,
+                Tasks = ["superres4", "onebit"], Methods = ["dps", "lgd-mc"],
+            };
+            var log = new StringWriter();
+            var result = TalkComparisonStudy.Run(TestDevices.Cpu, settings, log);
+            TestContext.Out.Write(log);
+            Assert.That(result.Rows, Has.Count.EqualTo(4), "every cell is recorded, the failed ones too");
+            foreach (var row in result.Rows)
+            {
+                Assert.That(row.Failure, Does.Contain("NaN or infinite").Or.Contain("not finite").Or.Contain("NaN"), row.ToString());
+                Assert.That(double.IsNaN(row.PsnrMean) && double.IsNaN(row.Fid), Is.True, row.ToString());
+            }
+            Assert.That(log.ToString(), Does.Contain("FAILED"));
+            string table = TalkComparisonCommand.Markdown(result, settings, "cpu", 1, "posteriorgpu talk-comparison", true);
+            Assert.That(table.Split('\n').Count(l => l.Contains("| failed: ")), Is.EqualTo(4), table);
+
+            // The command writes the failed cells into its JSON as nulls with the reason, and exits 0.
+            string output = Path.Combine(root, "out");
+            var (code, stdout, stderr) = CliRun.Run("talk-comparison", "--model", model, "--classifier", classifier, "--mnist", mnist, "--digits", "2",
+                "--first-digit", "5", "--tasks", "superres4", "--methods", "dps", "--nfe", "5", "--out", output);
+            Assert.That(code, Is.Zero, stderr + stdout);
+            var row0 = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "comparison.json")))!["rows"]!.AsArray()[0]!;
+            Assert.That(row0["psnr_mean"], Is.Null);
+            Assert.That(row0["failure"]!.GetValue<string>(), Is.Not.Empty);
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, true);
+        }
+    }
+
+    [Test]
     public void TheStudy_GivesEveryMethodTheSameCountedBudget_OnEachTask_AndTheCommandWritesTheTable()
     {
         string root = Path.Combine(Path.GetTempPath(), $"posteriorgpu-talk-{Guid.NewGuid():N}");
