@@ -15,19 +15,27 @@ namespace PosteriorGpu.Tests.Posterior;
 /// files; and the budget plans.</summary>
 public class TalkComparisonStudyTests
 {
+    /// <summary>A tiny random model (its weights edited by <paramref name="editModel"/> if given), a tiny random classifier
+    /// and 8 synthetic test digits under <paramref name="root"/>.</summary>
+    private static (string Model, string Classifier, string Mnist) Inputs(string root, Action<string, float[]>? editModel = null)
+    {
+        string model = Path.Combine(root, "model"), classifier = Path.Combine(root, "classifier"), mnist = Path.Combine(root, "mnist");
+        RandomUNet.Write(RandomUNet.Tiny32, model, edit: editModel);
+        Directory.CreateDirectory(mnist);
+        SyntheticMnist.WriteBars(mnist, 8, MnistFolder.TestImages);
+        using (var c = ImageClassifier.Create(TestDevices.Cpu, new ClassifierConfig { ImageSize = 32, ConvChannels = [4, 8], NormNumGroups = 2, Features = 6, NumClasses = 3 }, 1, false))
+            c.Save(classifier);
+        return (model, classifier, mnist);
+    }
+
     [Test]
     public void AMethodThatDiverges_IsRecordedAsFailed_AndTheStudyGoesOn()
     {
         string root = Path.Combine(Path.GetTempPath(), $"posteriorgpu-talk-nan-{Guid.NewGuid():N}");
         try
         {
-            string model = Path.Combine(root, "model"), classifier = Path.Combine(root, "classifier"), mnist = Path.Combine(root, "mnist");
             // A network whose output is NaN: every guided reverse diffusion stops being finite at its first check.
-            RandomUNet.Write(RandomUNet.Tiny32, model, edit: (name, data) => { if (name == "conv_out.bias") Array.Fill(data, float.NaN); });
-            Directory.CreateDirectory(mnist);
-            SyntheticMnist.WriteBars(mnist, 8, MnistFolder.TestImages);
-            using (var c = ImageClassifier.Create(TestDevices.Cpu, new ClassifierConfig { ImageSize = 32, ConvChannels = [4, 8], NormNumGroups = 2, Features = 6, NumClasses = 3 }, 1, false))
-                c.Save(classifier);
+            var (model, classifier, mnist) = Inputs(root, (name, data) => { if (name == "conv_out.bias") Array.Fill(data, float.NaN); });
             var settings = new TalkSettings
             {
                 Model = model, Classifier = classifier, Mnist = mnist, Digits = 2, FirstDigit = 5, Budget = 3, Batch = 2, Seed = 3,
@@ -67,12 +75,7 @@ public class TalkComparisonStudyTests
         string root = Path.Combine(Path.GetTempPath(), $"posteriorgpu-talk-{Guid.NewGuid():N}");
         try
         {
-            string model = Path.Combine(root, "model"), classifier = Path.Combine(root, "classifier"), mnist = Path.Combine(root, "mnist");
-            RandomUNet.Write(RandomUNet.Tiny32, model);
-            Directory.CreateDirectory(mnist);
-            SyntheticMnist.WriteBars(mnist, 8, MnistFolder.TestImages);
-            using (var c = ImageClassifier.Create(TestDevices.Cpu, new ClassifierConfig { ImageSize = 32, ConvChannels = [4, 8], NormNumGroups = 2, Features = 6, NumClasses = 3 }, 1, false))
-                c.Save(classifier);
+            var (model, classifier, mnist) = Inputs(root);
             var settings = new TalkSettings
             {
                 Model = model, Classifier = classifier, Mnist = mnist, Digits = 3, FirstDigit = 5, Budget = 7, Batch = 2, Seed = 3,
