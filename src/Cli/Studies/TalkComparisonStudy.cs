@@ -168,8 +168,10 @@ internal static class TalkComparisonStudy
                 }
                 catch (SamplerDivergedException e)
                 {
-                    // A method that diverges on one task is a result of the comparison, not the end of it.
-                    rows.Add(new Row(name, plan.Method, plan.Evaluations, (double)counter.Forward / s.Digits, (double)counter.Vjp / s.Digits,
+                    // A method that diverges on one task is a result of the comparison, not the end of it. The counts are
+                    // the timed run's up to the failure (none when the warm-up already diverged).
+                    double counted = watch.IsRunning ? 1.0 / s.Digits : 0;
+                    rows.Add(new Row(name, plan.Method, plan.Evaluations, counter.Forward * counted, counter.Vjp * counted,
                         double.NaN, double.NaN, double.NaN, watch.Elapsed.TotalSeconds / s.Digits, plan.Split, e.Message));
                 }
                 log.WriteLine(Format(rows[^1]));

@@ -47,8 +47,10 @@ public class TalkComparisonStudyTests
             Assert.That(result.Rows, Has.Count.EqualTo(4), "every cell is recorded, the failed ones too");
             foreach (var row in result.Rows)
             {
-                Assert.That(row.Failure, Does.Contain("NaN or infinite").Or.Contain("not finite").Or.Contain("NaN"), row.ToString());
+                Assert.That(row.Failure, Does.Contain("NaN or infinite"), row.ToString());
                 Assert.That(double.IsNaN(row.PsnrMean) && double.IsNaN(row.Fid), Is.True, row.ToString());
+                // Here the one-chain warm-up already diverges: the timed run never started, so nothing is counted.
+                Assert.That(row.CountedEvaluations, Is.Zero, row.ToString());
             }
             Assert.That(log.ToString(), Does.Contain("FAILED"));
             string table = TalkComparisonCommand.Markdown(result, settings, "cpu", 1, "posteriorgpu talk-comparison", true);
