@@ -106,6 +106,10 @@ def table(ours, peer):
         add("| run | ours s | PyTorch eager s | ratio |")
         add("|---|---:|---:|---:|")
         add(f"| DDPM, {o['steps']} steps | {o['seconds']:.2f} | {p['eager_seconds']:.2f} | {p['eager_seconds'] / o['seconds']:.2f} |")
+        if "graph_seconds" in o:
+            note = "" if o.get("graph_bitwise_equal") else " (NOT bitwise the plain run's sample)"
+            add(f"| DDPM, {o['steps']} steps, graph replay ({o['graph_steps_replayed']} steps replayed){note} | {o['graph_seconds']:.2f} | "
+                f"{p['eager_seconds']:.2f} | {p['eager_seconds'] / o['graph_seconds']:.2f} |")
         if "posterior" in ours and "posterior" in peer:
             o2, p2 = ours["posterior"], peer["posterior"]
             add(f"| annealed Langevin posterior (inpainting), {o2['steps']} steps, batch {o2['batch']} | {o2['seconds']:.2f} | {p2['eager_seconds']:.2f} | {p2['eager_seconds'] / o2['seconds']:.2f} |")

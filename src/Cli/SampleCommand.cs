@@ -22,9 +22,10 @@ namespace PosteriorGpu.Cli;
 /// <param name="Out">--out (.npy).</param>
 /// <param name="Png">--png (null: beside --out, same name with .png).</param>
 /// <param name="Device">--device.</param>
+/// <param name="GraphReplay">--graph-replay.</param>
 internal sealed record SampleSettings(string? Model = null, string Sampler = "ddim", int Steps = 50, string? SchedulerConfig = null,
     string? XT = null, ulong Seed = 0, int Batch = 8, double Eta = 0, string Out = "out/sample/samples.npy", string? Png = null,
-    DeviceKind? Device = null);
+    DeviceKind? Device = null, bool GraphReplay = false);
 
 /// <summary>`posteriorgpu sample`: unconditional samples from a diffusers checkpoint with any of the
 /// unconditional samplers, from given or seeded starting noise, so a run can be compared with
@@ -66,6 +67,7 @@ internal static class SampleCommand
             for (int i = 0; i < start.Length; i++) start[i] = draw.Normal(i);
         }
         var sampler = SamplerFactory.Create(s.Sampler, unet, schedule, SamplerOptions.FromConfig(config), s.Eta);
+        sampler.GraphReplay = s.GraphReplay;
         CliFiles.CreateFolderOf(s.Out);
         CliFiles.CreateFolderOf(png);
         using var x = Tensor.FromHost(dev, start, shape);
@@ -79,6 +81,9 @@ internal static class SampleCommand
         CliFiles.Writing("output file (--out)", s.Out, () => Npy.Write(s.Out, result, shape));
         CliFiles.Writing("picture (--png)", png, () => PngGrid.Write(png, result, shape, $"{sampler.Name}, {s.Steps} steps, seed {s.Seed}"));
         cli.Out.WriteLine($"wrote {s.Out} {Shape.Format(shape)} and {png}: {sampler.Name}, {s.Steps} steps, seed {s.Seed}, on {dev.Description} in {watch.Elapsed.TotalSeconds:F1} s");
+        if (sampler.LastStepLaunches is { } launches)
+            cli.Out.WriteLine($"graph replay: {launches.StepsReplayed} of {s.Steps} steps replayed in {launches.GraphLaunches} graph launch(es) of " +
+                $"{launches.NodesPerGraph} nodes" + (launches.Fallback is { } why ? $"; the others launched plainly: {why}" : ""));
         return ExitCodes.Ok;
     }
 
@@ -96,13 +101,16 @@ internal static class SampleCommand
         var eta = CliOptions.Double("--eta", d.Eta, "DDIM's eta (0: deterministic)", min: 0);
         var output = CliOptions.Path("--out", d.Out, "output file: the samples as a .npy [N, C, H, W] in [-1, 1]");
         var png = CliOptions.Text("--png", "the picture: a labelled, upscaled grid (default: --out with .png)", "file");
+        var graphReplay = CliOptions.Flag("--graph-replay", "replay each window of 16 steps as one CUDA graph (ddpm and ddim; bitwise the " +
+            "same samples; elsewhere the steps launch plainly and the output says why)");
         var command = new Command("sample", "unconditional samples from a diffusers UNet2DModel with DDPM, DDIM, the probability-flow ODE, " +
             "the accelerated sampler of Li et al. or DPM-Solver++(2M), as .npy and a PNG grid")
         {
-            model, sampler, steps, config, xT, seed, batch, eta, output, png,
+            model, sampler, steps, config, xT, seed, batch, eta, output, png, graphReplay,
         };
         command.SetAction(p => Run(new SampleSettings(p.GetValue(model), p.GetValue(sampler)!, p.GetValue(steps), p.GetValue(config),
-            p.GetValue(xT), p.GetValue(seed), p.GetValue(batch), p.GetValue(eta), p.GetValue(output)!, p.GetValue(png), setup.DeviceOf(p)), setup.Context));
+            p.GetValue(xT), p.GetValue(seed), p.GetValue(batch), p.GetValue(eta), p.GetValue(output)!, p.GetValue(png), setup.DeviceOf(p),
+            p.GetValue(graphReplay)), setup.Context));
         return command;
     }
 }

@@ -230,24 +230,42 @@ public static class PeerRun
         return rows;
     }
 
-    /// <summary>A full DDPM run (one warm-up run of two steps first), end to end.</summary>
+    /// <summary>A full DDPM run (one warm-up run of two steps first), end to end: plainly, then with graph replay (issue 21)
+    /// from the same start, whose sample must be bitwise the plain one.</summary>
     private static Dictionary<string, object> Ddpm(GpuDevice device, Settings s)
     {
         using var unet = UNet2DModel.Load(device, Path.Combine(s.Out, "S32"));
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
-        var sampler = SamplerFactory.Create("ddpm", unet, schedule);
         using var x = Tensor.Zeros(device, s.DdpmBatch, 3, 32, 32);
-        AddNoise.Run(x, 1f, new RandomDraw(13, 0, 0));
-        sampler.Sample(x, 2, 1);
-        x.Clear();
-        AddNoise.Run(x, 1f, new RandomDraw(13, 0, 0));
-        device.Synchronize();
-        var sw = Stopwatch.StartNew();
-        sampler.Sample(x, s.DdpmSteps, 1);
-        device.Synchronize();
-        double seconds = sw.Elapsed.TotalSeconds;
-        Console.WriteLine($"  ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps: {seconds:F3} s");
-        return new() { ["model"] = "S32", ["batch"] = s.DdpmBatch, ["steps"] = s.DdpmSteps, ["seconds"] = seconds };
+        (double Seconds, float[] Sample, StepLaunchReport? Launches) Time(bool graphReplay)
+        {
+            var sampler = SamplerFactory.Create("ddpm", unet, schedule);
+            sampler.GraphReplay = graphReplay;
+            x.Clear();
+            AddNoise.Run(x, 1f, new RandomDraw(13, 0, 0));
+            sampler.Sample(x, 2 * DiffusionSampler.DefaultDivergenceCheckInterval + 2, 1);   // warm-up (captures a graph when replaying)
+            x.Clear();
+            AddNoise.Run(x, 1f, new RandomDraw(13, 0, 0));
+            device.Synchronize();
+            var sw = Stopwatch.StartNew();
+            sampler.Sample(x, s.DdpmSteps, 1);
+            device.Synchronize();
+            return (sw.Elapsed.TotalSeconds, x.ToHost(), sampler.LastStepLaunches);
+        }
+        var plain = Time(false);
+        Console.WriteLine($"  ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps: {plain.Seconds:F3} s");
+        var replay = Time(true);
+        bool same = replay.Sample.AsSpan().SequenceEqual(plain.Sample);
+        var l = replay.Launches!;
+        Console.WriteLine($"  ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps, graph replay: {replay.Seconds:F3} s " +
+            $"({l.StepsReplayed} steps replayed in {l.GraphLaunches} launches of {l.NodesPerGraph} nodes{(l.Fallback is { } why ? "; " + why : "")}); " +
+            $"bitwise the plain sample: {same}");
+        return new()
+        {
+            ["model"] = "S32", ["batch"] = s.DdpmBatch, ["steps"] = s.DdpmSteps, ["seconds"] = plain.Seconds,
+            ["graph_seconds"] = replay.Seconds, ["graph_steps_replayed"] = l.StepsReplayed, ["graph_nodes"] = l.NodesPerGraph,
+            ["graph_fallback"] = l.Fallback ?? "", ["graph_bitwise_equal"] = same,
+        };
     }
 
     /// <summary>Annealed Langevin for random-pixel inpainting from a warm start (levels x steps per level), end to end.</summary>

@@ -209,6 +209,9 @@ public sealed class GpuDevice : IDisposable
     private bool countOnly;
     private readonly KernelProfile? profile = KernelProfile.FromEnvironment();
 
+    /// <summary>Whether the per-launch profiler is on (POSTERIORGPU_PROFILE=1): it synchronises after every launch.</summary>
+    internal bool Profiling => profile is not null;
+
     /// <summary>Raised when a device opened with POSTERIORGPU_PROFILE=1 is disposed, with its per-kernel wall-time table
     /// (markdown). The library writes nothing itself; the command-line tool and the benchmarks print it to stderr.</summary>
     public static event Action<string>? ProfileReported;

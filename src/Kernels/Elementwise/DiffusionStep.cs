@@ -120,4 +120,33 @@ public static class DiffusionStep
                 ArrayView<float>, ArrayView<float>, Coefficients, QuadDraw>(Kernel<ScalarIO>));
         k(plan.Threads, plan, split, x.View, eps.View, c, new QuadDraw(draw));
     }
+
+    /// <summary>Rows of the per-run table <see cref="RunFromTable"/> reads: [timestep, X, Eps, Sigma, step index].</summary>
+    public const int TableWidth = 5;
+
+    /// <summary>The step's coefficients read from the device (a <see cref="StepTable"/> row: [timestep, X, Eps, Sigma, k]) and
+    /// its noise k steps after <paramref name="draw"/>'s: the same arithmetic as <see cref="Kernel{TIO}"/> on the same
+    /// values, so bitwise its result.</summary>
+    internal static void TableKernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> x, ArrayView<float> eps,
+        ArrayView<float> row, QuadDraw draw) where TIO : struct, IQuadIO =>
+        Kernel<TIO>(tid, quads, split, x, eps, new Coefficients(row[1], row[2], row[3]), draw.Later((uint)(int)row[4]));
+
+    /// <summary>x = X * x + Eps * eps + Sigma * z in place, with X, Eps, Sigma and k read on the device from
+    /// <paramref name="row"/> ([<see cref="TableWidth"/>]: timestep, X, Eps, Sigma, k) and z the noise of step
+    /// <paramref name="draw"/>.Step + k. Launched with the same arguments at every step of a run.</summary>
+    /// <exception cref="ArgumentException">A shape does not fit, or the tensors live on different devices.</exception>
+    public static void RunFromTable(Tensor x, Tensor eps, Tensor row, RandomDraw draw)
+    {
+        Shape.RequireSame("diffusion step", eps, "eps", x, "x");
+        Shape.Require("diffusion step", row, "row", TableWidth);
+        Shape.RequireSameDevice("diffusion step", x, row);
+        var split = QuadSplit.For(x.Length, draw);
+        var plan = x.Device.Plan(split.Full);
+        var k = split.Aligned(x.View, eps.View)
+            ? x.Device.Kernel("diffusion-step-table", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, QuadDraw>(TableKernel<VectorIO>))
+            : x.Device.Kernel("diffusion-step-table-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, QuadDraw>(TableKernel<ScalarIO>));
+        k(plan.Threads, plan, split, x.View, eps.View, row.View, new QuadDraw(draw));
+    }
 }

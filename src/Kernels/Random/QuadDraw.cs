@@ -31,6 +31,17 @@ public readonly struct QuadDraw
         StepHi = (uint)(draw.Step >> 32);
     }
 
+    private QuadDraw(QuadDraw d, ulong step)
+    {
+        (SeedLo, SeedHi, QuadBase, Head, Stream) = (d.SeedLo, d.SeedHi, d.QuadBase, d.Head, d.Stream);
+        StepLo = (uint)step;
+        StepHi = (uint)(step >> 32);
+    }
+
+    /// <summary>This draw <paramref name="steps"/> steps later (the step word plus <paramref name="steps"/>): in a kernel, what
+    /// <c>new QuadDraw(draw with { Step = draw.Step + steps })</c> gives on the host, for steps counted on the device.</summary>
+    public QuadDraw Later(uint steps) => new(this, ((ulong)StepHi << 32 | StepLo) + steps);
+
     /// <summary>The element (local index) in lane 0 of local quad <paramref name="quad"/> (negative for quad 0 when Head > 0).</summary>
     public int QuadStart(int quad) => 4 * quad - Head;
 

@@ -30,7 +30,7 @@ namespace PosteriorGpu.Models.UNet;
 /// <see cref="ClassLabels"/>) except resnet_time_scale_shift "scale_shift", for which asking for gradients is a
 /// NotSupportedException naming the field. Holds device memory: dispose it. Not thread-safe.
 /// </remarks>
-public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
+public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScoreModel, IDisposable
 {
     /// <summary>The weights file diffusers writes in a model folder.</summary>
     public const string WeightsFileName = "diffusion_pytorch_model.safetensors";
@@ -102,7 +102,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     /// <summary>Image width from config.json's sample_size (0 when the config leaves it open).</summary>
     public int Width => Config.SampleWidth ?? Config.SampleSize ?? 0;
 
-    /// <summary>Class labels used by <see cref="PredictEpsilon"/> and <see cref="EpsilonVjp"/> for class-conditional
+    /// <summary>Class labels used by <see cref="PredictEpsilon(Tensor, ReadOnlySpan{float}, Tensor)"/> and <see cref="EpsilonVjp"/> for class-conditional
     /// models (one per batch item, or one for all); must stay null when the model has no class embedding.</summary>
     public int[]? ClassLabels { get; set; }
 
@@ -111,7 +111,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
     public bool CanDifferentiate => Parameters.HasGradients;
 
     /// <summary>
-    /// Whether <see cref="Forward"/> and <see cref="PredictEpsilon"/> keep the activations a
+    /// Whether <see cref="Forward"/> and <see cref="PredictEpsilon(Tensor, ReadOnlySpan{float}, Tensor)"/> keep the activations a
     /// <see cref="Backward"/> pass needs (true by default when the model has gradients). Set it false on
     /// a model with gradients to run pure inference, as with torch.no_grad(): no activations are kept and
     /// the pool's buffers are reused. <see cref="EpsilonVjp"/> records regardless.
@@ -210,6 +210,19 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
         Forward(x, timesteps, ClassLabels, epsilon);
 
     /// <inheritdoc/>
+    public void PredictEpsilon(Tensor x, Tensor timesteps, Tensor epsilon)
+    {
+        Shape.RequireSameDevice("unet", x, timesteps);
+        Shape.Require("unet", timesteps, "timesteps", x.N);
+        deviceTimesteps = timesteps;
+        try { Run(x, [], ClassLabels, epsilon, gradientsEnabled); }
+        finally { deviceTimesteps = null; }
+    }
+
+    // The timesteps of the pass that PredictEpsilon(Tensor, Tensor, Tensor) runs: read on the device, one per item.
+    private Tensor? deviceTimesteps;
+
+    /// <inheritdoc/>
     /// <exception cref="InvalidOperationException">The model was made without gradients.</exception>
     public void EpsilonVjp(Tensor x, ReadOnlySpan<float> timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient)
     {
@@ -235,7 +248,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             throw new ArgumentException($"unet: height and width must be multiples of {factor} for {c.BlockOutChannels.Length} blocks but x has shape {Shape.Format(x.Shape)}");
         Shape.Require("unet", output, "output", x.N, c.OutChannels, x.H, x.W);
         int n = x.N;
-        ScoreModelTimesteps.Require(timesteps, n, "unet");
+        if (deviceTimesteps is null) ScoreModelTimesteps.Require(timesteps, n, "unet");
         CheckClassLabels(classLabels, n);
 
         tape.Begin(record);
@@ -365,7 +378,9 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             temb = pool.Rent(n, c.TimeEmbedDim);
             var (w1, b1, w2, b2) = (layers.TimeLinear1.Weight.Value, layers.TimeLinear1.Bias.Value, layers.TimeLinear2.Weight.Value,
                 layers.TimeLinear2.Bias.Value);
-            if (AllEqual(timesteps))
+            if (deviceTimesteps is not null)
+                TimestepMlp.Run(deviceTimesteps, dim, c.FlipSinToCos, (float)c.FreqShift, w1, b1, w2, b2, fuseTembSilu, temb);
+            else if (AllEqual(timesteps))
                 TimestepMlp.Run(timesteps[0], dim, c.FlipSinToCos, (float)c.FreqShift, w1, b1, w2, b2, fuseTembSilu, temb);
             else
             {
@@ -376,7 +391,9 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDisposable
             return;
         }
         sinusoid = tape.Keep(pool.Rent(n, dim));
-        if (AllEqual(timesteps))
+        if (deviceTimesteps is not null)
+            TimestepEmbedding.Run(deviceTimesteps, dim, c.FlipSinToCos, (float)c.FreqShift, sinusoid);
+        else if (AllEqual(timesteps))
         {
             // A sampler step's case: the timestep travels as a kernel argument, so the pass copies nothing from the host.
             TimestepEmbedding.Run(timesteps[0], dim, c.FlipSinToCos, (float)c.FreqShift, sinusoid);

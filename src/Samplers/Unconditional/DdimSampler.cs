@@ -30,6 +30,13 @@ public sealed class DdimSampler(IScoreModel model, NoiseSchedule schedule, doubl
         if (ClipsX0) ClippedStep(x, eps, ClippedDiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, Eta, Options.UseClippedModelOutput), draw);
         else DiffusionStep.Run(x, eps, DiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, Eta), draw);
     }
+
+    /// <inheritdoc/>
+    protected override bool TryTableStep(StepInfo info, out DiffusionStep.Coefficients coefficients)
+    {
+        coefficients = DiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, Eta);
+        return !ClipsX0;
+    }
 }
 
 /// <summary>DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) on the chosen timesteps, as diffusers'
@@ -79,8 +86,19 @@ public sealed class DdpmSampler(IScoreModel model, NoiseSchedule schedule, bool 
             ClippedStep(x, eps, noNoise ? k with { Sigma = 0 } : k, draw);
             return;
         }
+        DiffusionStep.Run(x, eps, Coefficients(info), draw);
+    }
+
+    private DiffusionStep.Coefficients Coefficients(StepInfo info)
+    {
         var c = DiffusionStep.Ddpm(info.AlphaT, info.AlphaPrev, FixedLarge);
-        if (noNoise) c = c with { Sigma = 0 };
-        DiffusionStep.Run(x, eps, c, draw);
+        return info.Timestep == 0 || info.Previous < 0 ? c with { Sigma = 0 } : c;
+    }
+
+    /// <inheritdoc/>
+    protected override bool TryTableStep(StepInfo info, out DiffusionStep.Coefficients coefficients)
+    {
+        coefficients = Coefficients(info);
+        return !ClipsX0;
     }
 }

@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Reductions;
@@ -84,6 +85,31 @@ public abstract class DiffusionSampler
             : throw new ArgumentOutOfRangeException(nameof(DivergenceCheckInterval), value, $"{Name}: the divergence check interval must be at least 1 step");
     }
 
+    /// <summary>
+    /// Whether runs replay their steps as a CUDA graph (default false: every kernel launched from the host at every step).
+    /// When true, and the sampler and model allow it (DDPM or DDIM without clip_sample or thresholding, an
+    /// epsilon-predicting <see cref="IDeviceTimestepScoreModel"/>), each step reads its timestep, coefficients and noise
+    /// counter from a per-run device table, so its launches are the same at every step; on a CUDA device one window of
+    /// <see cref="DivergenceCheckInterval"/> steps is captured once (after a first window launched plainly, which warms the
+    /// kernels and pools up) and replayed for every later full window, one graph launch per window. Results are bitwise
+    /// those of the plain path. Elsewhere (the CPU accelerator, OpenCL, a sampler or model without the table form) the run
+    /// falls back: to the table's steps launched one by one, or to the plain path; <see cref="LastStepLaunches"/> says which
+    /// and why. Progress is reported and cancellation checked once per replayed window.
+    /// </summary>
+    public bool GraphReplay { get; set; }
+
+    /// <summary>How the last run with <see cref="GraphReplay"/> launched its steps (null before one, or when the last run
+    /// did not ask for graph replay).</summary>
+    public StepLaunchReport? LastStepLaunches { get; private set; }
+
+    /// <summary>For <see cref="GraphReplay"/>: the fused update of one step as x' = X x + Eps eps + Sigma z, or false when
+    /// this sampler's step has no such form (the run then takes the plain path).</summary>
+    protected virtual bool TryTableStep(StepInfo info, out DiffusionStep.Coefficients coefficients)
+    {
+        coefficients = default;
+        return false;
+    }
+
     /// <summary>One step: the current and target timesteps and their alpha_bar values (<paramref name="Previous"/> is
     /// negative when the step lands before timestep 0, on alpha_bar 1 or alphas_cumprod[0] as set_alpha_to_one says).</summary>
     protected readonly record struct StepInfo(int Index, int Steps, int Timestep, double AlphaT, double AlphaPrev, int Previous = -1);
@@ -148,6 +174,15 @@ public abstract class DiffusionSampler
         // The divergence ring: row 0 of a step's slot holds x's squared norms after the step, row 1 eps's.
         using var ring = new DivergenceRing(pool, x.N, 2, Math.Min(checkInterval, timesteps.Length), ringHost);
         ringHost = ring.Host;
+        LastStepLaunches = null;
+        string? why = null;
+        var table = GraphReplay ? TableOf(timesteps, previous, out why) : null;
+        if (GraphReplay && table is null) LastStepLaunches = new StepLaunchReport(false, 0, 0, 0, why);
+        if (table is not null)
+        {
+            RunFromTable(x, eps, table, timesteps, seed, firstSample, drawOffset, pool, ring, progress, cancellationToken);
+            return;
+        }
         Begin(x, pool);
         try
         {
@@ -174,6 +209,103 @@ public abstract class DiffusionSampler
             thresholds?.Dispose();
             histogram?.Dispose();
             thresholds = histogram = null;
+        }
+    }
+
+    /// <summary>The per-run device table of <see cref="GraphReplay"/> (rows [timestep, X, Eps, Sigma, step], host side), or
+    /// null with the reason when this run cannot take that form.</summary>
+    private float[]? TableOf(int[] timesteps, int[] previous, out string? why)
+    {
+        why = Model is not IDeviceTimestepScoreModel ? $"the model ({Model.GetType().Name}) cannot read its timesteps on the device"
+            : Options.Prediction != PredictionType.Epsilon ? $"the model predicts {Options.Prediction}, which the table's step does not convert"
+            : ClipsX0 ? "the schedule's config clips or thresholds x0, which the table's step does not do"
+            : timesteps.Length > StepTable.MaxSteps ? $"more than {StepTable.MaxSteps} steps"
+            : null;
+        if (why is not null) return null;
+        const int width = DiffusionStep.TableWidth;
+        var table = new float[timesteps.Length * width];
+        for (int i = 0; i < timesteps.Length; i++)
+        {
+            int t = timesteps[i];
+            var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
+                Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
+            if (!TryTableStep(info, out var c))
+            {
+                why = $"the sampler '{Name}' has no table form of its step";
+                return null;
+            }
+            (table[i * width], table[i * width + 1], table[i * width + 2], table[i * width + 3], table[i * width + 4]) = (t, c.X, c.Eps, c.Sigma, i);
+        }
+        return table;
+    }
+
+    /// <summary>
+    /// The loop of <see cref="GraphReplay"/>: every step is the same launches (the table's row selected and the counter
+    /// advanced on the device, the network with device timesteps, the update from the row, the divergence record), so one
+    /// window of <see cref="DivergenceRing.Interval"/> steps captured as a CUDA graph serves every later full window (its
+    /// ring slots are the same). The first window runs plainly (kernels load, pools grow); so does a last, shorter one.
+    /// </summary>
+    private void RunFromTable(Tensor x, Tensor eps, float[] hostTable, int[] timesteps, ulong seed, long firstSample, ulong drawOffset,
+        TensorPool pool, DivergenceRing ring, IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
+    {
+        int steps = timesteps.Length, window = ring.Interval;
+        var model = (IDeviceTimestepScoreModel)Model;
+        using var table = pool.Rent(steps, DiffusionStep.TableWidth);
+        table.CopyFrom(hostTable);   // the run's one host copy
+        using var counter = pool.RentZeros(1);
+        using var row = pool.Rent(DiffusionStep.TableWidth);
+        using var deviceTimesteps = pool.Rent(x.N);
+        var draw = new RandomDraw(seed, NoiseStream, drawOffset).ForBatch(firstSample, x.ItemLength);
+        void Step(int i)
+        {
+            StepTable.Select(table, counter, row, deviceTimesteps);
+            model.PredictEpsilon(x, deviceTimesteps, eps);
+            DiffusionStep.RunFromTable(x, eps, row, draw);
+            ring.Record(i, 0, x);
+            ring.Record(i, 1, eps);
+        }
+        void Finish(int i)
+        {
+            if (ring.Due(i, steps - 1)) CheckFinite(ring, ring.WindowStart(i), i, timesteps);
+            progress?.Report(new SamplerProgress(i + 1, steps));
+        }
+
+        string? fallback = CudaGraph.Unavailable(x.Device);
+        CudaGraph? graph = null;
+        int replayed = 0;
+        try
+        {
+            for (int i = 0; i < steps;)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (fallback is null && i >= window && i + window <= steps)
+                {
+                    if (graph is null)
+                    {
+                        int start = i;
+                        try { graph = CudaGraph.Capture(x.Device, () => { for (int j = 0; j < window; j++) Step(start + j); }); }
+                        catch (CudaGraphException e) { fallback = e.Message; }
+                    }
+                    if (graph is not null)
+                    {
+                        graph.Launch();
+                        replayed += window;
+                        for (int j = 0; j < window; j++) Finish(i + j);
+                        i += window;
+                        continue;
+                    }
+                }
+                Step(i);
+                Finish(i);
+                i++;
+            }
+        }
+        finally
+        {
+            if (fallback is null && steps < 2 * window)
+                fallback = $"{steps} steps hold no full window of {window} after the first, which warms up";
+            LastStepLaunches = new StepLaunchReport(true, replayed, graph?.Launches ?? 0, graph?.Nodes ?? 0, fallback);
+            graph?.Dispose();
         }
     }
 

@@ -1,0 +1,287 @@
+using ILGPU.Runtime.Cuda;
+using NUnit.Framework;
+using PosteriorGpu.Kernels.Device;
+using PosteriorGpu.Kernels.Elementwise;
+using PosteriorGpu.Kernels.Random;
+using PosteriorGpu.Kernels.Tensors;
+using PosteriorGpu.Models;
+using PosteriorGpu.Models.Schedules;
+using PosteriorGpu.Models.UNet;
+using PosteriorGpu.Samplers.Unconditional;
+
+namespace PosteriorGpu.Tests.Samplers;
+
+/// <summary>
+/// Graph replay (issue 21): a step whose scalars come from a per-run device table (<see cref="StepTable"/>,
+/// <see cref="DiffusionStep.RunFromTable"/>, the U-Net's device timesteps) is bitwise the plain step; the sampler's
+/// table loop is bitwise the plain loop wherever it runs, and on CUDA replays its windows as one graph each.
+/// </summary>
+public class GraphReplayTests
+{
+    private static readonly string Tiny = Fixtures.Path("diffusers-unet-tiny");
+
+    [Test]
+    public void StepTableSelect_MatchesItsReference_AndAdvancesTheCounter()
+    {
+        var dev = TestDevices.Cpu;
+        const int steps = 3, width = 5, n = 7;
+        var host = TestData.Random(steps * width, 1);
+        using var table = Tensor.FromHost(dev, host, steps, width);
+        using var counter = Tensor.Zeros(dev, 1);
+        using var current = Tensor.Zeros(dev, width);
+        using var timesteps = Tensor.Zeros(dev, n);
+        var expectCounter = new float[1];
+        var expectCurrent = new float[width];
+        var expectTimesteps = new float[n];
+        for (int i = 0; i < steps; i++)
+        {
+            StepTable.Select(table, counter, current, timesteps);
+            StepTable.Reference(host, width, expectCounter, expectCurrent, expectTimesteps);
+            Assert.That(current.ToHost(), Is.EqualTo(expectCurrent), $"row {i}");
+            Assert.That(timesteps.ToHost(), Is.EqualTo(expectTimesteps), $"timesteps of row {i}");
+            Assert.That(counter.ToHost()[0], Is.EqualTo((float)(i + 1)));
+        }
+    }
+
+    [Test]
+    public void StepTableSelect_RejectsShapesThatDoNotFit()
+    {
+        var dev = TestDevices.Cpu;
+        using var table = Tensor.Zeros(dev, 3, 5);
+        using var counter = Tensor.Zeros(dev, 1);
+        using var current = Tensor.Zeros(dev, 4);
+        using var timesteps = Tensor.Zeros(dev, 2);
+        Assert.That(() => StepTable.Select(table, counter, current, timesteps), Throws.ArgumentException.With.Message.Contains("current"));
+    }
+
+    // Lengths with partial quads, draws whose offset is not a multiple of 4, a zero sigma (the quiet loop), and a step
+    // word that carries into its high half when the device adds k.
+    [TestCase(1024, 0L, 5UL, 3, 0.3f)]
+    [TestCase(1021, 6L, 5UL, 3, 0.3f)]
+    [TestCase(333, 3L, 0xFFFF_FFFEUL, 5, 0.7f)]
+    [TestCase(64, 0L, 9UL, 2, 0f)]
+    public void DiffusionStepFromTable_IsBitwiseTheStepWithArguments(int length, long offset, ulong step, int k, float sigma)
+    {
+        var dev = TestDevices.Cpu;
+        var c = new DiffusionStep.Coefficients(0.97f, -0.21f, sigma);
+        var x0 = TestData.Random(length, 2);
+        var eps0 = TestData.Random(length, 3);
+        using var x = Tensor.FromHost(dev, x0, length);
+        using var eps = Tensor.FromHost(dev, eps0, length);
+        using var row = Tensor.FromHost(dev, [123f, c.X, c.Eps, c.Sigma, k], DiffusionStep.TableWidth);
+        var draw = new RandomDraw(77, RandomStreams.DiffusionNoise, step, offset);
+        DiffusionStep.RunFromTable(x, eps, row, draw);
+        var expected = (float[])x0.Clone();
+        DiffusionStep.Reference(expected, eps0, c, draw with { Step = step + (ulong)k });
+        Assert.That(x.ToHost(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void DiffusionStepFromTable_AtAnUnalignedView_IsBitwiseTheStepWithArguments()
+    {
+        var dev = TestDevices.Cpu;
+        var c = new DiffusionStep.Coefficients(1.01f, 0.5f, 0.25f);
+        var x0 = TestData.Random(203, 4);
+        var eps0 = TestData.Random(203, 5);
+        using var xBuffer = Tensor.FromHost(dev, x0, 203);
+        using var epsBuffer = Tensor.FromHost(dev, eps0, 203);
+        using var x = xBuffer.SliceBatch(1, 200);
+        using var eps = epsBuffer.SliceBatch(1, 200);
+        using var row = Tensor.FromHost(dev, [0f, c.X, c.Eps, c.Sigma, 2f], DiffusionStep.TableWidth);
+        var draw = new RandomDraw(5, 1, 40, 1);
+        using (var y = Tensor.FromHost(dev, x0.AsSpan(1, 200).ToArray(), 200))
+        {
+            using var e = Tensor.FromHost(dev, eps0.AsSpan(1, 200).ToArray(), 200);
+            DiffusionStep.Run(y, e, c, draw with { Step = 42 });
+            DiffusionStep.RunFromTable(x, eps, row, draw);
+            Assert.That(x.ToHost(), Is.EqualTo(y.ToHost()));
+        }
+    }
+
+    // On the GPU's code paths (the fused time path, TimestepMlp, reads the device timesteps there) a pass of the tiny
+    // U-Net takes about 10 s on the CPU, so that device checks the sampler's case alone: one timestep for the batch.
+    private static IEnumerable<TestCaseData> TimestepCases()
+    {
+        yield return new TestCaseData(TestDevices.Cpu, new[] { 417f, 417f }).SetArgDisplayNames("cpu", "one timestep");
+        yield return new TestCaseData(TestDevices.Cpu, new[] { 3f, 950f }).SetArgDisplayNames("cpu", "one per item");
+        yield return new TestCaseData(TestDevices.CpuOnGpuPaths, new[] { 417f, 417f }).SetArgDisplayNames("cpu-on-gpu-paths", "one timestep");
+    }
+
+    [TestCaseSource(nameof(TimestepCases))]
+    public void UNetWithDeviceTimesteps_IsBitwiseTheUNetWithHostTimesteps(GpuDevice dev, float[] t)
+    {
+        using var model = UNet2DModel.Load(dev, Tiny);
+        int s = model.Config.SampleSize!.Value, c = model.Channels;
+        using var x = Tensor.FromHost(dev, TestData.Random(2 * c * s * s, 6), 2, c, s, s);
+        using var expected = Tensor.Empty(dev, 2, c, s, s);
+        using var got = Tensor.Empty(dev, 2, c, s, s);
+        model.PredictEpsilon(x, t, expected);
+        using var deviceT = Tensor.FromHost(dev, t, 2);
+        model.PredictEpsilon(x, deviceT, got);
+        Assert.That(got.ToHost(), Is.EqualTo(expected.ToHost()));
+        using var wrong = Tensor.Zeros(dev, 3);
+        Assert.That(() => model.PredictEpsilon(x, wrong, got), Throws.ArgumentException.With.Message.Contains("timesteps"));
+    }
+
+    private static IEnumerable<TestCaseData> Runs()
+    {
+        var dev = TestDevices.Cpu;
+        yield return new TestCaseData(dev, "ddpm", 37).SetArgDisplayNames("ddpm", "37");
+        yield return new TestCaseData(dev, "ddim", 37).SetArgDisplayNames("ddim", "37");
+        yield return new TestCaseData(dev, "ddim-eta1", 40).SetArgDisplayNames("ddim-eta1", "40");
+        yield return new TestCaseData(dev, "ddpm", 5).SetArgDisplayNames("ddpm", "5");
+    }
+
+    private static DiffusionSampler Create(string name, IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null) =>
+        name == "ddim-eta1" ? new DdimSampler(model, schedule, eta: 1, options) : SamplerFactory.Create(name, model, schedule, options);
+
+    /// <summary>The sample of a run from a fixed start, with and without <see cref="DiffusionSampler.GraphReplay"/>.</summary>
+    private static (float[] Plain, float[] Replay, StepLaunchReport? Report) BothWays(GpuDevice dev, IScoreModel model, string name,
+        int steps, SamplerOptions? options = null, Action<DiffusionSampler, Tensor>? run = null)
+    {
+        var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
+        int s = model.Height, c = model.Channels;
+        var start = TestData.Random(2 * c * s * s, 8);
+        run ??= (sampler, x) => sampler.Sample(x, steps, seed: 3, firstSample: 5);
+        float[] Sample(bool replay, out StepLaunchReport? report)
+        {
+            var sampler = Create(name, model, schedule, options);
+            sampler.GraphReplay = replay;
+            using var x = Tensor.FromHost(dev, start, 2, c, s, s);
+            run(sampler, x);
+            report = sampler.LastStepLaunches;
+            return x.ToHost();
+        }
+        var plain = Sample(false, out var none);
+        Assert.That(none, Is.Null, "a run that does not ask for graph replay reports nothing");
+        var replay = Sample(true, out var report);
+        return (plain, replay, report);
+    }
+
+    [TestCaseSource(nameof(Runs))]
+    public void GraphReplayRun_IsBitwiseThePlainRun(GpuDevice dev, string name, int steps)
+    {
+        using var model = UNet2DModel.Load(dev, Tiny);
+        var (plain, replay, report) = BothWays(dev, model, name, steps);
+        Assert.That(plain.All(float.IsFinite), Is.True);
+        Assert.That(replay, Is.EqualTo(plain));
+        Assert.That(report, Is.Not.Null);
+        Assert.That(report!.DeviceTable, Is.True, "the table's steps ran");
+        Assert.That(report.StepsReplayed, Is.Zero, "no graph off CUDA");
+        Assert.That(report.Fallback, Does.Contain("CUDA"));
+    }
+
+    [Test]
+    public void GraphReplayFrom_AnIntermediateLevel_WithADrawOffset_IsBitwiseThePlainRun()
+    {
+        var dev = TestDevices.Cpu;
+        using var model = UNet2DModel.Load(dev, Tiny);
+        int[] timesteps = [600, 420, 300, 200, 90, 10];
+        var (plain, replay, report) = BothWays(dev, model, "ddpm", 0,
+            run: (sampler, x) => sampler.SampleFrom(x, timesteps, seed: 9, firstSample: 1, drawOffset: 1000));
+        Assert.That(replay, Is.EqualTo(plain));
+        Assert.That(report!.DeviceTable, Is.True);
+    }
+
+    [Test]
+    public void GraphReplay_FallsBackToThePlainPath_WhenTheModelCannotReadItsTimestepsOnTheDevice()
+    {
+        var dev = TestDevices.Cpu;
+        using var unet = UNet2DModel.Load(dev, Tiny);
+        var (plain, replay, report) = BothWays(dev, new HostTimestepsOnly(unet), "ddpm", 6);
+        Assert.That(replay, Is.EqualTo(plain));
+        Assert.That(report!.DeviceTable, Is.False);
+        Assert.That(report.Fallback, Does.Contain(nameof(HostTimestepsOnly)));
+    }
+
+    [Test]
+    public void GraphReplay_FallsBackToThePlainPath_ForAVPredictingModel()
+    {
+        var dev = TestDevices.Cpu;
+        using var unet = UNet2DModel.Load(dev, Tiny);
+        var (plain, replay, report) = BothWays(dev, unet, "ddim", 6, new SamplerOptions { Prediction = PredictionType.VPrediction });
+        Assert.That(replay, Is.EqualTo(plain));
+        Assert.That(report!.DeviceTable, Is.False);
+        Assert.That(report.Fallback, Does.Contain("predicts"));
+    }
+
+    [Test]
+    public void GraphReplay_ForASamplerWithoutATableForm_TakesThePlainPath()
+    {
+        var dev = TestDevices.Cpu;
+        using var unet = UNet2DModel.Load(dev, Tiny);
+        var (plain, replay, report) = BothWays(dev, unet, "dpmsolver++2m", 6);
+        Assert.That(replay, Is.EqualTo(plain));
+        Assert.That(report!.DeviceTable, Is.False);
+        Assert.That(report.Fallback, Does.Contain("no table form"));
+    }
+
+    [Test]
+    public void TableRun_CopiesItsTableOnce_AndReadsBackOncePerCheckInterval()
+    {
+        var dev = TestDevices.Cpu;
+        using var model = UNet2DModel.Load(dev, Tiny);
+        int s = model.Height;
+        var sampler = SamplerFactory.Create("ddpm", model, NoiseSchedule.Linear(1000, 1e-4, 0.02));
+        sampler.GraphReplay = true;
+        using var x = Tensor.FromHost(dev, TestData.Random(model.Channels * s * s, 2), 1, model.Channels, s, s);
+        var start = x.ToHost();
+        sampler.Sample(x, 3, seed: 1);   // warm-up: kernels load
+        const int steps = 20;
+        x.CopyFrom(start);
+        var before = dev.Counters;
+        sampler.Sample(x, steps, seed: 1);
+        var used = dev.Counters - before;
+        long reads = 1 + (steps + DiffusionSampler.DefaultDivergenceCheckInterval - 1) / DiffusionSampler.DefaultDivergenceCheckInterval;
+        Assert.That((used.HostSyncs, used.DeviceToHostCopies, used.HostToDeviceCopies), Is.EqualTo((reads, reads, 1L)), used.ToString());
+    }
+
+    [Test]
+    public void CudaGraph_OffCuda_SaysWhyAndRefusesToCapture()
+    {
+        var dev = TestDevices.Cpu;
+        Assert.That(CudaGraph.Unavailable(dev), Does.Contain("CUDA"));
+        bool ran = false;
+        Assert.That(() => CudaGraph.Capture(dev, () => ran = true), Throws.TypeOf<CudaGraphException>());
+        Assert.That(ran, Is.False);
+    }
+
+    [Test, Category("Gpu")]
+    public void GraphReplayRun_OnCuda_ReplaysItsWindows_AndIsBitwiseThePlainRun()
+    {
+        var dev = TestDevices.Gpu;
+        if (dev.Accelerator is not CudaAccelerator) Assert.Ignore("graph replay is CUDA's; this GPU is not a CUDA device");
+        using var model = UNet2DModel.Load(dev, Tiny);
+        const int steps = 50, window = DiffusionSampler.DefaultDivergenceCheckInterval;
+        var (plain, replay, report) = BothWays(dev, model, "ddpm", steps);
+        TestContext.Out.WriteLine(report);
+        Assert.That(report!.Fallback, Is.Null);
+        Assert.That(report.StepsReplayed, Is.EqualTo(2 * window), "windows 2 and 3 of 16 steps replayed; the first warms up, the last 2 steps are short");
+        Assert.That(report.GraphLaunches, Is.EqualTo(2));
+        Assert.That(report.NodesPerGraph, Is.GreaterThan(window * 3));
+        Assert.That(replay, Is.EqualTo(plain));
+    }
+
+    [Test, Category("Gpu")]
+    public void CudaGraph_OnCuda_ReplaysWhatItCaptured()
+    {
+        var dev = TestDevices.Gpu;
+        if (dev.Accelerator is not CudaAccelerator) Assert.Ignore("graph replay is CUDA's; this GPU is not a CUDA device");
+        using var x = Tensor.Zeros(dev, 1000);
+        using var graph = CudaGraph.Capture(dev, () => Affine.Run(x, 2f, 1f, x));
+        Assert.That(x.ToHost().Max(), Is.Zero, "capturing runs nothing");
+        for (int i = 0; i < 3; i++) graph.Launch();
+        Assert.That(x.ToHost(), Is.All.EqualTo(7f), "x -> 2x + 1 three times from 0");
+        Assert.That(graph.Nodes, Is.EqualTo(1));
+    }
+
+    /// <summary>The U-Net behind the plain interface only (its timesteps from the host).</summary>
+    private sealed class HostTimestepsOnly(IScoreModel inner) : IScoreModel
+    {
+        public GpuDevice Device => inner.Device;
+        public int Channels => inner.Channels;
+        public int Height => inner.Height;
+        public int Width => inner.Width;
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon) => inner.PredictEpsilon(x, timesteps, epsilon);
+    }
+}
