@@ -70,10 +70,13 @@ public sealed unsafe class CudaGraph : IDisposable
             {
                 work();
             }
-            catch
+            catch (Exception e)
             {
                 Driver.EndCapture(stream.StreamPtr, &captured);
                 if (captured != IntPtr.Zero) Driver.GraphDestroy(captured);
+                // A driver call the capture forbids (a synchronisation, a blocking copy) fails inside ILGPU: the capture is
+                // what failed, not the work, which runs as it is when launched plainly.
+                if (e is CudaException) throw new CudaGraphException($"the captured work made a call a capture forbids: {e.Message}", e);
                 throw;
             }
             Driver.Check(Driver.EndCapture(stream.StreamPtr, &captured), "cuStreamEndCapture");
@@ -107,12 +110,11 @@ public sealed unsafe class CudaGraph : IDisposable
         Launches++;
     }
 
-    /// <summary>Destroys the graph (after the device finished replaying it).</summary>
+    /// <summary>Destroys the graph (a replay still in flight completes first: the driver frees it afterwards).</summary>
     public void Dispose()
     {
         if (exec == IntPtr.Zero) return;
         using var binding = device.Accelerator.BindScoped();
-        device.Accelerator.Synchronize();
         Driver.GraphExecDestroy(exec);
         Driver.GraphDestroy(graph);
         exec = graph = IntPtr.Zero;
@@ -184,4 +186,4 @@ public sealed unsafe class CudaGraph : IDisposable
 }
 
 /// <summary>A CUDA graph could not be captured, instantiated or launched (the message names the driver call and its error).</summary>
-public sealed class CudaGraphException(string message) : Exception(message);
+public sealed class CudaGraphException(string message, Exception? inner = null) : Exception(message, inner);

@@ -234,6 +234,15 @@ public class GraphReplayTests
         var used = dev.Counters - before;
         long reads = 1 + (steps + DiffusionSampler.DefaultDivergenceCheckInterval - 1) / DiffusionSampler.DefaultDivergenceCheckInterval;
         Assert.That((used.HostSyncs, used.DeviceToHostCopies, used.HostToDeviceCopies), Is.EqualTo((reads, reads, 1L)), used.ToString());
+
+        // Its launches: the plain run's, and per step the selection of the table's row (plus the counter's one memset).
+        sampler.GraphReplay = false;
+        x.CopyFrom(start);
+        before = dev.Counters;
+        sampler.Sample(x, steps, seed: 1);
+        var plain = dev.Counters - before;
+        TestContext.Out.WriteLine($"table run: {used}; plain run: {plain}");
+        Assert.That(used.Launches, Is.EqualTo(plain.Launches + steps + 1));
     }
 
     [Test]
