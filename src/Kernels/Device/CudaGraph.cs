@@ -18,7 +18,7 @@ namespace PosteriorGpu.Kernels.Device;
 /// <see cref="Elementwise.StepTable"/>), and the buffers the work touches must outlive the graph (pools that never
 /// free, as the samplers' and the U-Net's). The captured work must not synchronise with or copy to the host.</para>
 /// </summary>
-public sealed unsafe class CudaGraph : IDisposable
+public sealed unsafe class CudaGraph : ILaunchReplay
 {
     private readonly GpuDevice device;
     private IntPtr graph, exec;
@@ -183,6 +183,19 @@ public sealed unsafe class CudaGraph : IDisposable
             throw new CudaGraphException($"{call} failed: {text} ({result})");
         }
     }
+}
+
+/// <summary>A captured sequence of launches, replayed whole by <see cref="Launch"/> (<see cref="CudaGraph"/>).</summary>
+public interface ILaunchReplay : IDisposable
+{
+    /// <summary>Launches (and memsets) one replay runs.</summary>
+    int Nodes { get; }
+
+    /// <summary>Times <see cref="Launch"/> was called.</summary>
+    int Launches { get; }
+
+    /// <summary>Replays the captured launches (asynchronously, in order with the device's other launches).</summary>
+    void Launch();
 }
 
 /// <summary>A CUDA graph could not be captured, instantiated or launched (the message names the driver call and its error).</summary>

@@ -98,6 +98,10 @@ public abstract class DiffusionSampler
     /// </summary>
     public bool GraphReplay { get; set; }
 
+    /// <summary>Stands in for <see cref="CudaGraph.Capture"/> (tests: a replay that re-runs the captured host code runs the
+    /// window's loop off CUDA, so the CPU checks that nothing in a replayed window depends on the host's step).</summary>
+    internal Func<GpuDevice, Action, ILaunchReplay>? CaptureForTests { get; set; }
+
     /// <summary>How the last run with <see cref="GraphReplay"/> launched its steps (null before one, or when the last run
     /// did not ask for graph replay).</summary>
     public StepLaunchReport? LastStepLaunches { get; private set; }
@@ -270,8 +274,8 @@ public abstract class DiffusionSampler
             progress?.Report(new SamplerProgress(i + 1, steps));
         }
 
-        string? fallback = CudaGraph.Unavailable(x.Device);
-        CudaGraph? graph = null;
+        string? fallback = CaptureForTests is null ? CudaGraph.Unavailable(x.Device) : null;
+        ILaunchReplay? graph = null;
         int replayed = 0;
         try
         {
@@ -283,7 +287,8 @@ public abstract class DiffusionSampler
                     if (graph is null)
                     {
                         int start = i;
-                        try { graph = CudaGraph.Capture(x.Device, () => { for (int j = 0; j < window; j++) Step(start + j); }); }
+                        void Window() { for (int j = 0; j < window; j++) Step(start + j); }
+                        try { graph = CaptureForTests?.Invoke(x.Device, Window) ?? CudaGraph.Capture(x.Device, Window); }
                         catch (CudaGraphException e) { fallback = e.Message; }
                     }
                     if (graph is not null)

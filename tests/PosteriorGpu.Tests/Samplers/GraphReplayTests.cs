@@ -137,7 +137,7 @@ public class GraphReplayTests
 
     /// <summary>The sample of a run from a fixed start, with and without <see cref="DiffusionSampler.GraphReplay"/>.</summary>
     private static (float[] Plain, float[] Replay, StepLaunchReport? Report) BothWays(GpuDevice dev, IScoreModel model, string name,
-        int steps, SamplerOptions? options = null, Action<DiffusionSampler, Tensor>? run = null)
+        int steps, SamplerOptions? options = null, Action<DiffusionSampler, Tensor>? run = null, Action<DiffusionSampler>? configure = null)
     {
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
         int s = model.Height, c = model.Channels;
@@ -147,6 +147,7 @@ public class GraphReplayTests
         {
             var sampler = Create(name, model, schedule, options);
             sampler.GraphReplay = replay;
+            if (replay) configure?.Invoke(sampler);
             using var x = Tensor.FromHost(dev, start, 2, c, s, s);
             run(sampler, x);
             report = sampler.LastStepLaunches;
@@ -169,6 +170,66 @@ public class GraphReplayTests
         Assert.That(report!.DeviceTable, Is.True, "the table's steps ran");
         Assert.That(report.StepsReplayed, Is.Zero, "no graph off CUDA");
         Assert.That(report.Fallback, Does.Contain("CUDA"));
+    }
+
+    /// <summary>What a graph does, off CUDA: capture keeps the window's launches without running them, and every replay runs
+    /// the launches of the captured window (with that window's host-side arguments) again.</summary>
+    private sealed class HostReplay(Action window) : ILaunchReplay
+    {
+        public int Nodes => 0;
+        public int Launches { get; private set; }
+        public void Launch()
+        {
+            window();
+            Launches++;
+        }
+        public void Dispose() { }
+    }
+
+    // 50 steps: window 0 plain (warm-up), windows 1 and 2 replayed from the capture at step 16, steps 48-49 plain.
+    [TestCase("ddpm", 50, 32)]
+    [TestCase("ddim-eta1", 40, 16)]
+    [TestCase("ddim", 31, 0)]
+    public void ReplayedWindows_RepeatTheCapturedLaunches_AndAreBitwiseThePlainRun(string name, int steps, int replayed)
+    {
+        var dev = TestDevices.Cpu;
+        using var model = UNet2DModel.Load(dev, Tiny);
+        int captures = 0;
+        var (plain, replay, report) = BothWays(dev, model, name, steps, configure: sampler =>
+            sampler.CaptureForTests = (_, window) => { captures++; return new HostReplay(window); });
+        Assert.That(replay, Is.EqualTo(plain), "a replayed window reads every per-step value on the device");
+        Assert.That(report!.StepsReplayed, Is.EqualTo(replayed));
+        Assert.That(report.GraphLaunches, Is.EqualTo(replayed / DiffusionSampler.DefaultDivergenceCheckInterval));
+        Assert.That(captures, Is.EqualTo(replayed > 0 ? 1 : 0), "one capture a run");
+        Assert.That(report.Fallback, replayed > 0 ? Is.Null : Does.Contain("no full window"));
+    }
+
+    [Test]
+    public void ReplayedWindows_ReportProgressAndDivergenceAsThePlainRunDoes()
+    {
+        var dev = TestDevices.Cpu;
+        using var unet = UNet2DModel.Load(dev, Tiny);
+        int s = unet.Height, c = unet.Channels;
+        var start = TestData.Random(c * s * s, 8);
+        (List<int> Progress, string Message, float[] X) Run(bool replay)
+        {
+            // The 41st network call, step 41 (in the third window), returns NaN.
+            var sampler = SamplerFactory.Create("ddpm", new NaNAfter(unet, calls: 40), NoiseSchedule.Linear(1000, 1e-4, 0.02));
+            sampler.GraphReplay = replay;
+            sampler.CaptureForTests = (_, window) => new HostReplay(window);
+            using var x = Tensor.FromHost(dev, start, 1, c, s, s);
+            var seen = new List<int>();
+            var e = Assert.Throws<SamplerDivergedException>(() => sampler.Sample(x, 60, seed: 3, progress: new Collect(seen)))!;
+            if (replay) Assert.That(sampler.LastStepLaunches!.StepsReplayed, Is.EqualTo(32), "windows 2 and 3 replayed");
+            return (seen, e.Message, x.ToHost());
+        }
+        var plain = Run(false);
+        var replay = Run(true);
+        TestContext.Out.WriteLine(replay.Message);
+        Assert.That(replay.Message, Does.Contain("step 41"));
+        Assert.That(replay.Message, Is.EqualTo(plain.Message));
+        Assert.That(replay.Progress, Is.EqualTo(plain.Progress), "steps reported one by one up to the check that failed");
+        Assert.That(replay.X, Is.EqualTo(plain.X), "x holds the same later step");
     }
 
     [Test]
@@ -282,6 +343,35 @@ public class GraphReplayTests
         for (int i = 0; i < 3; i++) graph.Launch();
         Assert.That(x.ToHost(), Is.All.EqualTo(7f), "x -> 2x + 1 three times from 0");
         Assert.That(graph.Nodes, Is.EqualTo(1));
+    }
+
+    private sealed class Collect(List<int> steps) : IProgress<SamplerProgress>
+    {
+        public void Report(SamplerProgress value) => steps.Add(value.Step);
+    }
+
+    /// <summary>The U-Net (with device timesteps) whose output is NaN from call <paramref name="calls"/> + 1 on.</summary>
+    private sealed class NaNAfter(UNet2DModel inner, int calls) : IDeviceTimestepScoreModel
+    {
+        private int made;
+        public GpuDevice Device => inner.Device;
+        public int Channels => inner.Channels;
+        public int Height => inner.Height;
+        public int Width => inner.Width;
+        public void PredictEpsilon(Tensor x, ReadOnlySpan<float> timesteps, Tensor epsilon)
+        {
+            inner.PredictEpsilon(x, timesteps, epsilon);
+            Poison(epsilon);
+        }
+        public void PredictEpsilon(Tensor x, Tensor timesteps, Tensor epsilon)
+        {
+            inner.PredictEpsilon(x, timesteps, epsilon);
+            Poison(epsilon);
+        }
+        private void Poison(Tensor epsilon)
+        {
+            if (++made > calls) Affine.Run(epsilon, float.NaN, 0f, epsilon);
+        }
     }
 
     /// <summary>The U-Net behind the plain interface only (its timesteps from the host).</summary>
