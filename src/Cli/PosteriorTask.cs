@@ -50,8 +50,8 @@ internal sealed class PosteriorTask : IDisposable
     /// given. With 24 steps the paper's zeta = 1 fits most measurements loosely (residual 1.5 to 4 times the noise's);
     /// zeta = 3 brings inpainting, super-resolution, deblurring, MRI and phase retrieval to about the noise's level and
     /// raises the posterior mean's PSNR by 3.5 to 13 dB, while compressed sensing (its Gaussian matrix has a large norm)
-    /// overshoots and one-bit sensing overfits the signs at 3, so they keep 1. Measured with the shipped model:
-    /// docs/posterior-images.md.
+    /// overshoots and one-bit sensing overfits the signs at 3 (10.6 dB on 16 digits against 15.7 at 1), so they
+    /// keep 1. Measured with the shipped model: docs/posterior-images.md, docs/talk-comparison.md.
     /// </summary>
     private sealed record Entry(string Name, double DpsZeta, Func<Setup, PosteriorTask> Create);
 
@@ -178,9 +178,8 @@ internal sealed class PosteriorTask : IDisposable
         ulong seed = s.Settings.OperatorSeed;
         return new PosteriorTask(new OneBitOperator(s.Device, [s.C, s.H, s.W], m, 1f, seed),
             $"one-bit dithered sensing, {m} signs of Gaussian projections, dither uniform in [-1, 1] (seed {seed}); " +
-            "NOTE: with the shipped model the samples rarely show the measured digit: they are speckle, which reproduces most " +
-            "signs (the sign agreement is no quality measure: the truth's is below 100 % too), or clean digits other than " +
-            "the measured one; see the README");
+            "NOTE: DPS (the default) recovers the digit; the sign agreement alone is no quality measure (the truth's is below " +
+            "100 % too, and speckle reproduces most signs): see the README");
     }
 
     private static int Rows(double ratio, int d)

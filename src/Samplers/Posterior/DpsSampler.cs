@@ -109,7 +109,9 @@ public sealed class DpsSampler : IPosteriorSampler
             (pool, yk) => new PointGuidance(pool, op, yk, sigmaY), progress, cancellationToken);
     }
 
-    /// <summary>DPS's guidance: grad log p(y | x0^) at Tweedie's estimate itself, and the residual ||y - A(x0^)||^2.</summary>
+    /// <summary>DPS's guidance: grad log p(y | x0^) at Tweedie's estimate itself, and the squared residual ||y - A(x0^)||^2
+    /// (for an operator with a likelihood of its own, its general form -2 sigma_y^2 log p(y | x0^):
+    /// <see cref="ILogLikelihood.SquaredResidual"/>).</summary>
     private sealed class PointGuidance(TensorPool pool, IForwardOperator op, Tensor y, float sigmaY) : IMeasurementGuidance
     {
         private readonly Tensor ax = pool.Rent(y.Shape);
@@ -119,12 +121,16 @@ public sealed class DpsSampler : IPosteriorSampler
         public void Run(Tensor x0, int step, double alphaBar, bool needResidual, Tensor g, Tensor squaredResidual, Tensor? health)
         {
             op.LogLikelihoodGradient(x0, y, sigmaY, g);
-            if (needResidual)
+            if (!needResidual) return;
+            if (op is ILogLikelihood own)
             {
-                op.Forward(x0, ax);
-                Axpby.Run(1f, y, -1f, ax);   // r = y - A(x0^)
-                BatchReduce.SquaredNorm(ax, squaredResidual);
+                own.LogLikelihood(x0, y, sigmaY, squaredResidual);
+                ILogLikelihood.SquaredResidual(squaredResidual, sigmaY, squaredResidual);
+                return;
             }
+            op.Forward(x0, ax);
+            Axpby.Run(1f, y, -1f, ax);   // r = y - A(x0^)
+            BatchReduce.SquaredNorm(ax, squaredResidual);
         }
 
         public void Dispose() => ax.Dispose();

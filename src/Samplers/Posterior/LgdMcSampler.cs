@@ -161,7 +161,8 @@ public sealed class LgdMcSampler : IPosteriorSampler
 
         /// <summary>
         /// g = sum_i w_i grad log p(y | x0_i) per chain with x0_i = x0 + radius z_i (z from <paramref name="draw"/>,
-        /// chain-major) and w = softmax_i(log p(y | x0_i)); meanResidual[c] = sum_i w_i ||y - A(x0_i)||^2; health[c] = 0,
+        /// chain-major) and w = softmax_i(log p(y | x0_i)); meanResidual[c] = sum_i w_i ||y - A(x0_i)||^2 (for an operator
+        /// with its own likelihood -2 sigma_y^2 log p(y | x0_i): <see cref="ILogLikelihood.SquaredResidual"/>); health[c] = 0,
         /// or NaN for a chain whose log-likelihoods are not usable (NaN or +infinity). All on the device (the weights are
         /// <see cref="ParticleWeights"/>'s): no host synchronisation unless the operator's own log-likelihood makes one.
         /// </summary>
@@ -169,11 +170,19 @@ public sealed class LgdMcSampler : IPosteriorSampler
         {
             RepeatItems.Run(x0, particles, xp);
             AddNoise.Run(xp, radius, draw);
-            op.Forward(xp, axp);
-            Axpby.Run(1f, yp, -1f, axp);   // r_i = y - A(x0_i)
-            BatchReduce.SquaredNorm(axp, residuals);
-            // Without a likelihood of its own: the Gaussian -||y - A(x0_i)||^2 / (2 sigma_y^2), up to a constant the weights do not see.
-            if (ownLikelihood is not null) ownLikelihood.LogLikelihood(xp, yp, sigmaY, logLikelihoods);
+            if (ownLikelihood is not null)
+            {
+                // The operator's likelihood gives the weights, and the residual is its general form -2 sigma_y^2 log p.
+                ownLikelihood.LogLikelihood(xp, yp, sigmaY, logLikelihoods);
+                ILogLikelihood.SquaredResidual(logLikelihoods, sigmaY, residuals);
+            }
+            else
+            {
+                // The weights then take the Gaussian -||y - A(x0_i)||^2 / (2 sigma_y^2), up to a constant they do not see.
+                op.Forward(xp, axp);
+                Axpby.Run(1f, yp, -1f, axp);   // r_i = y - A(x0_i)
+                BatchReduce.SquaredNorm(axp, residuals);
+            }
             ParticleWeights.Run(ownLikelihood is null ? null : logLikelihoods, -0.5f / (sigmaY * sigmaY), residuals, particles,
                 weights, meanResidual, health);
             op.LogLikelihoodGradient(xp, yp, sigmaY, gp);

@@ -30,6 +30,7 @@ public class NonlinearPosteriorTests
         using var y = Tensor.Empty(dev, new[] { 1 }.Concat(op.MeasurementShape).ToArray());
         measure(truth, y);
         using var x = Tensor.Empty(dev, Chains, 1, 8, 8);
+        if (sampler == "dps-residual") (sampler, rule) = ("dps", DpsStepRule.ResidualNorm);
         if (sampler == "dpnp")
             new DpnpSampler(prior, schedule, new DpnpOptions { Iterations = 20, PriorSteps = 20, OperatorNormSquared = normSquared })
                 .Sample(x, y, op, sigmaY, seed: 3);
@@ -70,8 +71,11 @@ public class NonlinearPosteriorTests
         Assert.That(r.PosteriorError, Is.LessThan(r.PriorError));
     }
 
+    // dps-residual: the residual-norm rule (the command line's), which normalises by sqrt(-2 sigma^2 log p), the probit's
+    // residual (ILogLikelihood.SquaredResidual).
     [TestCase("dpnp")]
     [TestCase("dps")]
+    [TestCase("dps-residual")]
     public void OneBit_AgreesWithTheBits(string sampler)
     {
         var dev = TestDevices.Cpu;

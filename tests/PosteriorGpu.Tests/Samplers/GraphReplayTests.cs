@@ -244,37 +244,21 @@ public class GraphReplayTests
         Assert.That(report!.DeviceTable, Is.True);
     }
 
-    [Test]
-    public void GraphReplay_FallsBackToThePlainPath_WhenTheModelCannotReadItsTimestepsOnTheDevice()
+    // Runs without the table form take the plain path and say why: a model that reads its timesteps on the host only, a
+    // v-predicting model (the table's step does not convert), a multistep sampler (no table form of its step).
+    [TestCase("host-timesteps", "ddpm", nameof(HostTimestepsOnly))]
+    [TestCase("v-prediction", "ddim", "predicts")]
+    [TestCase("multistep", "dpmsolver++2m", "no table form")]
+    public void GraphReplayWithoutATableForm_FallsBackToThePlainPath(string why, string sampler, string reason)
     {
         var dev = TestDevices.Cpu;
         using var unet = UNet2DModel.Load(dev, Tiny);
-        var (plain, replay, report) = BothWays(dev, new HostTimestepsOnly(unet), "ddpm", 6);
+        IScoreModel model = why == "host-timesteps" ? new HostTimestepsOnly(unet) : unet;
+        var options = why == "v-prediction" ? new SamplerOptions { Prediction = PredictionType.VPrediction } : null;
+        var (plain, replay, report) = BothWays(dev, model, sampler, 6, options);
         Assert.That(replay, Is.EqualTo(plain));
         Assert.That(report!.DeviceTable, Is.False);
-        Assert.That(report.Fallback, Does.Contain(nameof(HostTimestepsOnly)));
-    }
-
-    [Test]
-    public void GraphReplay_FallsBackToThePlainPath_ForAVPredictingModel()
-    {
-        var dev = TestDevices.Cpu;
-        using var unet = UNet2DModel.Load(dev, Tiny);
-        var (plain, replay, report) = BothWays(dev, unet, "ddim", 6, new SamplerOptions { Prediction = PredictionType.VPrediction });
-        Assert.That(replay, Is.EqualTo(plain));
-        Assert.That(report!.DeviceTable, Is.False);
-        Assert.That(report.Fallback, Does.Contain("predicts"));
-    }
-
-    [Test]
-    public void GraphReplay_ForASamplerWithoutATableForm_TakesThePlainPath()
-    {
-        var dev = TestDevices.Cpu;
-        using var unet = UNet2DModel.Load(dev, Tiny);
-        var (plain, replay, report) = BothWays(dev, unet, "dpmsolver++2m", 6);
-        Assert.That(replay, Is.EqualTo(plain));
-        Assert.That(report!.DeviceTable, Is.False);
-        Assert.That(report.Fallback, Does.Contain("no table form"));
+        Assert.That(report.Fallback, Does.Contain(reason));
     }
 
     [Test]
