@@ -85,6 +85,35 @@ public class SampleCommandTests
     }
 
     [Test]
+    public void Sample_WithGraphReplay_OnTheCpu_SaysWhyItLaunchedPlainly_AndWritesTheSameSamples()
+    {
+        string folder = Fixtures.Path("diffusers-unet-tiny");
+        string dir = Directory.CreateTempSubdirectory("sample-graph-").FullName;
+        try
+        {
+            float[] Samples(params string[] extra)
+            {
+                string output = Path.Combine(dir, $"s{extra.Length}.npy");
+                var stdout = new StringWriter();
+                var stderr = new StringWriter();
+                int code = CliApp.Run(["sample", "--model", folder, "--sampler", "ddpm", "--steps", "20", "--batch", "2", "--seed", "4",
+                    "--out", output, "--device", "cpu", .. extra], stdout, stderr);
+                Assert.That(code, Is.EqualTo(0), stderr.ToString());
+                if (extra.Length > 0)
+                    Assert.That(stdout.ToString(), Does.Contain("graph replay: 0 of 20 steps replayed").And.Contain("CUDA"));
+                else
+                    Assert.That(stdout.ToString(), Does.Not.Contain("graph replay"));
+                return Npy.Read(output).ToFloat32();
+            }
+            Assert.That(Samples("--graph-replay"), Is.EqualTo(Samples()));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void Sample_UnknownSampler_IsAUsageError()
     {
         var stderr = new StringWriter();
