@@ -214,13 +214,8 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
     {
         Shape.RequireSameDevice("unet", x, timesteps);
         Shape.Require("unet", timesteps, "timesteps", x.N);
-        deviceTimesteps = timesteps;
-        try { Run(x, [], ClassLabels, epsilon, gradientsEnabled); }
-        finally { deviceTimesteps = null; }
+        Run(x, [], ClassLabels, epsilon, gradientsEnabled, timesteps);
     }
-
-    // The timesteps of the pass that PredictEpsilon(Tensor, Tensor, Tensor) runs: read on the device, one per item.
-    private Tensor? deviceTimesteps;
 
     /// <inheritdoc/>
     /// <exception cref="InvalidOperationException">The model was made without gradients.</exception>
@@ -237,7 +232,9 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
     public void Forward(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output) =>
         Run(x, timesteps, classLabels, output, gradientsEnabled);
 
-    private void Run(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output, bool record)
+    /// <summary>The pass; <paramref name="deviceTimesteps"/> ([N], read on the device), when given, replaces <paramref name="timesteps"/>.</summary>
+    private void Run(Tensor x, ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, Tensor output, bool record,
+        Tensor? deviceTimesteps = null)
     {
         var c = Config;
         Shape.RequireRank("unet", x, "x", 4);
@@ -254,7 +251,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
         tape.Begin(record);
         try
         {
-            TimeEmbedding(timesteps, classLabels, n);
+            TimeEmbedding(timesteps, deviceTimesteps, classLabels, n);
 
             Tensor h = x;
             bool owned = false;   // whether h is this pass's to release (not the caller's x, not a skip)
@@ -367,7 +364,7 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
     /// every resnet applies before its projection, so it is computed once here. Without recording, the three are one
     /// launch (<see cref="TimestepMlp"/>, with the last SiLU too unless a class embedding is added to temb before it) and
     /// tembSilu is temb; recording, each is its own launch and the tape keeps what the backward pass needs.</summary>
-    private void TimeEmbedding(ReadOnlySpan<float> timesteps, ReadOnlySpan<int> classLabels, int n)
+    private void TimeEmbedding(ReadOnlySpan<float> timesteps, Tensor? deviceTimesteps, ReadOnlySpan<int> classLabels, int n)
     {
         var c = Config;
         int dim = c.BlockOutChannels[0];

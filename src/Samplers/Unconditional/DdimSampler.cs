@@ -77,13 +77,10 @@ public sealed class DdpmSampler(IScoreModel model, NoiseSchedule schedule, bool 
     /// <inheritdoc/>
     protected override void Step(Tensor x, Tensor eps, StepInfo info, RandomDraw draw)
     {
-        // diffusers adds noise when t > 0. A step that lands before timestep 0 adds none either: its fixed_small
-        // variance is 0 (diffusers' 1e-20 floor gives 1e-10), and a walk that ends there ends on the clean sample.
-        bool noNoise = info.Timestep == 0 || info.Previous < 0;
         if (ClipsX0)
         {
             var k = ClippedDiffusionStep.Ddpm(info.AlphaT, info.AlphaPrev, FixedLarge);
-            ClippedStep(x, eps, noNoise ? k with { Sigma = 0 } : k, draw);
+            ClippedStep(x, eps, NoNoise(info) ? k with { Sigma = 0 } : k, draw);
             return;
         }
         DiffusionStep.Run(x, eps, Coefficients(info), draw);
@@ -92,8 +89,12 @@ public sealed class DdpmSampler(IScoreModel model, NoiseSchedule schedule, bool 
     private DiffusionStep.Coefficients Coefficients(StepInfo info)
     {
         var c = DiffusionStep.Ddpm(info.AlphaT, info.AlphaPrev, FixedLarge);
-        return info.Timestep == 0 || info.Previous < 0 ? c with { Sigma = 0 } : c;
+        return NoNoise(info) ? c with { Sigma = 0 } : c;
     }
+
+    // diffusers adds noise when t > 0. A step that lands before timestep 0 adds none either: its fixed_small
+    // variance is 0 (diffusers' 1e-20 floor gives 1e-10), and a walk that ends there ends on the clean sample.
+    private static bool NoNoise(StepInfo info) => info.Timestep == 0 || info.Previous < 0;
 
     /// <inheritdoc/>
     protected override bool TryTableStep(StepInfo info, out DiffusionStep.Coefficients coefficients)

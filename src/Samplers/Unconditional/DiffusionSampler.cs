@@ -194,8 +194,7 @@ public abstract class DiffusionSampler
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int t = timesteps[i];
-                var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
-                    Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
+                var info = InfoOf(i, timesteps, previous);
                 timestepScratch[0] = t;
                 Model.PredictEpsilon(x, timestepScratch, eps);
                 ToEpsilon(x, eps, info.AlphaT);
@@ -216,6 +215,10 @@ public abstract class DiffusionSampler
         }
     }
 
+    /// <summary>Step <paramref name="i"/> of a walk down <paramref name="timesteps"/>, each landing on <paramref name="previous"/>[i].</summary>
+    private StepInfo InfoOf(int i, int[] timesteps, int[] previous) => new(i, timesteps.Length, timesteps[i],
+        Schedule.AlphaCumprod(timesteps[i]), Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
+
     /// <summary>The per-run device table of <see cref="GraphReplay"/> (rows [timestep, X, Eps, Sigma, step], host side), or
     /// null with the reason when this run cannot take that form.</summary>
     private float[]? TableOf(int[] timesteps, int[] previous, out string? why)
@@ -231,8 +234,7 @@ public abstract class DiffusionSampler
         for (int i = 0; i < timesteps.Length; i++)
         {
             int t = timesteps[i];
-            var info = new StepInfo(i, timesteps.Length, t, Schedule.AlphaCumprod(t),
-                Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
+            var info = InfoOf(i, timesteps, previous);
             if (!TryTableStep(info, out var c))
             {
                 why = $"the sampler '{Name}' has no table form of its step";

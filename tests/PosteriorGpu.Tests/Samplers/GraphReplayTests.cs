@@ -266,28 +266,17 @@ public class GraphReplayTests
     {
         var dev = TestDevices.Cpu;
         using var model = UNet2DModel.Load(dev, Tiny);
-        int s = model.Height;
         var sampler = SamplerFactory.Create("ddpm", model, NoiseSchedule.Linear(1000, 1e-4, 0.02));
         sampler.GraphReplay = true;
-        using var x = Tensor.FromHost(dev, TestData.Random(model.Channels * s * s, 2), 1, model.Channels, s, s);
-        var start = x.ToHost();
-        sampler.Sample(x, 3, seed: 1);   // warm-up: kernels load
-        const int steps = 20;
-        x.CopyFrom(start);
-        var before = dev.Counters;
-        sampler.Sample(x, steps, seed: 1);
-        var used = dev.Counters - before;
-        long reads = 1 + (steps + DiffusionSampler.DefaultDivergenceCheckInterval - 1) / DiffusionSampler.DefaultDivergenceCheckInterval;
+        var used = SamplerHostSyncTests.CountedRun(dev, model, sampler);
+        long reads = SamplerHostSyncTests.Reads(SamplerHostSyncTests.Steps);
         Assert.That((used.HostSyncs, used.DeviceToHostCopies, used.HostToDeviceCopies), Is.EqualTo((reads, reads, 1L)), used.ToString());
 
         // Its launches: the plain run's, and per step the selection of the table's row (plus the counter's one memset).
         sampler.GraphReplay = false;
-        x.CopyFrom(start);
-        before = dev.Counters;
-        sampler.Sample(x, steps, seed: 1);
-        var plain = dev.Counters - before;
+        var plain = SamplerHostSyncTests.CountedRun(dev, model, sampler);
         TestContext.Out.WriteLine($"table run: {used}; plain run: {plain}");
-        Assert.That(used.Launches, Is.EqualTo(plain.Launches + steps + 1));
+        Assert.That(used.Launches, Is.EqualTo(plain.Launches + SamplerHostSyncTests.Steps + 1));
     }
 
     [Test]

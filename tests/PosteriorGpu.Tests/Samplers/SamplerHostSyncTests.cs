@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Device;
 using NUnit.Framework;
 using PosteriorGpu.Kernels.Tensors;
 using PosteriorGpu.Models.Schedules;
@@ -15,24 +16,35 @@ public class SamplerHostSyncTests
 {
     private static IEnumerable<string> Names => SamplerFactory.Names;
 
+    /// <summary>Steps of the counted runs.</summary>
+    internal const int Steps = 20;
+
+    /// <summary>Host read-backs of a run of <paramref name="steps"/> steps: the starting x's, and one per check interval.</summary>
+    internal static long Reads(int steps) =>
+        1 + (steps + DiffusionSampler.DefaultDivergenceCheckInterval - 1) / DiffusionSampler.DefaultDivergenceCheckInterval;
+
+    /// <summary>The device counters of a <see cref="Steps"/>-step run of <paramref name="sampler"/> from a fixed one-item start on
+    /// the tiny U-Net, after a warm-up run (kernels load).</summary>
+    internal static DeviceCounters CountedRun(GpuDevice dev, UNet2DModel model, DiffusionSampler sampler)
+    {
+        int s = model.Height;
+        using var x = Tensor.FromHost(dev, TestData.Random(model.Channels * s * s, 2), 1, model.Channels, s, s);
+        var start = x.ToHost();
+        sampler.Sample(x, 3, seed: 1);   // warm-up: kernels load
+        x.CopyFrom(start);
+        var before = dev.Counters;
+        sampler.Sample(x, Steps, seed: 1);
+        return dev.Counters - before;
+    }
+
     [TestCaseSource(nameof(Names))]
     public void Run_ReadsBackOncePerCheckInterval(string sampler)
     {
         var dev = TestDevices.Cpu;
         using var model = UNet2DModel.Load(dev, Fixtures.Path("diffusers-unet-tiny"));
-        var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
-        int s = model.Config.SampleSize!.Value;
-        using var x = Tensor.FromHost(dev, TestData.Random(model.Channels * s * s, 2), 1, model.Channels, s, s);
-        var run = SamplerFactory.Create(sampler, model, schedule);
-        var start = x.ToHost();
-        run.Sample(x, 3, seed: 1);   // warm-up: kernels load
-        const int steps = 20;
-        x.CopyFrom(start);
-        var before = dev.Counters;
-        run.Sample(x, steps, seed: 1);
-        var used = dev.Counters - before;
-        TestContext.Out.WriteLine($"{sampler}, {steps} steps: {used}");
-        long reads = 1 + (steps + DiffusionSampler.DefaultDivergenceCheckInterval - 1) / DiffusionSampler.DefaultDivergenceCheckInterval;
+        var used = CountedRun(dev, model, SamplerFactory.Create(sampler, model, NoiseSchedule.Linear(1000, 1e-4, 0.02)));
+        TestContext.Out.WriteLine($"{sampler}, {Steps} steps: {used}");
+        long reads = Reads(Steps);
         Assert.That((used.HostSyncs, used.DeviceToHostCopies, used.HostToDeviceCopies), Is.EqualTo((reads, reads, 0L)), used.ToString());
     }
 }
