@@ -101,7 +101,7 @@ internal static class SampleCommand
         var eta = CliOptions.Double("--eta", d.Eta, "DDIM's eta (0: deterministic)", min: 0);
         var output = CliOptions.Path("--out", d.Out, "output file: the samples as a .npy [N, C, H, W] in [-1, 1]");
         var png = CliOptions.Text("--png", "the picture: a labelled, upscaled grid (default: --out with .png)", "file");
-        var graphReplay = CliOptions.Flag("--graph-replay", "replay each window of 16 steps as one CUDA graph (ddpm and ddim; bitwise the " +
+        var graphReplay = CliOptions.Flag("--graph-replay", "replay each window of 16 steps as one CUDA graph (every sampler here; bitwise the " +
             "same samples; elsewhere the steps launch plainly and the output says why)");
         var command = new Command("sample", "unconditional samples from a diffusers UNet2DModel with DDPM, DDIM, the probability-flow ODE, " +
             "the accelerated sampler of Li et al. or DPM-Solver++(2M), as .npy and a PNG grid")

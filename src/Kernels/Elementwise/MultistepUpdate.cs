@@ -75,6 +75,34 @@ public static class MultistepUpdate
         return cur;
     }
 
+    /// <summary>Rows of the per-run table <see cref="RunFromTable"/> reads: [timestep, Px, Pe, Cx, C1, C2].</summary>
+    public const int TableWidth = 6;
+
+    /// <summary>The update's scalars read from the device (a <see cref="StepTable"/> row: [timestep, Px, Pe, Cx, C1, C2]): the
+    /// same arithmetic as <see cref="Kernel{TIO}"/> on the same values, so bitwise its result.</summary>
+    internal static void TableKernel<TIO>(Index1D tid, ElementRange quads, QuadSplit split, ArrayView<float> row, ArrayView<float> x,
+        ArrayView<float> eps, ArrayView<float> prev) where TIO : struct, IQuadIO =>
+        Kernel<TIO>(tid, quads, split, new Coefficients(row[1], row[2], row[3], row[4], row[5]), x, eps, prev);
+
+    /// <summary>Applies the update in place to x and prev with its scalars read on the device from <paramref name="row"/>
+    /// ([<see cref="TableWidth"/>]: timestep, Px, Pe, Cx, C1, C2). Launched with the same arguments at every step of a run.</summary>
+    /// <exception cref="ArgumentException">A shape does not fit, or the tensors live on different devices.</exception>
+    public static void RunFromTable(Tensor x, Tensor eps, Tensor prev, Tensor row)
+    {
+        Shape.RequireSame("multistep update", eps, "eps", x, "x");
+        Shape.RequireSame("multistep update", prev, "prev", x, "x");
+        Shape.Require("multistep update", row, "row", TableWidth);
+        Shape.RequireSameDevice("multistep update", x, row);
+        var split = QuadSplit.For(x.Length);
+        var plan = x.Device.Plan(split.Full);
+        var k = split.Aligned(x.View, eps.View, prev.View)
+            ? x.Device.Kernel("multistep-update-table", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TableKernel<VectorIO>))
+            : x.Device.Kernel("multistep-update-table-unaligned", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, QuadSplit,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TableKernel<ScalarIO>));
+        k(plan.Threads, plan, split, row.View, x.View, eps.View, prev.View);
+    }
+
     /// <summary>Applies the update in place to x and prev.</summary>
     public static void Run(Tensor x, Tensor eps, Tensor prev, Coefficients c)
     {

@@ -87,9 +87,9 @@ public abstract class DiffusionSampler
 
     /// <summary>
     /// Whether runs replay their steps as a CUDA graph (default false: every kernel launched from the host at every step).
-    /// When true, and the sampler and model allow it (DDPM or DDIM without clip_sample or thresholding, an
-    /// epsilon-predicting <see cref="IDeviceTimestepScoreModel"/>), each step reads its timestep, coefficients and noise
-    /// counter from a per-run device table, so its launches are the same at every step; on a CUDA device one window of
+    /// When true, and the sampler and model allow it (DDPM, DDIM, the probability-flow ODE, Li et al.'s accelerated sampler
+    /// or DPM-Solver++(2M), without clip_sample or thresholding; an epsilon-predicting <see cref="IDeviceTimestepScoreModel"/>),
+    /// each step reads its timestep, coefficients and noise counter from a per-run device table, so its launches are the same at every step; on a CUDA device one window of
     /// <see cref="DivergenceCheckInterval"/> steps is captured once (after a first window launched plainly, which warms the
     /// kernels and pools up) and replayed for every later full window, one graph launch per window. Results are bitwise
     /// those of the plain path. Elsewhere (the CPU accelerator, OpenCL, a sampler or model without the table form) the run
@@ -106,12 +106,25 @@ public abstract class DiffusionSampler
     /// did not ask for graph replay).</summary>
     public StepLaunchReport? LastStepLaunches { get; private set; }
 
-    /// <summary>For <see cref="GraphReplay"/>: the fused update of one step as x' = X x + Eps eps + Sigma z, or false when
-    /// this sampler's step has no such form (the run then takes the plain path).</summary>
-    protected virtual bool TryTableStep(StepInfo info, out DiffusionStep.Coefficients coefficients)
+    /// <summary>For <see cref="GraphReplay"/>: the width of this sampler's rows in the per-run table (the timestep first, then
+    /// what <see cref="StepFromTable"/> reads).</summary>
+    protected virtual int TableWidth => DiffusionStep.TableWidth;
+
+    /// <summary>For <see cref="GraphReplay"/>: writes one step's scalars into <paramref name="row"/>[1..] (row[0] holds the
+    /// timestep), or returns false when this sampler's step has no table form (the run then takes the plain path). Called
+    /// for every step in order, before the run's first step.</summary>
+    protected virtual bool TryTableRow(StepInfo info, Span<float> row) => false;
+
+    /// <summary>For <see cref="GraphReplay"/>: the step's update with its scalars read on the device from
+    /// <paramref name="row"/> (the step's row of the table: the same launch at every step).</summary>
+    protected virtual void StepFromTable(Tensor x, Tensor eps, Tensor row, RandomDraw draw) => DiffusionStep.RunFromTable(x, eps, row, draw);
+
+    /// <summary>A <see cref="DiffusionStep.RunFromTable"/> row: [timestep, X, Eps, Sigma, the step's index] (the index is the
+    /// noise's step offset from the run's first draw).</summary>
+    protected static bool DiffusionRow(DiffusionStep.Coefficients c, StepInfo info, Span<float> row)
     {
-        coefficients = default;
-        return false;
+        (row[1], row[2], row[3], row[4]) = (c.X, c.Eps, c.Sigma, info.Index);
+        return true;
     }
 
     /// <summary>One step: the current and target timesteps and their alpha_bar values (<paramref name="Previous"/> is
@@ -182,14 +195,14 @@ public abstract class DiffusionSampler
         string? why = null;
         var table = GraphReplay ? TableOf(timesteps, previous, out why) : null;
         if (GraphReplay && table is null) LastStepLaunches = new StepLaunchReport(false, 0, 0, 0, why);
-        if (table is not null)
-        {
-            RunFromTable(x, eps, table, timesteps, seed, firstSample, drawOffset, pool, ring, progress, cancellationToken);
-            return;
-        }
         Begin(x, pool);
         try
         {
+            if (table is not null)
+            {
+                RunFromTable(x, eps, table, timesteps, seed, firstSample, drawOffset, pool, ring, progress, cancellationToken);
+                return;
+            }
             for (int i = 0; i < timesteps.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -219,8 +232,8 @@ public abstract class DiffusionSampler
     private StepInfo InfoOf(int i, int[] timesteps, int[] previous) => new(i, timesteps.Length, timesteps[i],
         Schedule.AlphaCumprod(timesteps[i]), Schedule.AlphaCumprodPrev(previous[i], Options.SetAlphaToOne), previous[i]);
 
-    /// <summary>The per-run device table of <see cref="GraphReplay"/> (rows [timestep, X, Eps, Sigma, step], host side), or
-    /// null with the reason when this run cannot take that form.</summary>
+    /// <summary>The per-run device table of <see cref="GraphReplay"/> (rows of <see cref="TableWidth"/>: the timestep, then the
+    /// sampler's scalars; host side), or null with the reason when this run cannot take that form.</summary>
     private float[]? TableOf(int[] timesteps, int[] previous, out string? why)
     {
         why = Model is not IDeviceTimestepScoreModel ? $"the model ({Model.GetType().Name}) cannot read its timesteps on the device"
@@ -229,18 +242,17 @@ public abstract class DiffusionSampler
             : timesteps.Length > StepTable.MaxSteps ? $"more than {StepTable.MaxSteps} steps"
             : null;
         if (why is not null) return null;
-        const int width = DiffusionStep.TableWidth;
+        int width = TableWidth;
         var table = new float[timesteps.Length * width];
         for (int i = 0; i < timesteps.Length; i++)
         {
-            int t = timesteps[i];
-            var info = InfoOf(i, timesteps, previous);
-            if (!TryTableStep(info, out var c))
+            var row = table.AsSpan(i * width, width);
+            row[0] = timesteps[i];
+            if (!TryTableRow(InfoOf(i, timesteps, previous), row))
             {
                 why = $"the sampler '{Name}' has no table form of its step";
                 return null;
             }
-            (table[i * width], table[i * width + 1], table[i * width + 2], table[i * width + 3], table[i * width + 4]) = (t, c.X, c.Eps, c.Sigma, i);
         }
         return table;
     }
@@ -256,17 +268,17 @@ public abstract class DiffusionSampler
     {
         int steps = timesteps.Length, window = ring.Interval;
         var model = (IDeviceTimestepScoreModel)Model;
-        using var table = pool.Rent(steps, DiffusionStep.TableWidth);
+        using var table = pool.Rent(steps, TableWidth);
         table.CopyFrom(hostTable);   // the run's one host copy
         using var counter = pool.RentZeros(1);
-        using var row = pool.Rent(DiffusionStep.TableWidth);
+        using var row = pool.Rent(TableWidth);
         using var deviceTimesteps = pool.Rent(x.N);
         var draw = new RandomDraw(seed, NoiseStream, drawOffset).ForBatch(firstSample, x.ItemLength);
         void Step(int i)
         {
             StepTable.Select(table, counter, row, deviceTimesteps);
             model.PredictEpsilon(x, deviceTimesteps, eps);
-            DiffusionStep.RunFromTable(x, eps, row, draw);
+            StepFromTable(x, eps, row, draw);
             ring.Record(i, 0, x);
             ring.Record(i, 1, eps);
         }

@@ -98,6 +98,48 @@ public class GraphReplayTests
         }
     }
 
+    // Lengths with partial quads; C2 = 0 (prev not read: the first step) and not.
+    [TestCase(1024, 0.4f)]
+    [TestCase(1021, 0.4f)]
+    [TestCase(333, 0f)]
+    public void MultistepUpdateFromTable_IsBitwiseTheUpdateWithArguments(int length, float c2)
+    {
+        var dev = TestDevices.Cpu;
+        var c = new MultistepUpdate.Coefficients(0.9f, -0.3f, 1.02f, 0.21f, c2);
+        var x0 = TestData.Random(length, 2);
+        var eps0 = TestData.Random(length, 3);
+        var prev0 = TestData.Random(length, 4);
+        using var x = Tensor.FromHost(dev, x0, length);
+        using var eps = Tensor.FromHost(dev, eps0, length);
+        using var prev = Tensor.FromHost(dev, prev0, length);
+        using var row = Tensor.FromHost(dev, [123f, c.Px, c.Pe, c.Cx, c.C1, c.C2], MultistepUpdate.TableWidth);
+        MultistepUpdate.RunFromTable(x, eps, prev, row);
+        var (expectX, expectPrev) = ((float[])x0.Clone(), (float[])prev0.Clone());
+        MultistepUpdate.Reference(expectX, eps0, expectPrev, c);
+        Assert.That(x.ToHost(), Is.EqualTo(expectX));
+        Assert.That(prev.ToHost(), Is.EqualTo(expectPrev));
+    }
+
+    [Test]
+    public void MultistepUpdateFromTable_AtAnUnalignedView_IsBitwiseTheUpdateWithArguments()
+    {
+        var dev = TestDevices.Cpu;
+        var c = new MultistepUpdate.Coefficients(1.1f, 0.5f, 0.97f, -0.2f, 0.05f);
+        float[] x0 = TestData.Random(203, 4), eps0 = TestData.Random(203, 5), prev0 = TestData.Random(203, 6);
+        Tensor Slice(Tensor t) => t.SliceBatch(1, 200);
+        Tensor Copy(float[] v) => Tensor.FromHost(dev, v.AsSpan(1, 200).ToArray(), 200);
+        using Tensor xBuffer = Tensor.FromHost(dev, x0, 203), epsBuffer = Tensor.FromHost(dev, eps0, 203), prevBuffer = Tensor.FromHost(dev, prev0, 203);
+        using Tensor x = Slice(xBuffer), eps = Slice(epsBuffer), prev = Slice(prevBuffer);
+        using Tensor y = Copy(x0), e = Copy(eps0), p = Copy(prev0);
+        using var row = Tensor.FromHost(dev, [0f, c.Px, c.Pe, c.Cx, c.C1, c.C2], MultistepUpdate.TableWidth);
+        MultistepUpdate.Run(y, e, p, c);
+        MultistepUpdate.RunFromTable(x, eps, prev, row);
+        Assert.That(x.ToHost(), Is.EqualTo(y.ToHost()));
+        Assert.That(prev.ToHost(), Is.EqualTo(p.ToHost()));
+        using var narrow = Tensor.Zeros(dev, DiffusionStep.TableWidth);
+        Assert.That(() => MultistepUpdate.RunFromTable(x, eps, prev, narrow), Throws.ArgumentException.With.Message.Contains("row"));
+    }
+
     // On the GPU's code paths (the fused time path, TimestepMlp, reads the device timesteps there) a pass of the tiny
     // U-Net takes about 10 s on the CPU, so that device checks the sampler's case alone: one timestep for the batch.
     private static IEnumerable<TestCaseData> TimestepCases()
@@ -130,16 +172,24 @@ public class GraphReplayTests
         yield return new TestCaseData(dev, "ddim", 37).SetArgDisplayNames("ddim", "37");
         yield return new TestCaseData(dev, "ddim-eta1", 40).SetArgDisplayNames("ddim-eta1", "40");
         yield return new TestCaseData(dev, "ddpm", 5).SetArgDisplayNames("ddpm", "5");
+        yield return new TestCaseData(dev, "pf-ode", 37).SetArgDisplayNames("pf-ode", "37");
+        yield return new TestCaseData(dev, "li-accelerated", 37).SetArgDisplayNames("li-accelerated", "37");
+        yield return new TestCaseData(dev, "dpmsolver++2m", 40).SetArgDisplayNames("dpmsolver++2m", "40");
     }
 
-    private static DiffusionSampler Create(string name, IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null) =>
-        name == "ddim-eta1" ? new DdimSampler(model, schedule, eta: 1, options) : SamplerFactory.Create(name, model, schedule, options);
+    private static DiffusionSampler Create(string name, IScoreModel model, NoiseSchedule schedule, SamplerOptions? options = null) => name switch
+    {
+        "ddim-eta1" => new DdimSampler(model, schedule, eta: 1, options),
+        "no-table" => new NoTableForm(model, schedule),
+        _ => SamplerFactory.Create(name, model, schedule, options),
+    };
 
     /// <summary>The sample of a run from a fixed start, with and without <see cref="DiffusionSampler.GraphReplay"/>.</summary>
     private static (float[] Plain, float[] Replay, StepLaunchReport? Report) BothWays(GpuDevice dev, IScoreModel model, string name,
-        int steps, SamplerOptions? options = null, Action<DiffusionSampler, Tensor>? run = null, Action<DiffusionSampler>? configure = null)
+        int steps, SamplerOptions? options = null, Action<DiffusionSampler, Tensor>? run = null, Action<DiffusionSampler>? configure = null,
+        NoiseSchedule? schedule = null)
     {
-        var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
+        schedule ??= NoiseSchedule.Linear(1000, 1e-4, 0.02);
         int s = model.Height, c = model.Channels;
         var start = TestData.Random(2 * c * s * s, 8);
         run ??= (sampler, x) => sampler.Sample(x, steps, seed: 3, firstSample: 5);
@@ -190,6 +240,8 @@ public class GraphReplayTests
     [TestCase("ddpm", 50, 32)]
     [TestCase("ddim-eta1", 40, 16)]
     [TestCase("ddim", 31, 0)]
+    [TestCase("li-accelerated", 50, 32)]   // the previous step's prediction carried across windows in the pooled history
+    [TestCase("dpmsolver++2m", 40, 16)]
     public void ReplayedWindows_RepeatTheCapturedLaunches_AndAreBitwiseThePlainRun(string name, int steps, int replayed)
     {
         var dev = TestDevices.Cpu;
@@ -245,17 +297,26 @@ public class GraphReplayTests
     }
 
     // Runs without the table form take the plain path and say why: a model that reads its timesteps on the host only, a
-    // v-predicting model (the table's step does not convert), a multistep sampler (no table form of its step).
+    // v-predicting model (the table's step does not convert), a config that clips or thresholds x0 (the table's steps do
+    // neither), a sampler with no table form of its step.
     [TestCase("host-timesteps", "ddpm", nameof(HostTimestepsOnly))]
     [TestCase("v-prediction", "ddim", "predicts")]
-    [TestCase("multistep", "dpmsolver++2m", "no table form")]
+    [TestCase("clip-sample", "ddpm", "clips or thresholds")]
+    [TestCase("thresholding", "dpmsolver++2m", "clips or thresholds")]
+    [TestCase("no-table", "no-table", "no table form")]
     public void GraphReplayWithoutATableForm_FallsBackToThePlainPath(string why, string sampler, string reason)
     {
         var dev = TestDevices.Cpu;
         using var unet = UNet2DModel.Load(dev, Tiny);
         IScoreModel model = why == "host-timesteps" ? new HostTimestepsOnly(unet) : unet;
         var options = why == "v-prediction" ? new SamplerOptions { Prediction = PredictionType.VPrediction } : null;
-        var (plain, replay, report) = BothWays(dev, model, sampler, 6, options);
+        var schedule = why switch
+        {
+            "clip-sample" => NoiseSchedule.FromConfig(new SchedulerConfig { ClipSample = true }),
+            "thresholding" => NoiseSchedule.FromConfig(new SchedulerConfig { Thresholding = true }),
+            _ => null,
+        };
+        var (plain, replay, report) = BothWays(dev, model, sampler, 6, options, schedule: schedule);
         Assert.That(replay, Is.EqualTo(plain));
         Assert.That(report!.DeviceTable, Is.False);
         Assert.That(report.Fallback, Does.Contain(reason));
@@ -345,6 +406,14 @@ public class GraphReplayTests
         {
             if (++made > calls) Affine.Run(epsilon, float.NaN, 0f, epsilon);
         }
+    }
+
+    /// <summary>A sampler with no table form of its step (DDIM's update, launched with host scalars).</summary>
+    private sealed class NoTableForm(IScoreModel model, NoiseSchedule schedule) : DiffusionSampler(model, schedule, null)
+    {
+        public override string Name => "no-table";
+        protected override void Step(Tensor x, Tensor eps, StepInfo info, RandomDraw draw) =>
+            DiffusionStep.Run(x, eps, DiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, 0), draw);
     }
 
     /// <summary>The U-Net behind the plain interface only (its timesteps from the host).</summary>
