@@ -36,4 +36,25 @@ public static class Axpby
             acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, float, ArrayView<float>, float, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, a, x.View, b, y.View);
     }
+
+    /// <summary>a and b read from the device (<paramref name="row"/>[ia], row[ib]): the same arithmetic as
+    /// <see cref="Kernel"/> on the same values, so bitwise its result.</summary>
+    internal static void RowKernel(Index1D tid, ElementRange r, ArrayView<float> row, int ia, int ib, ArrayView<float> x, ArrayView<float> y) =>
+        Kernel(tid, r, row[ia], x, row[ib], y);
+
+    /// <summary>y = a * x + b * y with a = <paramref name="row"/>[<paramref name="ia"/>] and b = row[<paramref name="ib"/>]
+    /// read on the device (a <see cref="StepTable"/> row: the same launch at every step of a run).</summary>
+    /// <exception cref="ArgumentException">x and y differ in shape, an index lies outside the row, or the tensors live on different devices.</exception>
+    public static void RunFromRow(Tensor row, int ia, int ib, Tensor x, Tensor y)
+    {
+        Shape.RequireSame("axpby", x, "x", y, "y");
+        Shape.RequireRank("axpby", row, "row", 1);
+        Shape.RequireSameDevice("axpby", y, row);
+        if ((uint)ia >= (uint)row.Length || (uint)ib >= (uint)row.Length)
+            throw new ArgumentException($"axpby: coefficients at {ia} and {ib} lie outside a row of {row.Length}");
+        var plan = y.Device.Plan(y.Length);
+        var k = y.Device.Kernel("axpby-row", static acc =>
+            acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(RowKernel));
+        k(plan.Threads, plan, row.View, ia, ib, x.View, y.View);
+    }
 }

@@ -46,4 +46,24 @@ public static class GuidanceScales
             ArrayView<float>, int, float, ArrayView<float>>(Kernel));
         k(plan.Threads, plan, (squaredResidual ?? scales).View, squaredResidual is null ? 0 : 1, w, scales.View);
     }
+
+    /// <summary>w read from the device (<paramref name="row"/>[iw]): the same arithmetic as <see cref="Kernel"/>.</summary>
+    internal static void RowKernel(Index1D tid, ElementRange r, ArrayView<float> squaredResidual, int useResidual, ArrayView<float> row, int iw,
+        ArrayView<float> scales) => Kernel(tid, r, squaredResidual, useResidual, row[iw], scales);
+
+    /// <summary>As <see cref="Run"/> with w = <paramref name="row"/>[<paramref name="iw"/>] read on the device (a
+    /// <see cref="StepTable"/> row: the same launch at every step of a run).</summary>
+    /// <exception cref="ArgumentException">The lengths differ, the index lies outside the row, or the tensors live on different devices.</exception>
+    public static void RunFromRow(Tensor? squaredResidual, Tensor row, int iw, Tensor scales)
+    {
+        if (squaredResidual is not null) Shape.RequireSame("guidance scales", squaredResidual, "squaredResidual", scales, "scales");
+        Shape.RequireRank("guidance scales", row, "row", 1);
+        Shape.RequireSameDevice("guidance scales", scales, row);
+        if ((uint)iw >= (uint)row.Length) throw new ArgumentException($"guidance scales: w at {iw} lies outside a row of {row.Length}");
+        var plan = scales.Device.Plan(scales.Length);
+        if (plan.Total == 0) return;
+        var k = scales.Device.Kernel("guidance-scales-row", static acc => acc.LoadAutoGroupedStreamKernel<Index1D, ElementRange,
+            ArrayView<float>, int, ArrayView<float>, int, ArrayView<float>>(RowKernel));
+        k(plan.Threads, plan, (squaredResidual ?? scales).View, squaredResidual is null ? 0 : 1, row.View, iw, scales.View);
+    }
 }

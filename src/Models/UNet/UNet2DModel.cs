@@ -30,7 +30,7 @@ namespace PosteriorGpu.Models.UNet;
 /// <see cref="ClassLabels"/>) except resnet_time_scale_shift "scale_shift", for which asking for gradients is a
 /// NotSupportedException naming the field. Holds device memory: dispose it. Not thread-safe.
 /// </remarks>
-public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScoreModel, IDisposable
+public sealed class UNet2DModel : IDeviceTimestepDifferentiableScoreModel, IDisposable
 {
     /// <summary>The weights file diffusers writes in a model folder.</summary>
     public const string WeightsFileName = "diffusion_pytorch_model.safetensors";
@@ -102,19 +102,19 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
     /// <summary>Image width from config.json's sample_size (0 when the config leaves it open).</summary>
     public int Width => Config.SampleWidth ?? Config.SampleSize ?? 0;
 
-    /// <summary>Class labels used by <see cref="PredictEpsilon(Tensor, ReadOnlySpan{float}, Tensor)"/> and <see cref="EpsilonVjp"/> for class-conditional
+    /// <summary>Class labels used by <see cref="PredictEpsilon(Tensor, ReadOnlySpan{float}, Tensor)"/> and <see cref="EpsilonVjp(Tensor, ReadOnlySpan{float}, Tensor, Tensor, Tensor)"/> for class-conditional
     /// models (one per batch item, or one for all); must stay null when the model has no class embedding.</summary>
     public int[]? ClassLabels { get; set; }
 
     /// <summary>True when the model was made with gradients (a gradient buffer and a backward pass): it can
-    /// train and give <see cref="EpsilonVjp"/>. A model loaded without gradients cannot.</summary>
+    /// train and give <see cref="EpsilonVjp(Tensor, ReadOnlySpan{float}, Tensor, Tensor, Tensor)"/>. A model loaded without gradients cannot.</summary>
     public bool CanDifferentiate => Parameters.HasGradients;
 
     /// <summary>
     /// Whether <see cref="Forward"/> and <see cref="PredictEpsilon(Tensor, ReadOnlySpan{float}, Tensor)"/> keep the activations a
     /// <see cref="Backward"/> pass needs (true by default when the model has gradients). Set it false on
     /// a model with gradients to run pure inference, as with torch.no_grad(): no activations are kept and
-    /// the pool's buffers are reused. <see cref="EpsilonVjp"/> records regardless.
+    /// the pool's buffers are reused. <see cref="EpsilonVjp(Tensor, ReadOnlySpan{float}, Tensor, Tensor, Tensor)"/> records regardless.
     /// </summary>
     /// <exception cref="InvalidOperationException">Set to true on a model without gradients.</exception>
     public bool GradientsEnabled
@@ -223,6 +223,17 @@ public sealed class UNet2DModel : IDifferentiableScoreModel, IDeviceTimestepScor
     {
         if (!CanDifferentiate) throw NoGradients("differentiate epsilon (EpsilonVjp, used by DPS)");
         Run(x, timesteps, ClassLabels, epsilon, record: true);
+        Backward(cotangent, gradient);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">The model was made without gradients.</exception>
+    public void EpsilonVjp(Tensor x, Tensor timesteps, Tensor cotangent, Tensor epsilon, Tensor gradient)
+    {
+        if (!CanDifferentiate) throw NoGradients("differentiate epsilon (EpsilonVjp, used by DPS)");
+        Shape.RequireSameDevice("unet", x, timesteps);
+        Shape.Require("unet", timesteps, "timesteps", x.N);
+        Run(x, [], ClassLabels, epsilon, record: true, timesteps);
         Backward(cotangent, gradient);
     }
 

@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Reductions;
@@ -35,6 +36,15 @@ public sealed record DpsOptions : PosteriorMethodOptions
 
     /// <summary>How the measurement gradient is weighed.</summary>
     public DpsStepRule Rule { get; init; } = DpsStepRule.ResidualNorm;
+
+    /// <summary>Whether runs read each step's scalars from a per-run device table and, on CUDA, replay each window of
+    /// <see cref="PosteriorCommon.DivergenceCheckInterval"/> steps as one CUDA graph (default false), as
+    /// <see cref="DiffusionSampler.GraphReplay"/> does for the unconditional samplers: the first window runs plainly, a last
+    /// shorter one too; the samples are bitwise the plain path's. Needs a model with device timesteps
+    /// (<see cref="IDeviceTimestepDifferentiableScoreModel"/>, as the U-Net); elsewhere the run falls back and
+    /// <see cref="DpsSampler.LastStepLaunches"/> says why. The operator's kernels must not copy from or wait for the host
+    /// inside a step (none of the library's do).</summary>
+    public bool GraphReplay { get; init; }
 
     /// <summary>The preset for 32 x 32 image models (the command line's): 24 reverse-diffusion steps (24 network
     /// evaluations and 24 vector-Jacobian products a sample), zeta 1 (the command sets zeta per task).</summary>
@@ -85,6 +95,13 @@ public sealed class DpsSampler : IPosteriorSampler
     /// <summary>The options in use.</summary>
     public DpsOptions Options { get; }
 
+    /// <summary>How the last run with <see cref="DpsOptions.GraphReplay"/> launched its steps (null before one, or when the
+    /// last run did not ask for graph replay).</summary>
+    public StepLaunchReport? LastStepLaunches { get; private set; }
+
+    /// <summary>Stands in for <see cref="Kernels.Device.CudaGraph.Capture"/> (tests: the window loop run off CUDA).</summary>
+    internal Func<GpuDevice, Action, ILaunchReplay>? CaptureForTests { get; set; }
+
     /// <inheritdoc/>
     public string Name => "dps";
 
@@ -105,8 +122,17 @@ public sealed class DpsSampler : IPosteriorSampler
         IProgress<SamplerProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         PosteriorArguments.Check(Name, x, y, op, sigmaY, firstSample, model);
-        return GuidedDdpm.Sample(Name, model, schedule, Options.Steps, Options.StepSize, Options.Rule, x, y, op, sigmaY, seed, firstSample,
-            (pool, yk) => new PointGuidance(pool, op, yk, sigmaY), progress, cancellationToken);
+        LastStepLaunches = null;
+        var replay = Options.GraphReplay ? new ReplayRequest { CaptureForTests = CaptureForTests } : null;
+        try
+        {
+            return GuidedDdpm.Sample(Name, model, schedule, Options.Steps, Options.StepSize, Options.Rule, x, y, op, sigmaY, seed, firstSample,
+                (pool, yk) => new PointGuidance(pool, op, yk, sigmaY), progress, cancellationToken, replay);
+        }
+        finally
+        {
+            LastStepLaunches = replay?.Report;
+        }
     }
 
     /// <summary>DPS's guidance: grad log p(y | x0^) at Tweedie's estimate itself, and the squared residual ||y - A(x0^)||^2

@@ -1,3 +1,4 @@
+using PosteriorGpu.Kernels.Device;
 using PosteriorGpu.Kernels.Elementwise;
 using PosteriorGpu.Kernels.Random;
 using PosteriorGpu.Kernels.Tensors;
@@ -35,6 +36,10 @@ internal interface IMeasurementGuidance : IDisposable
 /// </summary>
 internal static class GuidedDdpm
 {
+    /// <summary>Columns of a graph-replay table row: DiffusionStep's five (timestep, X, Eps, Sigma, step), then Tweedie's
+    /// coefficients (x0^ = TweedieEps eps + TweedieX x, and the same pair carries J^T g to x_t) and the guidance weight w.</summary>
+    private const int TweedieEps = DiffusionStep.TableWidth, TweedieX = TweedieEps + 1, Weight = TweedieX + 1, TableWidth = Weight + 1;
+
     /// <summary>The model as a differentiable one that can differentiate; the errors say what <paramref name="name"/>
     /// needs the gradients for.</summary>
     /// <exception cref="ArgumentException">The model is not differentiable, or was loaded without gradients.</exception>
@@ -52,10 +57,15 @@ internal static class GuidedDdpm
     }
 
     /// <summary>Runs <paramref name="steps"/> guided DDPM steps into x (the arguments checked by the caller);
-    /// <paramref name="guidance"/> makes the step's guidance from the per-chain measurements y_k.</summary>
+    /// <paramref name="guidance"/> makes the step's guidance from the per-chain measurements y_k. With
+    /// <paramref name="replay"/> the steps read their scalars from a per-run device table and replay as CUDA graphs where
+    /// they can (<see cref="WindowReplay"/>; bitwise the plain loop), and the request gets the report. Only guidance that
+    /// ignores its step and alpha_bar arguments may ask (DPS's: a replayed graph repeats the captured host values; LGD-MC's
+    /// particles use them, so LGD-MC never asks).</summary>
     public static PosteriorRun Sample(string name, IDifferentiableScoreModel model, NoiseSchedule schedule, int steps, double stepSize,
         DpsStepRule rule, Tensor x, Tensor y, IForwardOperator op, float sigmaY, ulong seed, long firstSample,
-        Func<TensorPool, Tensor, IMeasurementGuidance> guidance, IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
+        Func<TensorPool, Tensor, IMeasurementGuidance> guidance, IProgress<SamplerProgress>? progress, CancellationToken cancellationToken,
+        ReplayRequest? replay = null)
     {
         int n = x.N;
         using var exclusive = x.Device.Exclusive(cancellationToken);   // concurrent runs on one device take turns
@@ -76,38 +86,122 @@ internal static class GuidedDdpm
 
         var timesteps = schedule.Timesteps(steps);
         bool residualRule = rule == DpsStepRule.ResidualNorm;
+        if (replay is not null)
+        {
+            string? why = model is not IDeviceTimestepDifferentiableScoreModel
+                ? $"the model ({model.GetType().Name}) cannot read its timesteps on the device"
+                : steps > StepTable.MaxSteps ? $"more than {StepTable.MaxSteps} steps"
+                : null;
+            replay.Report = why is null ? null : new StepLaunchReport(false, 0, 0, 0, why);
+        }
+        if (replay is { Report: null })
+        {
+            var table = Table(schedule, timesteps, stepSize, residualRule, sigmaY);
+            Steps step = new((IDeviceTimestepDifferentiableScoreModel)model, guide, residualRule, x, eps, x0, g, jtg, residual, scales);
+            using var run = new TableRun(pool, table, TableWidth, n);
+            using var head = run.Row.SliceBatch(0, DiffusionStep.TableWidth);   // DiffusionStep's columns
+            var draw = new RandomDraw(seed, RandomStreams.DiffusionNoise, 0).ForBatch(firstSample, x.ItemLength);
+            void Step(int i)
+            {
+                run.Select();
+                step.FromRow(i, run.Timesteps, run.Row, head, draw, ring);
+            }
+            void Finish(int i)
+            {
+                if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
+                progress?.Report(new SamplerProgress(i + 1, steps));
+            }
+            WindowReplay.Run(x.Device, steps, ring.Interval, Step, Finish, replay.CaptureForTests, r => replay.Report = r, cancellationToken);
+            return new PosteriorRun(steps);
+        }
         for (int i = 0; i < steps; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int t = timesteps[i];
-            double a = schedule.AlphaCumprod(t);
-            double ap = schedule.AlphaCumprodPrev(schedule.PreviousTimestep(t, steps));
+            var (t, a, ap) = Levels(schedule, timesteps, i);
             timestep[0] = t;
-            float sa = (float)Math.Sqrt(a), sb = (float)Math.Sqrt(1 - a);
+            var (sa, sb) = Tweedie(a);
 
             // Tweedie's estimate and the guidance there, weighed per chain (on the device: no read-back of the residuals).
             model.PredictEpsilon(x, timestep, eps);
             x0.CopyFrom(x);
             Axpby.Run(-sb / sa, eps, 1f / sa, x0);
             guide.Run(x0, i, a, residualRule, g, residual, guide.ReportsHealth ? ring.Row(i, 1) : null);
-            double ratio = a / ap;
-            float w = residualRule ? (float)(stepSize * sigmaY * sigmaY) : (float)(stepSize * (1 - ratio) / Math.Sqrt(ratio));
-            GuidanceScales.Run(residualRule ? residual : null, w, scales);
+            GuidanceScales.Run(residualRule ? residual : null, GuidanceWeight(a, ap, stepSize, residualRule, sigmaY), scales);
             ScalePerItem.Run(g, scales, g);
 
             // J^T g through the network, then the gradient in x_t: (g - sqrt(1 - a) J^T g) / sqrt(a).
             model.EpsilonVjp(x, timestep, g, eps, jtg);
             Axpby.Run(-sb / sa, jtg, 1f / sa, g);
 
-            var c = DiffusionStep.Ddpm(a, ap);
-            if (i == steps - 1) c = c with { Sigma = 0 };
-            DiffusionStep.Run(x, eps, c, new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
+            DiffusionStep.Run(x, eps, DdpmStep(a, ap, i, steps), new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
             Axpby.Run(1f, g, 1f, x);
             ring.Record(i, 0, x);
             if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
             progress?.Report(new SamplerProgress(i + 1, steps));
         }
         return new PosteriorRun(steps);
+    }
+
+    /// <summary>Step <paramref name="i"/>'s timestep and the alpha_bar values it walks between.</summary>
+    private static (int T, double A, double APrev) Levels(NoiseSchedule schedule, int[] timesteps, int i)
+    {
+        int t = timesteps[i];
+        return (t, schedule.AlphaCumprod(t), schedule.AlphaCumprodPrev(schedule.PreviousTimestep(t, timesteps.Length)));
+    }
+
+    /// <summary>sqrt(a) and sqrt(1 - a), in float as the step's kernels take them.</summary>
+    private static (float Sa, float Sb) Tweedie(double a) => ((float)Math.Sqrt(a), (float)Math.Sqrt(1 - a));
+
+    /// <summary>The guidance weight w of the step rule (per chain divided by the residual's norm under the residual rule).</summary>
+    private static float GuidanceWeight(double a, double ap, double stepSize, bool residualRule, float sigmaY)
+    {
+        double ratio = a / ap;
+        return residualRule ? (float)(stepSize * sigmaY * sigmaY) : (float)(stepSize * (1 - ratio) / Math.Sqrt(ratio));
+    }
+
+    /// <summary>The DDPM step's coefficients (the last step adds no noise).</summary>
+    private static DiffusionStep.Coefficients DdpmStep(double a, double ap, int i, int steps)
+    {
+        var c = DiffusionStep.Ddpm(a, ap);
+        return i == steps - 1 ? c with { Sigma = 0 } : c;
+    }
+
+    /// <summary>The run's table: per step the values the plain loop passes as arguments, in <see cref="TableWidth"/> columns.</summary>
+    private static float[] Table(NoiseSchedule schedule, int[] timesteps, double stepSize, bool residualRule, float sigmaY)
+    {
+        int steps = timesteps.Length;
+        var table = new float[steps * TableWidth];
+        for (int i = 0; i < steps; i++)
+        {
+            var (t, a, ap) = Levels(schedule, timesteps, i);
+            var (sa, sb) = Tweedie(a);
+            var c = DdpmStep(a, ap, i, steps);
+            var row = table.AsSpan(i * TableWidth, TableWidth);
+            (row[0], row[1], row[2], row[3], row[4]) = (t, c.X, c.Eps, c.Sigma, i);
+            (row[TweedieEps], row[TweedieX], row[Weight]) = (-sb / sa, 1f / sa, GuidanceWeight(a, ap, stepSize, residualRule, sigmaY));
+        }
+        return table;
+    }
+
+    /// <summary>A guided step with its scalars read from the current table row: the plain loop's launches with each
+    /// scalar argument replaced by the row's value, so bitwise its result and the same launches at every step.</summary>
+    private sealed record Steps(IDeviceTimestepDifferentiableScoreModel Model, IMeasurementGuidance Guide, bool ResidualRule, Tensor X,
+        Tensor Eps, Tensor X0, Tensor G, Tensor Jtg, Tensor Residual, Tensor Scales)
+    {
+        public void FromRow(int i, Tensor timesteps, Tensor row, Tensor head, RandomDraw draw, DivergenceRing ring)
+        {
+            Model.PredictEpsilon(X, timesteps, Eps);
+            X0.CopyFrom(X);
+            Axpby.RunFromRow(row, TweedieEps, TweedieX, Eps, X0);
+            Guide.Run(X0, i, double.NaN, ResidualRule, G, Residual, Guide.ReportsHealth ? ring.Row(i, 1) : null);
+            GuidanceScales.RunFromRow(ResidualRule ? Residual : null, row, Weight, Scales);
+            ScalePerItem.Run(G, Scales, G);
+            Model.EpsilonVjp(X, timesteps, G, Eps, Jtg);
+            Axpby.RunFromRow(row, TweedieEps, TweedieX, Jtg, G);
+            DiffusionStep.RunFromTable(X, Eps, head, draw);
+            Axpby.Run(1f, G, 1f, X);
+            ring.Record(i, 0, X);
+        }
     }
 
     /// <summary>Reads the ring once (steps <paramref name="first"/>..<paramref name="last"/>, 0-based) and throws at the first
@@ -126,4 +220,14 @@ internal static class GuidedDdpm
                 throw new SamplerDivergedException(name, i + 1, steps, -1);
         }
     }
+}
+
+/// <summary>A guided run's request for graph replay (<see cref="DpsOptions.GraphReplay"/>) and, after the run, what it got.</summary>
+internal sealed class ReplayRequest
+{
+    /// <summary>Stands in for <see cref="CudaGraph.Capture"/> in tests (<see cref="DiffusionSampler.GraphReplay"/>'s likewise).</summary>
+    public Func<GpuDevice, Action, ILaunchReplay>? CaptureForTests { get; init; }
+
+    /// <summary>How the run launched its steps.</summary>
+    public StepLaunchReport? Report { get; set; }
 }

@@ -258,27 +258,22 @@ public abstract class DiffusionSampler
     }
 
     /// <summary>
-    /// The loop of <see cref="GraphReplay"/>: every step is the same launches (the table's row selected and the counter
-    /// advanced on the device, the network with device timesteps, the update from the row, the divergence record), so one
-    /// window of <see cref="DivergenceRing.Interval"/> steps captured as a CUDA graph serves every later full window (its
-    /// ring slots are the same). The first window runs plainly (kernels load, pools grow); so does a last, shorter one.
+    /// The steps of <see cref="GraphReplay"/>: every step is the same launches (the table's row selected and the counter
+    /// advanced on the device, the network with device timesteps, the update from the row, the divergence record), run
+    /// and replayed window by window (<see cref="WindowReplay"/>).
     /// </summary>
     private void RunFromTable(Tensor x, Tensor eps, float[] hostTable, int[] timesteps, ulong seed, long firstSample, ulong drawOffset,
         TensorPool pool, DivergenceRing ring, IProgress<SamplerProgress>? progress, CancellationToken cancellationToken)
     {
-        int steps = timesteps.Length, window = ring.Interval;
+        int steps = timesteps.Length;
         var model = (IDeviceTimestepScoreModel)Model;
-        using var table = pool.Rent(steps, TableWidth);
-        table.CopyFrom(hostTable);   // the run's one host copy
-        using var counter = pool.RentZeros(1);
-        using var row = pool.Rent(TableWidth);
-        using var deviceTimesteps = pool.Rent(x.N);
+        using var table = new TableRun(pool, hostTable, TableWidth, x.N);
         var draw = new RandomDraw(seed, NoiseStream, drawOffset).ForBatch(firstSample, x.ItemLength);
         void Step(int i)
         {
-            StepTable.Select(table, counter, row, deviceTimesteps);
-            model.PredictEpsilon(x, deviceTimesteps, eps);
-            StepFromTable(x, eps, row, draw);
+            table.Select();
+            model.PredictEpsilon(x, table.Timesteps, eps);
+            StepFromTable(x, eps, table.Row, draw);
             ring.Record(i, 0, x);
             ring.Record(i, 1, eps);
         }
@@ -288,44 +283,7 @@ public abstract class DiffusionSampler
             progress?.Report(new SamplerProgress(i + 1, steps));
         }
 
-        string? fallback = CaptureForTests is null ? CudaGraph.Unavailable(x.Device) : null;
-        ILaunchReplay? graph = null;
-        int replayed = 0;
-        try
-        {
-            for (int i = 0; i < steps;)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (fallback is null && i >= window && i + window <= steps)
-                {
-                    if (graph is null)
-                    {
-                        int start = i;
-                        void Window() { for (int j = 0; j < window; j++) Step(start + j); }
-                        try { graph = CaptureForTests?.Invoke(x.Device, Window) ?? CudaGraph.Capture(x.Device, Window); }
-                        catch (CudaGraphException e) { fallback = e.Message; }
-                    }
-                    if (graph is not null)
-                    {
-                        graph.Launch();
-                        replayed += window;
-                        for (int j = 0; j < window; j++) Finish(i + j);
-                        i += window;
-                        continue;
-                    }
-                }
-                Step(i);
-                Finish(i);
-                i++;
-            }
-        }
-        finally
-        {
-            if (fallback is null && steps < 2 * window)
-                fallback = $"{steps} steps hold no full window of {window} after the first, which warms up";
-            LastStepLaunches = new StepLaunchReport(true, replayed, graph?.Launches ?? 0, graph?.Nodes ?? 0, fallback);
-            graph?.Dispose();
-        }
+        WindowReplay.Run(x.Device, steps, ring.Interval, Step, Finish, CaptureForTests, r => LastStepLaunches = r, cancellationToken);
     }
 
     /// <summary>For samplers that read their data prediction back from eps (DPM-Solver++): eps re-derived in place from the
