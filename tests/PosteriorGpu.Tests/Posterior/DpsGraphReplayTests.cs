@@ -81,9 +81,9 @@ public class DpsGraphReplayTests
     /// <summary>The DPS sample of a fixed problem (the tiny U-Net, 12 compressed-sensing measurements, two chains), plainly and
     /// with graph replay.</summary>
     private static (float[] Plain, float[] Replay, StepLaunchReport? Report) BothWays(int steps, DpsStepRule rule,
-        Func<GpuDevice, Action, ILaunchReplay>? capture = null, Func<UNet2DModel, IScoreModel>? wrap = null)
+        Func<GpuDevice, Action, ILaunchReplay>? capture = null, Func<UNet2DModel, IScoreModel>? wrap = null, GpuDevice? device = null)
     {
-        var dev = TestDevices.Cpu;
+        var dev = device ?? TestDevices.Cpu;
         using var unet = UNet2DModel.Load(dev, Fixtures.Path("diffusers-unet-tiny"), withGradients: true);
         var model = wrap?.Invoke(unet) ?? unet;
         var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
@@ -152,6 +152,19 @@ public class DpsGraphReplayTests
         Assert.That(replay, Is.EqualTo(plain));
         Assert.That(report!.DeviceTable, Is.False);
         Assert.That(report.Fallback, Does.Contain(nameof(HostTimestepsOnly)));
+    }
+
+    [Test, Category("Gpu")]
+    public void DpsGraphReplay_OnCuda_ReplaysItsWindows_AndIsBitwiseThePlainRun()
+    {
+        var dev = TestDevices.Gpu;
+        if (dev.Accelerator is not ILGPU.Runtime.Cuda.CudaAccelerator) Assert.Ignore("graph replay is CUDA's; this GPU is not a CUDA device");
+        var (plain, replay, report) = BothWays(48, DpsStepRule.ResidualNorm, device: dev);
+        TestContext.Out.WriteLine(report);
+        Assert.That(report!.Fallback, Is.Null);
+        Assert.That(report.StepsReplayed, Is.EqualTo(32), "windows 2 and 3 of 16 steps replayed; the first warms up");
+        Assert.That(report.GraphLaunches, Is.EqualTo(2));
+        Assert.That(replay, Is.EqualTo(plain));
     }
 
     /// <summary>The U-Net behind the host-timestep interfaces only.</summary>
