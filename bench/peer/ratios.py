@@ -116,6 +116,19 @@ def table(ours, peer):
         add("")
         add(f"- Full DDPM run faster than PyTorch eager: {verdict(o['seconds'] < p['eager_seconds'])}.")
         add("")
+    if "dps" in ours:
+        o = ours["dps"]
+        note = "" if o.get("graph_bitwise_equal") else " (NOT bitwise the plain run's sample)"
+        add(f"### 4. DPS at batch 1 ({o['task']}), {o['steps']} steps: graph replay against our plain path")
+        add("")
+        add("| run | seconds | plain / this |")
+        add("|---|---:|---:|")
+        add(f"| plain (every kernel launched from the host) | {o['seconds']:.3f} | 1.00 |")
+        add(f"| graph replay ({o['graph_steps_replayed']} steps replayed, {o['graph_nodes']} nodes a graph){note} | "
+            f"{o['graph_seconds']:.3f} | {o['seconds'] / o['graph_seconds']:.2f} |")
+        if o.get("graph_fallback"):
+            add(f"\nFallback: {o['graph_fallback']}")
+        add("")
     add(f"Wall time: ours {ours.get('seconds', 0):.0f} s, peer {peer.get('seconds', 0):.0f} s.")
     return "\n".join(lines) + "\n"
 

@@ -28,13 +28,14 @@ public static class PeerRun
     private sealed class Settings
     {
         public string Out = "";
-        public HashSet<string> Parts = ["sgemm", "langevin", "unet", "ddpm", "posterior"];
+        public HashSet<string> Parts = ["sgemm", "langevin", "unet", "ddpm", "posterior", "dps"];
         public int SgemmSize = 4096;
         public string[] Models = ["S32", "cifar10"];
         public int[] Batches = [1, 64, 256];
         public int LangevinLog2 = 26;
         public int DdpmSteps = 1000, DdpmBatch = 64;
         public int PosteriorLevels = 10, PosteriorStepsPerLevel = 10, PosteriorBatch = 64;
+        public int DpsSteps = 100;
         public int Repeats = 7;
     }
 
@@ -76,16 +77,17 @@ public static class PeerRun
         }
         if (s.Parts.Contains("sgemm")) result["sgemm"] = Sgemm(device, s);
         if (s.Parts.Contains("langevin")) result["langevin"] = Langevin(device, s);
-        if (s.Parts.Contains("unet") || s.Parts.Contains("ddpm") || s.Parts.Contains("posterior"))
+        if (s.Parts.Overlaps(["unet", "ddpm", "posterior", "dps"]))
         {
             var models = new List<object>();
-            foreach (string name in (s.Parts.Contains("unet") ? s.Models : []).Union(s.Parts.Overlaps(["ddpm", "posterior"]) ? ["S32"] : []))
+            foreach (string name in (s.Parts.Contains("unet") ? s.Models : []).Union(s.Parts.Overlaps(["ddpm", "posterior", "dps"]) ? ["S32"] : []))
                 models.Add(WriteCheckpoint(device, name, s));
             result["models"] = models;
         }
         if (s.Parts.Contains("unet")) result["unet"] = UNetForward(device, s);
         if (s.Parts.Contains("ddpm")) result["ddpm"] = Ddpm(device, s);
         if (s.Parts.Contains("posterior")) result["posterior"] = Posterior(device, s);
+        if (s.Parts.Contains("dps")) result["dps"] = Dps(device, s);
         result["seconds"] = sw.Elapsed.TotalSeconds;
         string path = Path.Combine(s.Out, "ours.json");
         File.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
@@ -117,6 +119,7 @@ public static class PeerRun
                     case "--posterior-levels": s.PosteriorLevels = Ints(v)[0]; break;
                     case "--posterior-steps-per-level": s.PosteriorStepsPerLevel = Ints(v)[0]; break;
                     case "--posterior-batch": s.PosteriorBatch = Ints(v)[0]; break;
+                    case "--dps-steps": s.DpsSteps = Ints(v)[0]; break;
                     case "--repeats": s.Repeats = Ints(v)[0]; break;
                     default: throw new FormatException($"unknown option '{key}'");
                 }
@@ -128,7 +131,7 @@ public static class PeerRun
         }
         if (s.Out == "") throw new FormatException("--out is required");
         foreach (var part in s.Parts)
-            if (part is not ("sgemm" or "langevin" or "unet" or "ddpm" or "posterior")) throw new FormatException($"unknown part '{part}'");
+            if (part is not ("sgemm" or "langevin" or "unet" or "ddpm" or "posterior" or "dps")) throw new FormatException($"unknown part '{part}'");
         foreach (var m in s.Models) UNetArchitectures.ByName(m);
         return s;
     }
@@ -295,6 +298,47 @@ public static class PeerRun
         {
             ["model"] = "S32", ["batch"] = n, ["levels"] = s.PosteriorLevels, ["steps_per_level"] = s.PosteriorStepsPerLevel,
             ["steps"] = steps, ["sigma_y"] = 0.1, ["step_scale"] = 0.01, ["observed"] = 0.5, ["seconds"] = seconds,
+        };
+    }
+
+    /// <summary>DPS at batch 1 (random-pixel inpainting, the embedding application's case), end to end: plainly, then with
+    /// graph replay (issue 21) from the same seed, whose sample must be bitwise the plain one. Ours only: the peer of a graph
+    /// replay is our own plain path on the same device. Each is timed after a warm-up run of 2 steps (its kernels load); the
+    /// timed graph-replay run includes its own capture.</summary>
+    private static Dictionary<string, object> Dps(GpuDevice device, Settings s)
+    {
+        using var unet = UNet2DModel.Load(device, Path.Combine(s.Out, "S32"), withGradients: true);
+        var schedule = NoiseSchedule.Linear(1000, 1e-4, 0.02);
+        using var op = InpaintingOperator.RandomPixels(device, 3, 32, 32, 0.5, 1);
+        using var truth = Tensor.Zeros(device, 1, 3, 32, 32);
+        AddNoise.Run(truth, 0.5f, new RandomDraw(14, 0, 0));
+        using var y = Tensor.Zeros(device, [1, .. op.MeasurementShape]);
+        op.Forward(truth, y);
+        using var x = Tensor.Empty(device, 1, 3, 32, 32);
+        (double Seconds, float[] Sample, StepLaunchReport? Launches) Time(bool graphReplay)
+        {
+            var options = new DpsOptions { Steps = s.DpsSteps, StepSize = 1, GraphReplay = graphReplay };
+            new DpsSampler(unet, schedule, options with { Steps = 2 }).Sample(x, y, op, 0.05f, 1);
+            var sampler = new DpsSampler(unet, schedule, options);
+            device.Synchronize();
+            var sw = Stopwatch.StartNew();
+            sampler.Sample(x, y, op, 0.05f, 1);
+            device.Synchronize();
+            return (sw.Elapsed.TotalSeconds, x.ToHost(), sampler.LastStepLaunches);
+        }
+        var plain = Time(false);
+        Console.WriteLine($"  dps S32 batch 1, {s.DpsSteps} steps: {plain.Seconds:F3} s");
+        var replay = Time(true);
+        bool same = replay.Sample.AsSpan().SequenceEqual(plain.Sample);
+        var l = replay.Launches!;
+        Console.WriteLine($"  dps S32 batch 1, {s.DpsSteps} steps, graph replay: {replay.Seconds:F3} s " +
+            $"({l.StepsReplayed} steps replayed in {l.GraphLaunches} launches of {l.NodesPerGraph} nodes{(l.Fallback is { } why ? "; " + why : "")}); " +
+            $"bitwise the plain sample: {same}");
+        return new()
+        {
+            ["model"] = "S32", ["batch"] = 1, ["steps"] = s.DpsSteps, ["task"] = "inpainting, 50 % random pixels", ["seconds"] = plain.Seconds,
+            ["graph_seconds"] = replay.Seconds, ["graph_steps_replayed"] = l.StepsReplayed, ["graph_nodes"] = l.NodesPerGraph,
+            ["graph_fallback"] = l.Fallback ?? "", ["graph_bitwise_equal"] = same,
         };
     }
 }
