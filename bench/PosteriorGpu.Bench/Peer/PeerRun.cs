@@ -255,20 +255,30 @@ public static class PeerRun
             device.Synchronize();
             return (sw.Elapsed.TotalSeconds, x.ToHost(), sampler.LastStepLaunches);
         }
-        var plain = Time(false);
-        Console.WriteLine($"  ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps: {plain.Seconds:F3} s");
-        var replay = Time(true);
+        return PlainAndReplayed($"ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps", Time,
+            new() { ["model"] = "S32", ["batch"] = s.DdpmBatch, ["steps"] = s.DdpmSteps });
+    }
+
+    /// <summary>Times a run plainly, then with graph replay, prints both and adds to <paramref name="row"/> the plain seconds
+    /// and the graph_* fields (seconds, steps replayed, nodes, fallback, and whether the samples are bitwise equal).</summary>
+    private static Dictionary<string, object> PlainAndReplayed(string what,
+        Func<bool, (double Seconds, float[] Sample, StepLaunchReport? Launches)> time, Dictionary<string, object> row)
+    {
+        var plain = time(false);
+        Console.WriteLine($"  {what}: {plain.Seconds:F3} s");
+        var replay = time(true);
         bool same = replay.Sample.AsSpan().SequenceEqual(plain.Sample);
         var l = replay.Launches!;
-        Console.WriteLine($"  ddpm S32 batch {s.DdpmBatch}, {s.DdpmSteps} steps, graph replay: {replay.Seconds:F3} s " +
+        Console.WriteLine($"  {what}, graph replay: {replay.Seconds:F3} s " +
             $"({l.StepsReplayed} steps replayed in {l.GraphLaunches} launches of {l.NodesPerGraph} nodes{(l.Fallback is { } why ? "; " + why : "")}); " +
             $"bitwise the plain sample: {same}");
-        return new()
-        {
-            ["model"] = "S32", ["batch"] = s.DdpmBatch, ["steps"] = s.DdpmSteps, ["seconds"] = plain.Seconds,
-            ["graph_seconds"] = replay.Seconds, ["graph_steps_replayed"] = l.StepsReplayed, ["graph_nodes"] = l.NodesPerGraph,
-            ["graph_fallback"] = l.Fallback ?? "", ["graph_bitwise_equal"] = same,
-        };
+        row["seconds"] = plain.Seconds;
+        row["graph_seconds"] = replay.Seconds;
+        row["graph_steps_replayed"] = l.StepsReplayed;
+        row["graph_nodes"] = l.NodesPerGraph;
+        row["graph_fallback"] = l.Fallback ?? "";
+        row["graph_bitwise_equal"] = same;
+        return row;
     }
 
     /// <summary>Annealed Langevin for random-pixel inpainting from a warm start (levels x steps per level), end to end.</summary>
@@ -326,19 +336,7 @@ public static class PeerRun
             device.Synchronize();
             return (sw.Elapsed.TotalSeconds, x.ToHost(), sampler.LastStepLaunches);
         }
-        var plain = Time(false);
-        Console.WriteLine($"  dps S32 batch 1, {s.DpsSteps} steps: {plain.Seconds:F3} s");
-        var replay = Time(true);
-        bool same = replay.Sample.AsSpan().SequenceEqual(plain.Sample);
-        var l = replay.Launches!;
-        Console.WriteLine($"  dps S32 batch 1, {s.DpsSteps} steps, graph replay: {replay.Seconds:F3} s " +
-            $"({l.StepsReplayed} steps replayed in {l.GraphLaunches} launches of {l.NodesPerGraph} nodes{(l.Fallback is { } why ? "; " + why : "")}); " +
-            $"bitwise the plain sample: {same}");
-        return new()
-        {
-            ["model"] = "S32", ["batch"] = 1, ["steps"] = s.DpsSteps, ["task"] = "inpainting, 50 % random pixels", ["seconds"] = plain.Seconds,
-            ["graph_seconds"] = replay.Seconds, ["graph_steps_replayed"] = l.StepsReplayed, ["graph_nodes"] = l.NodesPerGraph,
-            ["graph_fallback"] = l.Fallback ?? "", ["graph_bitwise_equal"] = same,
-        };
+        return PlainAndReplayed($"dps S32 batch 1, {s.DpsSteps} steps", Time,
+            new() { ["model"] = "S32", ["batch"] = 1, ["steps"] = s.DpsSteps, ["task"] = "inpainting, 50 % random pixels" });
     }
 }

@@ -8,6 +8,7 @@ using PosteriorGpu.Models.UNet;
 using PosteriorGpu.Samplers.Operators;
 using PosteriorGpu.Samplers.Posterior;
 using PosteriorGpu.Samplers.Unconditional;
+using PosteriorGpu.Tests.Samplers;
 
 namespace PosteriorGpu.Tests.Posterior;
 
@@ -114,21 +115,7 @@ public class DpsGraphReplayTests
     {
         var (plain, replay, report) = BothWays(steps, rule);
         Assert.That(replay, Is.EqualTo(plain));
-        Assert.That(report!.DeviceTable, Is.True, "the table's steps ran");
-        Assert.That(report.StepsReplayed, Is.Zero, "no graph off CUDA");
-        Assert.That(report.Fallback, Does.Contain("CUDA"));
-    }
-
-    private sealed class HostReplay(Action window) : ILaunchReplay
-    {
-        public int Nodes => 0;
-        public int Launches { get; private set; }
-        public void Launch()
-        {
-            window();
-            Launches++;
-        }
-        public void Dispose() { }
+        HostReplay.AssertTableStepsRanUnreplayed(report);
     }
 
     // 48 steps: window 0 plain (warm-up), windows 1 and 2 replayed from the capture at step 16 (the second replay runs
