@@ -99,12 +99,16 @@ internal static class PaperFigure4Command
                                                    $"sigma_y {s.SigmaY}, seed {s.Seed}, on {device}, {seconds:F0} s. Budget: {r.Budget}.");
         b.AppendLine(CultureInfo.InvariantCulture, $"FID of the true digits themselves against test images 0..{s.FirstDigit - 1}: {r.TruthFid:F2} (the floor at this count).");
         b.AppendLine();
-        b.AppendLine("| task | method | h | Langevin time | L2 to the truth (mean +- se) | FID | seconds |");
-        b.AppendLine("|---|---|---|---|---|---|---|");
+        b.AppendLine("| task | method | h | Langevin time | L2 to the truth (mean +- se) | L2 - DPS's, same digit (mean +- se) | FID | seconds |");
+        b.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var row in r.Rows)
+        {
+            string paired = double.IsNaN(row.L2PairedDifference) ? "-"
+                : string.Create(CultureInfo.InvariantCulture, $"{row.L2PairedDifference:+0.000;-0.000} +- {row.L2PairedStandardError:F3}");
             b.AppendLine(CultureInfo.InvariantCulture,
                 $"| {row.Task} | {row.Method} | {(row.StepSize is double h ? h.ToString("G3", CultureInfo.InvariantCulture) : "-")} | {row.LangevinTime:G3} | " +
-                $"{row.L2Mean:F3} +- {row.L2StandardError:F3} | {row.Fid:F2} | {row.Seconds:F0} |");
+                $"{row.L2Mean:F3} +- {row.L2StandardError:F3} | {paired} | {row.Fid:F2} | {row.Seconds:F0} |");
+        }
         return b.ToString();
     }
 
@@ -116,6 +120,8 @@ internal static class PaperFigure4Command
         {
             ["task"] = row.Task, ["method"] = row.Method, ["step_size"] = row.StepSize, ["langevin_time"] = row.LangevinTime,
             ["l2_mean"] = row.L2Mean, ["l2_standard_error"] = row.L2StandardError, ["fid"] = row.Fid, ["seconds"] = row.Seconds,
+            ["l2_paired_difference"] = double.IsNaN(row.L2PairedDifference) ? null : row.L2PairedDifference,
+            ["l2_paired_standard_error"] = double.IsNaN(row.L2PairedStandardError) ? null : row.L2PairedStandardError,
         }).ToArray()),
     };
 

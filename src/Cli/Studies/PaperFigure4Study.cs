@@ -58,8 +58,11 @@ internal static class PaperFigure4Study
     /// <param name="Fid">FID of the samples against the reference.</param>
     /// <param name="LangevinTime">Total Langevin time of the local run (0 for DPS).</param>
     /// <param name="Seconds">Wall time of this row's sampling.</param>
+    /// <param name="L2PairedDifference">For a refinement row: the mean over the digits of its L2 minus DPS's L2 on the same
+    /// digit (the refinement starts from DPS's sample of that digit, so the pair shares most of its noise); NaN for DPS.</param>
+    /// <param name="L2PairedStandardError">That mean's standard error over the digits (NaN for DPS).</param>
     public sealed record Row(string Task, string Method, double? StepSize, double L2Mean, double L2StandardError, double Fid,
-        double LangevinTime, double Seconds);
+        double LangevinTime, double Seconds, double L2PairedDifference = double.NaN, double L2PairedStandardError = double.NaN);
 
     /// <summary>The figure's points and the FID of the true digits.</summary>
     public sealed record Result(IReadOnlyList<Row> Rows, double TruthFid, int Digits, string Budget);
@@ -101,7 +104,8 @@ internal static class PaperFigure4Study
             var watch = System.Diagnostics.Stopwatch.StartNew();
             var warm = Sample(model, task, truth, s, (x, y, first) => dps.CreateSampler(model.Network, model.Schedule)
                 .Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
-            rows.Add(Score(name, "dps", null, warm, truth, fid, reference, 0, watch.Elapsed.TotalSeconds));
+            var dpsL2 = L2(warm, truth);
+            rows.Add(Score(name, "dps", null, warm, truth, fid, reference, 0, watch.Elapsed.TotalSeconds, null));
             log.WriteLine(Format(rows[^1]));
             foreach (double h in s.StepSizes)
             {
@@ -120,7 +124,7 @@ internal static class PaperFigure4Study
                     time = run.Annealing?.TotalLangevinTime ?? 0;
                     return run;
                 });
-                rows.Add(Score(name, "dps+langevin", h, local, truth, fid, reference, time, watch.Elapsed.TotalSeconds));
+                rows.Add(Score(name, "dps+langevin", h, local, truth, fid, reference, time, watch.Elapsed.TotalSeconds, dpsL2));
                 log.WriteLine(Format(rows[^1]));
             }
             taskDone?.Invoke(new Result([.. rows], truthFid, s.Digits, Budget(s)));
@@ -136,7 +140,8 @@ internal static class PaperFigure4Study
     /// <summary>One line of the log.</summary>
     public static string Format(Row r) =>
         $"  {r.Task,-10} {r.Method,-13} h {(r.StepSize is double h ? h.ToString("G3") : "-"),-7} L2 {r.L2Mean:F3} +- {r.L2StandardError:F3}  " +
-        $"FID {r.Fid,8:F2}  Langevin time {r.LangevinTime:G3}  {r.Seconds:F0} s";
+        $"FID {r.Fid,8:F2}  Langevin time {r.LangevinTime:G3}  {r.Seconds:F0} s" +
+        (double.IsNaN(r.L2PairedDifference) ? "" : $"  L2 - DPS's on the same digit {r.L2PairedDifference:+0.000;-0.000} +- {r.L2PairedStandardError:F3}");
 
     /// <summary>Runs <paramref name="sample"/> over the digits in batches (chain n is digit n, its measurement simulated
     /// with the seed's measurement stream) and returns the samples [Digits, C, H, W] on the host.</summary>
@@ -159,12 +164,25 @@ internal static class PaperFigure4Study
     }
 
     private static Row Score(string task, string method, double? h, float[] samples, float[] truth, MnistFid fid,
-        GaussianStatistics reference, double langevinTime, double seconds)
+        GaussianStatistics reference, double langevinTime, double seconds, double[]? dpsL2)
+    {
+        var l2 = L2(samples, truth);
+        var (mean, se) = MeanAndStandardError(l2);
+        var (diff, diffSe) = dpsL2 is null ? (double.NaN, double.NaN) : MeanAndStandardError([.. l2.Select((v, i) => v - dpsL2[i])]);
+        return new Row(task, method, h, mean, se, fid.Distance(samples, reference), langevinTime, seconds, diff, diffSe);
+    }
+
+    /// <summary>The per-digit L2 distances of the samples to the truth.</summary>
+    private static double[] L2(float[] samples, float[] truth)
     {
         int d = MnistImages.ImageLength, n = truth.Length / d;
-        var l2 = Enumerable.Range(0, n).Select(i => ImageMetrics.L2(samples.AsSpan(i * d, d), truth.AsSpan(i * d, d))).ToArray();
-        double mean = l2.Average();
-        double se = n > 1 ? Math.Sqrt(l2.Sum(v => (v - mean) * (v - mean)) / (n - 1) / n) : double.NaN;
-        return new Row(task, method, h, mean, se, fid.Distance(samples, reference), langevinTime, seconds);
+        return [.. Enumerable.Range(0, n).Select(i => ImageMetrics.L2(samples.AsSpan(i * d, d), truth.AsSpan(i * d, d)))];
+    }
+
+    private static (double Mean, double StandardError) MeanAndStandardError(double[] v)
+    {
+        int n = v.Length;
+        double mean = v.Average();
+        return (mean, n > 1 ? Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (n - 1) / n) : double.NaN);
     }
 }

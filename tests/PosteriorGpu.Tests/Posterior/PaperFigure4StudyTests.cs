@@ -42,6 +42,14 @@ public class PaperFigure4StudyTests
                 Assert.That(row.L2Mean, Is.GreaterThan(0), row.ToString());   // (a random model's samples are not confined to [-1, 1])
                 Assert.That(double.IsFinite(row.L2StandardError) && double.IsFinite(row.Fid) && row.Fid >= 0, Is.True, row.ToString());
                 Assert.That(row.LangevinTime, Is.EqualTo(row.StepSize is double h ? 3 * 2 * h : 0).Within(1e-12));
+                // The paired difference: the row's L2 minus DPS's on the same digits, so its mean is the difference of the means.
+                var dps = result.Rows.First(r => r.Task == row.Task && r.StepSize is null);
+                if (row.StepSize is null) Assert.That(double.IsNaN(row.L2PairedDifference) && double.IsNaN(row.L2PairedStandardError), Is.True);
+                else
+                {
+                    Assert.That(row.L2PairedDifference, Is.EqualTo(row.L2Mean - dps.L2Mean).Within(1e-9), row.ToString());
+                    Assert.That(double.IsFinite(row.L2PairedStandardError) && row.L2PairedStandardError >= 0, Is.True, row.ToString());
+                }
             }
             Assert.That(double.IsFinite(result.TruthFid), Is.True);
             Assert.That(result.Budget, Does.Contain("3 levels x 2"));
