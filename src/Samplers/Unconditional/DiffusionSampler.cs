@@ -89,8 +89,8 @@ public abstract class DiffusionSampler
     /// Whether runs replay their steps as a CUDA graph (default false: every kernel launched from the host at every step).
     /// When true, and the sampler and model allow it (DDPM, DDIM, the probability-flow ODE, Li et al.'s accelerated sampler
     /// or DPM-Solver++(2M), without clip_sample or thresholding; an epsilon-predicting <see cref="IDeviceTimestepScoreModel"/>),
-    /// each step reads its timestep, coefficients and noise counter from a per-run device table, so its launches are the same at every step; on a CUDA device one window of
-    /// <see cref="DivergenceCheckInterval"/> steps is captured once (after a first window launched plainly, which warms the
+    /// each step reads its timestep, coefficients and noise counter from a per-run device table, so its launches are the
+    /// same at every step; on a CUDA device one window of <see cref="DivergenceCheckInterval"/> steps is captured once (after a first window launched plainly, which warms the
     /// kernels and pools up) and replayed for every later full window, one graph launch per window. Results are bitwise
     /// those of the plain path. Elsewhere (the CPU accelerator, OpenCL, a sampler or model without the table form) the run
     /// falls back: to the table's steps launched one by one, or to the plain path; <see cref="LastStepLaunches"/> says which
