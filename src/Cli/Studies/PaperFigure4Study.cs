@@ -105,7 +105,7 @@ internal static class PaperFigure4Study
             var warm = Sample(model, task, truth, s, (x, y, first) => dps.CreateSampler(model.Network, model.Schedule)
                 .Sample(x, y, task.Operator, (float)s.SigmaY, s.Seed, first, null, cancellationToken));
             var dpsL2 = L2(warm, truth);
-            rows.Add(Score(name, "dps", null, warm, truth, fid, reference, 0, watch.Elapsed.TotalSeconds, null));
+            rows.Add(Score(name, "dps", null, warm, dpsL2, fid, reference, 0, watch.Elapsed.TotalSeconds, null));
             log.WriteLine(Format(rows[^1]));
             foreach (double h in s.StepSizes)
             {
@@ -124,7 +124,7 @@ internal static class PaperFigure4Study
                     time = run.Annealing?.TotalLangevinTime ?? 0;
                     return run;
                 });
-                rows.Add(Score(name, "dps+langevin", h, local, truth, fid, reference, time, watch.Elapsed.TotalSeconds, dpsL2));
+                rows.Add(Score(name, "dps+langevin", h, local, L2(local, truth), fid, reference, time, watch.Elapsed.TotalSeconds, dpsL2));
                 log.WriteLine(Format(rows[^1]));
             }
             taskDone?.Invoke(new Result([.. rows], truthFid, s.Digits, Budget(s)));
@@ -163,10 +163,10 @@ internal static class PaperFigure4Study
         return result;
     }
 
-    private static Row Score(string task, string method, double? h, float[] samples, float[] truth, MnistFid fid,
+    /// <summary>A row from the samples (for FID), their per-digit L2 and, for a refinement, DPS's per-digit L2.</summary>
+    private static Row Score(string task, string method, double? h, float[] samples, double[] l2, MnistFid fid,
         GaussianStatistics reference, double langevinTime, double seconds, double[]? dpsL2)
     {
-        var l2 = L2(samples, truth);
         var (mean, se) = MeanAndStandardError(l2);
         var (diff, diffSe) = dpsL2 is null ? (double.NaN, double.NaN) : MeanAndStandardError([.. l2.Select((v, i) => v - dpsL2[i])]);
         return new Row(task, method, h, mean, se, fid.Distance(samples, reference), langevinTime, seconds, diff, diffSe);

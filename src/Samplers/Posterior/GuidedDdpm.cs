@@ -94,24 +94,24 @@ internal static class GuidedDdpm
                 : null;
             replay.Report = why is null ? null : new StepLaunchReport(false, 0, 0, 0, why);
         }
+        Steps step = new(model, guide, residualRule, x, eps, x0, g, jtg, residual, scales, ring);
+        void Finish(int i)
+        {
+            if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
+            progress?.Report(new SamplerProgress(i + 1, steps));
+        }
         if (replay is { Report: null })
         {
-            var table = Table(schedule, timesteps, stepSize, residualRule, sigmaY);
-            Steps step = new((IDeviceTimestepDifferentiableScoreModel)model, guide, residualRule, x, eps, x0, g, jtg, residual, scales);
-            using var run = new TableRun(pool, table, TableWidth, n);
+            using var run = new TableRun(pool, Table(schedule, timesteps, stepSize, residualRule, sigmaY), TableWidth, n);
             using var head = run.Row.SliceBatch(0, DiffusionStep.TableWidth);   // DiffusionStep's columns
             var draw = new RandomDraw(seed, RandomStreams.DiffusionNoise, 0).ForBatch(firstSample, x.ItemLength);
-            void Step(int i)
+            void FromTable(int i)
             {
                 run.Select();
-                step.FromRow(i, run.Timesteps, run.Row, head, draw, ring);
+                step.FromRow(i, run.Timesteps, run.Row, head, draw);
             }
-            void Finish(int i)
-            {
-                if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
-                progress?.Report(new SamplerProgress(i + 1, steps));
-            }
-            WindowReplay.Run(x.Device, steps, ring.Interval, Step, Finish, replay.CaptureForTests, r => replay.Report = r, cancellationToken);
+            WindowReplay.Run(x.Device, steps, ring.Interval, FromTable, Finish, replay.CaptureForTests, r => replay.Report = r,
+                cancellationToken);
             return new PosteriorRun(steps);
         }
         for (int i = 0; i < steps; i++)
@@ -120,24 +120,9 @@ internal static class GuidedDdpm
             var (t, a, ap) = Levels(schedule, timesteps, i);
             timestep[0] = t;
             var (sa, sb) = Tweedie(a);
-
-            // Tweedie's estimate and the guidance there, weighed per chain (on the device: no read-back of the residuals).
-            model.PredictEpsilon(x, timestep, eps);
-            x0.CopyFrom(x);
-            Axpby.Run(-sb / sa, eps, 1f / sa, x0);
-            guide.Run(x0, i, a, residualRule, g, residual, guide.ReportsHealth ? ring.Row(i, 1) : null);
-            GuidanceScales.Run(residualRule ? residual : null, GuidanceWeight(a, ap, stepSize, residualRule, sigmaY), scales);
-            ScalePerItem.Run(g, scales, g);
-
-            // J^T g through the network, then the gradient in x_t: (g - sqrt(1 - a) J^T g) / sqrt(a).
-            model.EpsilonVjp(x, timestep, g, eps, jtg);
-            Axpby.Run(-sb / sa, jtg, 1f / sa, g);
-
-            DiffusionStep.Run(x, eps, DdpmStep(a, ap, i, steps), new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
-            Axpby.Run(1f, g, 1f, x);
-            ring.Record(i, 0, x);
-            if (ring.Due(i, steps - 1)) CheckFinite(name, ring, guide.ReportsHealth, ring.WindowStart(i), i, timesteps);
-            progress?.Report(new SamplerProgress(i + 1, steps));
+            step.Plain(i, timestep, a, -sb / sa, 1f / sa, GuidanceWeight(a, ap, stepSize, residualRule, sigmaY), DdpmStep(a, ap, i, steps),
+                new RandomDraw(seed, RandomStreams.DiffusionNoise, (ulong)i).ForBatch(firstSample, x.ItemLength));
+            Finish(i);
         }
         return new PosteriorRun(steps);
     }
@@ -183,24 +168,51 @@ internal static class GuidedDdpm
         return table;
     }
 
-    /// <summary>A guided step with its scalars read from the current table row: the plain loop's launches with each
-    /// scalar argument replaced by the row's value, so bitwise its result and the same launches at every step.</summary>
-    private sealed record Steps(IDeviceTimestepDifferentiableScoreModel Model, IMeasurementGuidance Guide, bool ResidualRule, Tensor X,
-        Tensor Eps, Tensor X0, Tensor G, Tensor Jtg, Tensor Residual, Tensor Scales)
+    /// <summary>One guided step over the run's buffers, in its two forms side by side: <see cref="Plain"/> with the step's
+    /// scalars as kernel arguments, <see cref="FromRow"/> with each of them read from the current table row instead (the
+    /// same launches in the same order, so bitwise the plain step, and the same arguments at every step).</summary>
+    private sealed record Steps(IDifferentiableScoreModel Model, IMeasurementGuidance Guide, bool ResidualRule, Tensor X,
+        Tensor Eps, Tensor X0, Tensor G, Tensor Jtg, Tensor Residual, Tensor Scales, DivergenceRing Ring)
     {
-        public void FromRow(int i, Tensor timesteps, Tensor row, Tensor head, RandomDraw draw, DivergenceRing ring)
+        /// <summary>Step i at timestep <paramref name="timestep"/> (alpha_bar <paramref name="a"/>): Tweedie's
+        /// x0^ = tweedieEps eps + tweedieX x, the guidance there weighed by <paramref name="w"/> (per chain by the step rule),
+        /// carried to x_t through the network by the same pair, the DDPM step, and the divergence record.</summary>
+        public void Plain(int i, float[] timestep, double a, float tweedieEps, float tweedieX, float w, DiffusionStep.Coefficients ddpm,
+            RandomDraw draw)
         {
-            Model.PredictEpsilon(X, timesteps, Eps);
+            // Tweedie's estimate and the guidance there, weighed per chain (on the device: no read-back of the residuals).
+            Model.PredictEpsilon(X, timestep, Eps);
+            X0.CopyFrom(X);
+            Axpby.Run(tweedieEps, Eps, tweedieX, X0);
+            Guide.Run(X0, i, a, ResidualRule, G, Residual, Guide.ReportsHealth ? Ring.Row(i, 1) : null);
+            GuidanceScales.Run(ResidualRule ? Residual : null, w, Scales);
+            ScalePerItem.Run(G, Scales, G);
+
+            // J^T g through the network, then the gradient in x_t: (g - sqrt(1 - a) J^T g) / sqrt(a).
+            Model.EpsilonVjp(X, timestep, G, Eps, Jtg);
+            Axpby.Run(tweedieEps, Jtg, tweedieX, G);
+
+            DiffusionStep.Run(X, Eps, ddpm, draw);
+            Axpby.Run(1f, G, 1f, X);
+            Ring.Record(i, 0, X);
+        }
+
+        /// <summary>Step i with its scalars from the current row (<paramref name="head"/>: the row's DiffusionStep columns;
+        /// <paramref name="draw"/>: the run's first draw, which the row's step index advances).</summary>
+        public void FromRow(int i, Tensor timesteps, Tensor row, Tensor head, RandomDraw draw)
+        {
+            var model = (IDeviceTimestepDifferentiableScoreModel)Model;
+            model.PredictEpsilon(X, timesteps, Eps);
             X0.CopyFrom(X);
             Axpby.RunFromRow(row, TweedieEps, TweedieX, Eps, X0);
-            Guide.Run(X0, i, double.NaN, ResidualRule, G, Residual, Guide.ReportsHealth ? ring.Row(i, 1) : null);
+            Guide.Run(X0, i, double.NaN, ResidualRule, G, Residual, Guide.ReportsHealth ? Ring.Row(i, 1) : null);
             GuidanceScales.RunFromRow(ResidualRule ? Residual : null, row, Weight, Scales);
             ScalePerItem.Run(G, Scales, G);
-            Model.EpsilonVjp(X, timesteps, G, Eps, Jtg);
+            model.EpsilonVjp(X, timesteps, G, Eps, Jtg);
             Axpby.RunFromRow(row, TweedieEps, TweedieX, Jtg, G);
             DiffusionStep.RunFromTable(X, Eps, head, draw);
             Axpby.Run(1f, G, 1f, X);
-            ring.Record(i, 0, X);
+            Ring.Record(i, 0, X);
         }
     }
 

@@ -33,7 +33,7 @@ public sealed class DdimSampler(IScoreModel model, NoiseSchedule schedule, doubl
 
     /// <inheritdoc/>
     protected override bool TryTableRow(StepInfo info, Span<float> row) =>
-        !ClipsX0 && DiffusionRow(DiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, Eta), info, row);
+        DiffusionRow(DiffusionStep.Ddim(info.AlphaT, info.AlphaPrev, Eta), info, row);
 }
 
 /// <summary>DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) on the chosen timesteps, as diffusers'
@@ -94,5 +94,5 @@ public sealed class DdpmSampler(IScoreModel model, NoiseSchedule schedule, bool 
     private static bool NoNoise(StepInfo info) => info.Timestep == 0 || info.Previous < 0;
 
     /// <inheritdoc/>
-    protected override bool TryTableRow(StepInfo info, Span<float> row) => !ClipsX0 && DiffusionRow(Coefficients(info), info, row);
+    protected override bool TryTableRow(StepInfo info, Span<float> row) => DiffusionRow(Coefficients(info), info, row);
 }

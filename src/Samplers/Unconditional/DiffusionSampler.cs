@@ -112,7 +112,7 @@ public abstract class DiffusionSampler
 
     /// <summary>For <see cref="GraphReplay"/>: writes one step's scalars into <paramref name="row"/>[1..] (row[0] holds the
     /// timestep), or returns false when this sampler's step has no table form (the run then takes the plain path). Called
-    /// for every step in order, before the run's first step.</summary>
+    /// for every step in order, before the run's first step, and only for runs that neither clip nor threshold x0.</summary>
     protected virtual bool TryTableRow(StepInfo info, Span<float> row) => false;
 
     /// <summary>For <see cref="GraphReplay"/>: the step's update with its scalars read on the device from

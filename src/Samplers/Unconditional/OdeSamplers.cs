@@ -41,7 +41,6 @@ public abstract class MultistepSampler(IScoreModel model, NoiseSchedule schedule
     /// <remarks>Called step by step in order, so <see cref="Last"/> is the previous row's step, as in the plain loop.</remarks>
     protected override bool TryTableRow(StepInfo info, Span<float> row)
     {
-        if (ClipsX0) return false;
         var c = Coefficients(info);
         (row[1], row[2], row[3], row[4], row[5]) = (c.Px, c.Pe, c.Cx, c.C1, c.C2);
         last = info;
